@@ -1,0 +1,148 @@
+"""The ``mallnet`` command.
+
+Shared subcommands live here (``demo``, ``broker``, ``wire``); each part adds
+its own (``edge``, ``core``, ``kiosk``) through the ``mallnet.commands`` entry
+point group, so this package never imports a part. A part whose extra is not
+installed on a device (a Pi has no ``cloud`` extra) is reported, not crashed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from mallnet import __version__
+from mallnet.errors import MallnetError
+from mallnet.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wire_docs(args: argparse.Namespace) -> int:
+    from mallnet.wire.docs import render_wire_docs
+
+    target = Path(args.output)
+    text = render_wire_docs()
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != text:
+            log.error("%s is stale: run `mallnet wire docs`", target)
+            return 1
+        log.info("%s is current", target)
+        return 0
+    target.write_text(text, encoding="utf-8")
+    log.info("wrote %s", target)
+    return 0
+
+
+def _broker_add_device(args: argparse.Namespace) -> int:
+    from mallnet.broker import add_credential
+    from mallnet.wire.topics import check_id
+
+    check_id(args.user, "device")
+    password = add_credential(Path(args.password_file), args.user)
+    secret = Path(args.secret_out)
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.touch(mode=0o600, exist_ok=True)
+    secret.chmod(0o600)
+    secret.write_text(password + "\n", encoding="utf-8")
+    log.info("added %s to %s; its password is in %s", args.user, args.password_file, secret)
+    return 0
+
+
+def _broker_run(args: argparse.Namespace) -> int:
+    from mallnet.broker import DevBroker
+
+    broker = DevBroker(Path(args.data_dir), mall=args.mall, port=args.port)
+    broker.start()
+    log.info("dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir)
+    try:
+        assert broker._proc is not None
+        broker._proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mallnet.demo import run_demo
+
+    return run_demo(Path(args.workdir) if args.workdir else None, duration_s=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mallnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run a whole simulated mall on this machine")
+    demo.add_argument("--workdir", help="keep the demo's files here (default: a temp dir)")
+    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    demo.set_defaults(handler=_demo)
+
+    broker = sub.add_parser("broker", help="development broker and device credentials")
+    bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
+    add = bsub.add_parser("add-device", help="create a device's broker credential")
+    add.add_argument("user", help="the node or kiosk id (its broker user name)")
+    add.add_argument("--password-file", required=True, help="Mosquitto password file")
+    add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
+    add.set_defaults(handler=_broker_add_device)
+    run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
+    run.add_argument("--data-dir", required=True)
+    run.add_argument("--mall", default="demo")
+    run.add_argument("--port", type=int, default=1883)
+    run.set_defaults(handler=_broker_run)
+
+    wire = sub.add_parser("wire", help="the MQTT wire contract")
+    wsub = wire.add_subparsers(dest="wire_command", required=True, metavar="ACTION")
+    docs = wsub.add_parser("docs", help="write docs/wire.md from the models")
+    docs.add_argument("--output", default=str(REPO_ROOT / "docs" / "wire.md"))
+    docs.add_argument("--check", action="store_true", help="fail if the file is stale")
+    docs.set_defaults(handler=_wire_docs)
+
+    for ep in sorted(entry_points(group="mallnet.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            missing = sub.add_parser(ep.name, help=f"(not installed here: {exc.name})")
+            missing.set_defaults(handler=_not_installed(ep.name, str(exc)))
+            continue
+        register(sub)
+    return parser
+
+
+def _not_installed(name: str, reason: str) -> Handler:
+    def handler(_args: argparse.Namespace) -> int:
+        log.error("`mallnet %s` is not available: %s (install the matching extra)", name, reason)
+        return 2
+
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except MallnetError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The one MQTT client wrapper every process uses (paho-mqtt 2.x, MQTT v5).
+
+Built at a process's composition root and injected into whatever publishes or
+consumes; there is no module-level client. It connects in the background with
+exponential reconnect backoff, re-subscribes on every connect, publishes a
+retained birth message once connected, registers a Last Will, and tells the
+caller the broker's reason code for each QoS 1 publish (135 = not authorised).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from mallnet.config import MqttSettings
+from mallnet.errors import MqttError
+
+log = logging.getLogger(__name__)
+
+NOT_AUTHORIZED = 135
+
+
+@dataclass(frozen=True)
+class Will:
+    """A message to publish on connect (birth) or by the broker on loss (Last Will)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A received message. With manual acknowledgement, pass it to ``MqttClient.ack``."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+
+
+class PublishTicket:
+    """Completes when the broker acknowledges a publish (or at once for QoS 0)."""
+
+    def __init__(self, mid: int, local_rc: int) -> None:
+        self.mid = mid
+        self.local_rc = local_rc  # paho's error code for the local send (0 = queued/sent)
+        self._done = threading.Event()
+        self._reason = -1
+
+    def _resolve(self, reason: int) -> None:
+        self._reason = reason
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The broker's reason code (0 success, 16 no subscribers, 135 not authorised).
+
+        Raises ``MqttError`` if no acknowledgement arrives within ``timeout``.
+        """
+        if not self._done.wait(timeout):
+            raise MqttError(f"publish mid={self.mid} not acknowledged within {timeout}s")
+        return self._reason
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+@dataclass
+class _Counters:
+    connects: int = 0
+    disconnects: int = 0
+    received: int = 0
+
+
+@dataclass
+class ConnectResult:
+    reason: int = -1
+    event: threading.Event = field(default_factory=threading.Event)
+
+
+class MqttClient:
+    """A paho client with the lifecycle mallnet needs."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        *,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: Callable[[Inbound], None] | None = None,
+        will: Will | None = None,
+        birth: Will | None = None,
+        manual_ack: bool = False,
+        persistent_session: bool = False,
+        session_expiry_s: int = 24 * 3600,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._birth = birth
+        self._manual_ack = manual_ack
+        self._persistent = persistent_session
+        self._session_expiry_s = session_expiry_s
+        self._on_connected = on_connected
+        self._tickets: dict[int, PublishTicket] = {}
+        self._early_acks: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._stopping = False
+        self._first_connect = ConnectResult()
+        self.counters = _Counters()
+        self._client = self._build(will)
+
+    # -- construction ---------------------------------------------------------------
+
+    def _build(self, will: Will | None) -> paho.Client:
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=self._manual_ack,
+        )
+        password = self._settings.resolve_password()
+        if self._settings.username is not None:
+            client.username_pw_set(self._settings.username, password)
+        tls = self._settings.tls
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        client.reconnect_delay_set(
+            min_delay=max(1, round(self._settings.reconnect_min_s)),
+            max_delay=max(1, round(self._settings.reconnect_max_s)),
+        )
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        return client
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; reconnects with backoff until ``stop``."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s if self._persistent else 0
+        try:
+            self._client.connect_async(
+                self._settings.host,
+                self._settings.port,
+                keepalive=self._settings.keepalive_s,
+                clean_start=not self._persistent,
+                properties=props,
+            )
+        except (OSError, ValueError) as exc:
+            raise MqttError(f"cannot connect to {self._settings.host}: {exc}") from exc
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once connected (or again connected), False on timeout."""
+        return self._connected.wait(timeout)
+
+    def first_connect_reason(self, timeout: float) -> int:
+        """The reason code of the first CONNACK (0 success, 134/135 refused); -1 if none."""
+        self._first_connect.event.wait(timeout)
+        return self._first_connect.reason
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def stop(self, farewell: Will | None = None, timeout: float = 5.0) -> None:
+        """Publish ``farewell`` (e.g. a retained ``offline``) if connected, then disconnect."""
+        if farewell is not None and self.connected:
+            ticket = self.publish(farewell.topic, farewell.payload, farewell.qos, farewell.retain)
+            try:
+                ticket.wait(timeout)
+            except MqttError:
+                log.warning("farewell message not acknowledged before disconnect")
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # -- traffic --------------------------------------------------------------------
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishTicket:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        ticket = PublishTicket(info.mid, info.rc)
+        with self._lock:
+            early = self._early_acks.pop(info.mid, None)
+            if early is None:
+                self._tickets[info.mid] = ticket
+        if early is not None:
+            ticket._resolve(early)
+        return ticket
+
+    def ack(self, message: Inbound) -> None:
+        """Acknowledge a message received with ``manual_ack`` (after its commit)."""
+        if message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Add a subscription now and on every later reconnect."""
+        self._subscriptions.append((topic_filter, qos))
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=qos)
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+
+    def _handle_connect(
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        code = int(reason.value)
+        if not self._first_connect.event.is_set():
+            self._first_connect.reason = code
+            self._first_connect.event.set()
+        if code != 0:
+            log.error("broker refused connection for %s: %s", self._client_id, reason)
+            return
+        self.counters.connects += 1
+        log.info(
+            "connected to %s:%s as %s (session present: %s)",
+            self._settings.host,
+            self._settings.port,
+            self._client_id,
+            getattr(flags, "session_present", False),
+        )
+        for topic_filter, qos in self._subscriptions:
+            client.subscribe(topic_filter, qos=qos)
+        if self._birth is not None:
+            self.publish(
+                self._birth.topic, self._birth.payload, self._birth.qos, self._birth.retain
+            )
+        self._connected.set()
+        if self._on_connected is not None:
+            self._on_connected()
+
+    def _handle_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._connected.clear()
+        self.counters.disconnects += 1
+        if self._stopping:
+            return
+        log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
+
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        self.counters.received += 1
+        if self._on_message is None:
+            return
+        inbound = Inbound(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
+        try:
+            self._on_message(inbound)
+        except Exception:  # a handler bug must not kill the network thread
+            log.exception("message handler failed for %s", msg.topic)
+
+    def _handle_publish(
+        self, _client: paho.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
+    ) -> None:
+        code = int(reason.value) if reason is not None else 0
+        with self._lock:
+            ticket = self._tickets.pop(mid, None)
+            if ticket is None:
+                self._early_acks[mid] = code
+        if ticket is not None:
+            ticket._resolve(code)

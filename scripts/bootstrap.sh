@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what mallnet needs on a fresh Debian/Ubuntu machine, then the Python
+# environment (.venv, from uv.lock). Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: the broker, the time-series server, zbar for QR codes,
+# D-Bus (mock BlueZ in tests) and the headers dbus-python builds against.
+APT_PACKAGES=(
+  mosquitto mosquitto-clients victoria-metrics libzbar0 openssl
+  dbus libdbus-1-dev libglib2.0-dev pkg-config python3-venv
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# uv, pinned, in a private tool venv when the machine has none (never touches system Python).
+UV_VERSION=0.13.9
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  if [ ! -x .tools/bin/uv ]; then
+    python3 -m venv .tools
+    .tools/bin/pip install -q "uv==${UV_VERSION}"
+  fi
+  UV=$PWD/.tools/bin/uv
+fi
+export UV UV_PYTHON_DOWNLOADS=never
+"$UV" sync --frozen --all-extras --quiet
