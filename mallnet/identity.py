@@ -26,6 +26,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from mallnet.errors import MallnetError
+
 WINDOW_S = 600
 """Length of one rotation window in seconds (10 minutes)."""
 SKEW_S = 120
@@ -37,7 +39,7 @@ KEY_BYTES = 32
 _LABEL = b"mallnet/eid/v1"
 
 
-class IdentityError(ValueError):
+class IdentityError(MallnetError, ValueError):
     """A malformed beacon key or program prefix."""
 
 

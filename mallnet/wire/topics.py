@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mallnet.errors import MallnetError
+
 ROOT = "mall"
 VERSION = "v1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -206,7 +208,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 _BY_SCOPE_LEAF = {(spec.scope.value, spec.leaf): spec for spec in ALL_TOPICS}
 
 
-class TopicError(ValueError):
+class TopicError(MallnetError, ValueError):
     """A topic string that is not part of the contract."""
 
 
