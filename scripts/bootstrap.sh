@@ -33,5 +33,6 @@ else
   fi
   UV=$PWD/.tools/bin/uv
 fi
-export UV UV_PYTHON_DOWNLOADS=never
+# Use the system trust store (proxies with a private CA work as on the rest of the machine).
+export UV UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1}
 "$UV" sync --frozen --all-extras --quiet
