@@ -2,7 +2,7 @@
 # Install what mallnet needs on a fresh Debian/Ubuntu machine, then the Python
 # environment (.venv, from uv.lock). Safe to run again: it only adds what is missing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages: the broker, the time-series server, zbar for QR codes,
 # D-Bus (mock BlueZ in tests) and the headers dbus-python builds against.
