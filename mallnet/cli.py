@@ -73,6 +73,13 @@ def _broker_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from mallnet.diagnose import build_report, render
+
+    sys.stdout.write(render(build_report([Path(p) for p in args.config])))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mallnet.demo import run_demo
 
@@ -90,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", help="keep the demo's files here (default: a temp dir)")
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     demo.set_defaults(handler=_demo)
+
+    diag = sub.add_parser("diagnose", help="print a redacted report for support tickets")
+    diag.add_argument("--config", action="append", default=[], help="a config file to include")
+    diag.set_defaults(handler=_diagnose)
 
     broker = sub.add_parser("broker", help="development broker and device credentials")
     bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")

@@ -85,3 +85,15 @@ def test_add_device_refuses_an_id_that_is_not_a_contract_id(tmp_path):
 
 def test_demo_runs_end_to_end(tmp_path):
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
+
+
+def test_diagnose_redacts_secrets_and_personal_data(tmp_path, capsys):
+    config = tmp_path / "node.yaml"
+    config.write_text(
+        "node: store-1\nmqtt:\n  password: hunter2hunter2\n  host: 127.0.0.1\n"
+        "note: call +380501234567 about aa:bb:cc:dd:ee:ff\n"
+    )
+    assert main(["diagnose", "--config", str(config), "--config", str(tmp_path / "nope.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "+380501234567" not in out and "aa:bb:cc" not in out
+    assert '"host": "127.0.0.1"' in out and '"parsed": false' in out
