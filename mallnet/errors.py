@@ -26,3 +26,7 @@ class ConfigError(MallnetError):
 
 class MqttError(MallnetError):
     """The MQTT client could not connect, publish or subscribe."""
+
+
+class FrameError(MallnetError):
+    """A frame source cannot be opened or read (a missing file, a corrupt image, no camera)."""
