@@ -1,0 +1,58 @@
+"""The HTTP API (FastAPI). ``create_app`` is the factory; there is no module-level app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cloud_core.api import routes
+from cloud_core.api.auth import ApiContext
+from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
+from mallnet import __version__
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[CoreError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InsufficientPoints, 409),
+    (InvalidInput, 422),
+)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """Build the API around one context (config, database, keys, clock)."""
+    app = FastAPI(
+        title="mallnet cloud core",
+        version=__version__,
+        summary="Customers, wallets, stores, campaigns and statistics of one mall.",
+        description=(
+            "Every call but `/health` needs an `X-API-Key` header. Roles: `admin` (the mall "
+            "office), `tenant` (one business: its own stores, campaigns, pocket and statistics), "
+            "`kiosk` (register customers, attach beacon keys, wallets, offers) and `node`."
+        ),
+    )
+    app.state.ctx = ctx
+
+    @app.exception_handler(CoreError)
+    async def _core_error(_request: Request, exc: CoreError) -> JSONResponse:
+        code = next((c for kind, c in _STATUS if isinstance(exc, kind)), 400)
+        log.info("API refused a request (%d): %s", code, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.get("/health", tags=["operations"], summary="Liveness (no key needed)")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "mall": ctx.config.mall}
+
+    for router in (
+        routes.customers,
+        routes.wallets,
+        routes.mall,
+        routes.campaigns,
+        routes.stats,
+        routes.admin,
+    ):
+        app.include_router(router)
+    return app

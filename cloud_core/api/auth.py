@@ -1,0 +1,177 @@
+"""API keys per role, and the typed FastAPI dependencies every router uses.
+
+Keys live in a YAML file (``api.keys_file``, mode 0600) or in an environment variable
+(``api.keys_env``) holding the same YAML; the core stores and compares only SHA-256
+digests. Roles:
+
+* ``admin`` — the mall office: everything;
+* ``tenant`` — one business: its stores, nodes, campaigns, statistics and its own
+  points pocket, never another business's;
+* ``kiosk`` — registers customers, attaches beacon keys, shows wallets and offers;
+* ``node`` — an edge node: reads its own node record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Literal, Self
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from pydantic import Field, SecretStr, model_validator
+
+from cloud_core.config import ApiSettings, CoreConfig, Ident, StoreConfig
+from cloud_core.store import Store
+from mallnet.config import ConfigModel, parse_yaml, validate_data
+from mallnet.errors import ConfigError
+
+Role = Literal["admin", "tenant", "kiosk", "node"]
+
+
+class ApiKeyEntry(ConfigModel):
+    name: str = Field(min_length=1, max_length=64, description="Who holds the key (for logs).")
+    role: Role = Field(description="What the key may do.")
+    business: Ident | None = Field(default=None, description="The tenant's business (tenants).")
+    node: Ident | None = Field(default=None, description="The node's id (node keys).")
+    key: SecretStr | None = Field(default=None, description="The key itself (development).")
+    key_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the key (preferred)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of key and key_sha256")
+        if self.key is not None and len(self.key.get_secret_value()) < 16:
+            raise ValueError("a key must have at least 16 characters")
+        if self.role == "tenant" and self.business is None:
+            raise ValueError("a tenant key needs its business")
+        if self.role == "node" and self.node is None:
+            raise ValueError("a node key needs its node")
+        return self
+
+    def digest(self) -> str:
+        if self.key_sha256 is not None:
+            return self.key_sha256
+        assert self.key is not None
+        return hashlib.sha256(self.key.get_secret_value().encode()).hexdigest()
+
+
+class ApiKeysFile(ConfigModel):
+    keys: tuple[ApiKeyEntry, ...] = Field(description="Every API key.")
+
+
+def load_api_keys(settings: ApiSettings) -> ApiKeysFile:
+    """The API keys from the environment variable (if set) or the file; ``ConfigError``."""
+    if settings.keys_env and os.environ.get(settings.keys_env):
+        text, source = os.environ[settings.keys_env], f"${settings.keys_env}"
+    elif settings.keys_file is not None:
+        try:
+            text = settings.keys_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read API keys {settings.keys_file}: {exc.strerror}"
+            ) from None
+        source = str(settings.keys_file)
+    else:
+        raise ConfigError("no API keys: set api.keys_file or api.keys_env")
+    data, lines = parse_yaml(text, source)
+    return validate_data(data, ApiKeysFile, source, lines)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    business: str | None = None
+    node: str | None = None
+
+
+class KeyRing:
+    def __init__(self, keys: ApiKeysFile) -> None:
+        self._by_digest = {
+            entry.digest(): Principal(entry.name, entry.role, entry.business, entry.node)
+            for entry in keys.keys
+        }
+
+    def lookup(self, presented: str) -> Principal | None:
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        for known, principal in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+
+@dataclass
+class ApiContext:
+    """What the routers need, built once by the app factory (no module-level state)."""
+
+    config: CoreConfig
+    store: Store
+    keys: KeyRing
+    clock: Callable[[], float]
+
+    @property
+    def stores(self) -> dict[str, StoreConfig]:
+        return {store.id: store for store in self.config.stores}
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+
+def get_principal(
+    ctx: Ctx,
+    x_api_key: Annotated[
+        str | None, Header(description="Your API key.", examples=["k-admin-0123456789abcdef"])
+    ] = None,
+) -> Principal:
+    if not x_api_key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header", {"WWW-Authenticate": "ApiKey"}
+        )
+    principal = ctx.keys.lookup(x_api_key)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown API key", {"WWW-Authenticate": "ApiKey"}
+        )
+    return principal
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def allow(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits only these roles (403 otherwise)."""
+
+    def check(caller: Caller) -> Principal:
+        if caller.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {caller.role!r} may not do this")
+        return caller
+
+    return check
+
+
+Admin = Annotated[Principal, Depends(allow("admin"))]
+AdminOrTenant = Annotated[Principal, Depends(allow("admin", "tenant"))]
+AdminOrKiosk = Annotated[Principal, Depends(allow("admin", "kiosk"))]
+Staff = Annotated[Principal, Depends(allow("admin", "tenant", "kiosk"))]
+
+
+def own_business(caller: Principal, business: str) -> None:
+    """A tenant may touch only its own business (403 otherwise)."""
+    if caller.role == "tenant" and caller.business != business:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "not your business")
+
+
+def reader(ctx: ApiContext) -> Iterator[sqlite3.Connection]:
+    with ctx.store.read() as conn:
+        yield conn

@@ -1,0 +1,277 @@
+"""Request and response bodies of the HTTP API, each with an OpenAPI example."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+from cloud_core.config import Ident
+
+
+def _example(**example: JsonValue) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
+class Problem(BaseModel):
+    model_config = _example(detail="no customer 'c0123'")
+    detail: str = Field(description="What was wrong, in words.")
+
+
+class CustomerIn(BaseModel):
+    model_config = _example(phone="+44 7911 123456", email="ann@example.com")
+    phone: str = Field(min_length=3, max_length=32, description="Any common format; stored E.164.")
+    email: str | None = Field(default=None, max_length=254, description="Optional e-mail.")
+
+
+class CustomerOut(BaseModel):
+    model_config = _example(
+        id="c5f0c2a9be1d34c7a8b6e0f1d",
+        phone="+447911123456",
+        email="ann@example.com",
+        created_at="2026-11-23T10:15:30Z",
+        beacon_keys=1,
+        vehicles=["AB12CDE"],
+    )
+    id: str = Field(description="Opaque customer id (the inbox topic's id).")
+    phone: str = Field(description="E.164 phone number.")
+    email: str | None = Field(description="E-mail, if given.")
+    created_at: datetime = Field(description="Registration time (UTC).")
+    beacon_keys: int = Field(description="How many beacon keys are attached.")
+    vehicles: list[str] = Field(description="Attached plates.")
+
+
+class BeaconKeyIn(BaseModel):
+    model_config = _example(key=None)
+    key: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="A 32-byte key as 64 hex digits (a pre-programmed tag); omit to get a new one.",
+    )
+
+
+class BeaconKeyOut(BaseModel):
+    model_config = _example(key_id=7, key="9c" * 32)
+    key_id: int = Field(description="Id of the attachment.")
+    key: str = Field(description="The beacon key (64 hex digits); give it to the app or tag.")
+
+
+class VehicleIn(BaseModel):
+    model_config = _example(plate="AB12 CDE", country="GB")
+    plate: str = Field(min_length=2, max_length=16, description="Plate as written.")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO country.")
+
+
+class VehicleOut(BaseModel):
+    model_config = _example(plate="AB12CDE")
+    plate: str = Field(description="Normalised plate.")
+
+
+class PocketOut(BaseModel):
+    model_config = _example(
+        pocket="bean-bar", balance=30, available=20, next_expiry="2026-11-24T00:00:00Z"
+    )
+    pocket: str = Field(description="`mall` (coalition) or a business id.")
+    balance: int = Field(description="Sum of the pocket's journal.")
+    available: int = Field(description="Spendable now (unexpired lots).")
+    next_expiry: datetime | None = Field(description="When the next lot expires.")
+
+
+class WalletOut(BaseModel):
+    model_config = _example(
+        customer="c5f0c2a9be1d34c7a8b6e0f1d",
+        pockets=[{"pocket": "mall", "balance": 50, "available": 50, "next_expiry": None}],
+    )
+    customer: str = Field(description="Customer id.")
+    pockets: list[PocketOut] = Field(description="One entry per pocket with points.")
+
+
+class JournalEntry(BaseModel):
+    model_config = _example(
+        id=12,
+        ts="2026-11-23T10:16:30Z",
+        pocket="bean-bar",
+        delta=10,
+        kind="grant",
+        reason="visit",
+        text="+10 points at Bean Bar",
+    )
+    id: int = Field(description="Journal row id (increasing).")
+    ts: datetime = Field(description="When it was written (event time for credits).")
+    pocket: str = Field(description="Pocket.")
+    delta: int = Field(description="Points added (positive) or removed (negative).")
+    kind: Literal["grant", "spend", "expire"] = Field(description="Kind of change.")
+    reason: str = Field(description="Why: visit, game, spend, expiry, …")
+    text: str = Field(description="Shown to the shopper.")
+
+
+class SpendIn(BaseModel):
+    model_config = _example(points=15, idempotency_key="till-3-receipt-88121", text="Coffee")
+    points: int = Field(gt=0, le=1_000_000, description="Points to spend.")
+    idempotency_key: str = Field(
+        min_length=8, max_length=128, description="Unique per spend; a retry with it is a no-op."
+    )
+    text: str = Field(default="", max_length=200, description="What for.")
+
+
+class SpendOut(BaseModel):
+    model_config = _example(outcome="spent", points=15, available=5)
+    outcome: Literal["spent", "duplicate"] = Field(description="`duplicate`: key seen before.")
+    points: int = Field(description="Points spent now (0 for a duplicate).")
+    available: int = Field(description="Spendable points left in the pocket.")
+
+
+class StoreOut(BaseModel):
+    model_config = _example(
+        id="bean-bar-l1", name="Bean Bar", business="bean-bar", zone="level-1", nodes=["store-1"]
+    )
+    id: str = Field(description="Store id.")
+    name: str = Field(description="Display name.")
+    business: str = Field(description="Owning business (its pocket id).")
+    zone: str | None = Field(description="Zone.")
+    nodes: list[str] = Field(description="Nodes covering it.")
+
+
+class NodeOut(BaseModel):
+    model_config = _example(
+        id="store-1",
+        store="bean-bar-l1",
+        state="online",
+        since="2026-11-23T08:00:00Z",
+        software="0.1.0",
+        last_seen="2026-11-23T10:15:30Z",
+        health={"outbox_depth": 0},
+    )
+    id: str = Field(description="Node id.")
+    store: str | None = Field(description="Store it covers (from config).")
+    state: str | None = Field(description="Last status: online/offline.")
+    since: datetime | None = Field(description="Start of that connection.")
+    software: str | None = Field(description="Reported mallnet version.")
+    last_seen: datetime | None = Field(description="Last status or health message.")
+    health: dict[str, object] | None = Field(description="Last health report.")
+
+
+CAMPAIGN_EXAMPLE: dict[str, JsonValue] = {
+    "id": "winter-coffee",
+    "business": "bean-bar",
+    "title": "Hot chocolate -20 %",
+    "text": "Show this at Bean Bar before Sunday.",
+    "image_url": "https://mall.example/img/cocoa.jpg",
+    "starts_at": "2026-11-23T00:00:00Z",
+    "ends_at": "2026-11-30T00:00:00Z",
+    "stores": ["bean-bar-l1"],
+    "zones": [],
+    "segment": "all",
+    "cap_count": 1,
+    "cap_period_s": 86400,
+}
+
+
+class CampaignIn(BaseModel):
+    model_config = _example(**CAMPAIGN_EXAMPLE)
+    id: Ident = Field(description="Campaign id (unique).")
+    business: Ident | None = Field(
+        default=None, description="Owning business; a tenant's key sets its own."
+    )
+    title: str = Field(min_length=1, max_length=120, description="Title.")
+    text: str = Field(min_length=1, max_length=1000, description="Body text.")
+    image_url: str | None = Field(default=None, max_length=500, description="Image URL.")
+    starts_at: AwareDatetime = Field(description="Start of validity.")
+    ends_at: AwareDatetime = Field(description="End of validity.")
+    stores: list[Ident] = Field(default=[], description="Target stores (of this business).")
+    zones: list[Ident] = Field(default=[], description="Target zones.")
+    segment: Literal["all", "new", "returning", "drivers"] = Field(
+        default="all", description="Customer segment."
+    )
+    cap_count: int = Field(default=1, ge=1, le=1000, description="Deliveries per customer …")
+    cap_period_s: float | None = Field(
+        default=None, gt=0, description="… per this period (none: per campaign)."
+    )
+
+
+class CampaignOut(BaseModel):
+    model_config = _example(**CAMPAIGN_EXAMPLE, deliveries=3)
+    id: str = Field(description="Campaign id.")
+    business: str = Field(description="Owning business.")
+    title: str = Field(description="Title.")
+    text: str = Field(description="Body text.")
+    image_url: str | None = Field(description="Image URL.")
+    starts_at: datetime = Field(description="Start of validity.")
+    ends_at: datetime = Field(description="End of validity.")
+    stores: list[str] = Field(description="Target stores.")
+    zones: list[str] = Field(description="Target zones.")
+    segment: str = Field(description="Customer segment.")
+    cap_count: int = Field(description="Deliveries per customer …")
+    cap_period_s: float | None = Field(description="… per this period (none: per campaign).")
+    deliveries: int = Field(description="Offers delivered so far.")
+
+
+class OfferOut(BaseModel):
+    model_config = _example(
+        campaign="winter-coffee",
+        business="bean-bar",
+        title="Hot chocolate -20 %",
+        text="Show this at Bean Bar before Sunday.",
+        image_url=None,
+        valid_until="2026-11-30T00:00:00Z",
+    )
+    campaign: str = Field(description="Campaign id.")
+    business: str = Field(description="Business.")
+    title: str = Field(description="Title.")
+    text: str = Field(description="Text.")
+    image_url: str | None = Field(description="Image.")
+    valid_until: datetime = Field(description="End of validity.")
+
+
+class VisitStats(BaseModel):
+    model_config = _example(
+        store="bean-bar-l1", day="2026-11-23", visits=42, customers=37, points=400
+    )
+    store: str = Field(description="Store.")
+    day: str = Field(description="Local day.")
+    visits: int = Field(description="Qualifying visits.")
+    customers: int = Field(description="Distinct customers.")
+    points: int = Field(description="Visit points credited.")
+
+
+class FootfallStats(BaseModel):
+    model_config = _example(
+        node="store-1", hour="2026-11-23T10:00Z", unique_tags=120, adverts=9000, windows=60
+    )
+    node: str = Field(description="Node.")
+    hour: str = Field(description="UTC hour.")
+    unique_tags: int = Field(description="Sum of per-window unique tags.")
+    adverts: int = Field(description="Adverts heard.")
+    windows: int = Field(description="Aggregation windows received.")
+
+
+class DeadLetterOut(BaseModel):
+    model_config = _example(
+        id=1,
+        ts="2026-11-23T10:15:30Z",
+        topic="mall/v1/demo/nodes/x/presence",
+        kind="json",
+        reason="not JSON",
+        payload="{",
+    )
+    id: int = Field(description="Row id.")
+    ts: datetime = Field(description="When it was rejected.")
+    topic: str = Field(description="Topic it came on.")
+    kind: str = Field(description="Wire error kind, or `unauthorised`, `mall`.")
+    reason: str = Field(description="Why.")
+    payload: str = Field(description="The payload (UTF-8, undecodable bytes replaced).")
+
+
+class ErasedOut(BaseModel):
+    model_config = _example(
+        customer="c5f0c2a9be1d34c7a8b6e0f1d", removed={"customers": 1, "journal": 4}
+    )
+    customer: str = Field(description="Erased customer id.")
+    removed: dict[str, int] = Field(description="Rows removed per table.")
+
+
+class IngestStats(BaseModel):
+    model_config = _example(outcomes={"credited": 10, "short": 30}, dead_letters=1)
+    outcomes: dict[str, int] = Field(description="Processed events by outcome.")
+    dead_letters: int = Field(description="Dead letters kept.")

@@ -1,0 +1,438 @@
+"""The HTTP API's routers. Each handler checks its caller's role and business, then reads
+or writes through ``Store`` (one ``BEGIN IMMEDIATE`` transaction per write)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from cloud_core import identity, ledger, offers
+from cloud_core.api import models as m
+from cloud_core.api.auth import (
+    Admin,
+    AdminOrKiosk,
+    AdminOrTenant,
+    ApiContext,
+    Caller,
+    Ctx,
+    Principal,
+    Staff,
+    own_business,
+)
+from cloud_core.errors import NotFound
+from cloud_core.ledger import from_iso
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": m.Problem, "description": "Bad request."},
+    401: {"model": m.Problem, "description": "Missing or unknown API key."},
+    403: {"model": m.Problem, "description": "Your role or business may not do this."},
+    404: {"model": m.Problem, "description": "No such thing."},
+    409: {"model": m.Problem, "description": "Conflicts with existing data."},
+}
+
+customers = APIRouter(prefix="/customers", tags=["customers"], responses=ERRORS)
+wallets = APIRouter(prefix="/customers", tags=["wallets"], responses=ERRORS)
+mall = APIRouter(tags=["stores and nodes"], responses=ERRORS)
+campaigns = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=ERRORS)
+stats = APIRouter(prefix="/stats", tags=["statistics"], responses=ERRORS)
+admin = APIRouter(tags=["operations"], responses=ERRORS)
+
+
+def _now(ctx: ApiContext) -> datetime:
+    return datetime.fromtimestamp(ctx.clock(), UTC)
+
+
+# --- customers ----------------------------------------------------------------------
+
+
+def _customer_out(ctx: ApiContext, customer: str) -> m.CustomerOut:
+    with ctx.store.read() as conn:
+        row = identity.require_customer(conn, customer)
+        (keys,) = conn.execute(
+            "SELECT COUNT(*) FROM beacon_keys WHERE customer_id = ?", (customer,)
+        ).fetchone()
+        plates = [
+            r[0]
+            for r in conn.execute(
+                "SELECT plate FROM vehicles WHERE customer_id = ? ORDER BY plate", (customer,)
+            )
+        ]
+    return m.CustomerOut(
+        id=row["id"],
+        phone=row["phone"],
+        email=row["email"],
+        created_at=from_iso(row["created_at"]),
+        beacon_keys=keys,
+        vehicles=plates,
+    )
+
+
+@customers.post("", status_code=status.HTTP_201_CREATED, summary="Register a customer")
+def register_customer(body: m.CustomerIn, ctx: Ctx, _caller: AdminOrKiosk) -> m.CustomerOut:
+    """Create a wallet keyed by the phone number (normalised to E.164)."""
+    with ctx.store.transaction() as conn:
+        customer, _phone = identity.register_customer(
+            conn,
+            body.phone,
+            default_region=ctx.config.default_region,
+            email=body.email,
+            now=_now(ctx),
+        )
+    return _customer_out(ctx, customer)
+
+
+@customers.get("/{customer}", summary="Read a customer")
+def read_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.CustomerOut:
+    return _customer_out(ctx, customer)
+
+
+@customers.delete("/{customer}", summary="Erase a customer")
+def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
+    """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries and wallet."""
+    with ctx.store.transaction() as conn:
+        removed = identity.erase_customer(conn, customer)
+    return m.ErasedOut(customer=customer, removed=removed)
+
+
+@customers.post(
+    "/{customer}/beacon-keys", status_code=status.HTTP_201_CREATED, summary="Attach a beacon key"
+)
+def attach_beacon_key(
+    customer: str, body: m.BeaconKeyIn, ctx: Ctx, _caller: AdminOrKiosk
+) -> m.BeaconKeyOut:
+    """Attach the key of a pre-programmed tag, or make a new key for the app."""
+    with ctx.store.transaction() as conn:
+        key_id, key = identity.attach_beacon_key(conn, customer, body.key, _now(ctx))
+    return m.BeaconKeyOut(key_id=key_id, key=key)
+
+
+@customers.post(
+    "/{customer}/vehicles", status_code=status.HTTP_201_CREATED, summary="Attach a vehicle"
+)
+def attach_vehicle(customer: str, body: m.VehicleIn, ctx: Ctx, _caller: Admin) -> m.VehicleOut:
+    with ctx.store.transaction() as conn:
+        plate = identity.attach_vehicle(conn, customer, body.plate, body.country, _now(ctx))
+    return m.VehicleOut(plate=plate)
+
+
+# --- wallets --------------------------------------------------------------------------
+
+
+@wallets.get("/{customer}/wallet", summary="Balances per pocket")
+def wallet(customer: str, ctx: Ctx, caller: Staff) -> m.WalletOut:
+    """A tenant sees only its own pocket; admins and kiosks see every pocket."""
+    with ctx.store.read() as conn:
+        identity.require_customer(conn, customer)
+        pockets = ledger.balances(conn, customer, _now(ctx))
+    if caller.role == "tenant":
+        pockets = [p for p in pockets if p.pocket == caller.business]
+    return m.WalletOut(
+        customer=customer,
+        pockets=[
+            m.PocketOut(
+                pocket=p.pocket, balance=p.balance, available=p.available, next_expiry=p.next_expiry
+            )
+            for p in pockets
+        ],
+    )
+
+
+@wallets.get("/{customer}/history", summary="Journal of a wallet")
+def wallet_history(
+    customer: str,
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    pocket: Annotated[
+        str | None, Query(description="Only this pocket (tenants: required).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most rows, newest first.")] = 100,
+) -> list[m.JournalEntry]:
+    if caller.role == "tenant":
+        pocket = pocket or caller.business or ""
+        own_business(caller, pocket)
+    with ctx.store.read() as conn:
+        identity.require_customer(conn, customer)
+        rows = ledger.history(conn, customer, pocket, limit)
+    return [
+        m.JournalEntry(
+            id=r["id"],
+            ts=from_iso(r["ts"]),
+            pocket=r["pocket"],
+            delta=r["delta"],
+            kind=r["kind"],
+            reason=r["reason"],
+            text=r["text"],
+        )
+        for r in rows
+    ]
+
+
+@wallets.post("/{customer}/pockets/{pocket}/spend", summary="Spend points from a pocket")
+def spend(
+    customer: str, pocket: str, body: m.SpendIn, ctx: Ctx, caller: AdminOrTenant
+) -> m.SpendOut:
+    """Draws the earliest-expiring lots first; 409 if the pocket cannot cover it."""
+    own_business(caller, pocket)
+    now = _now(ctx)
+    with ctx.store.transaction() as conn:
+        identity.require_customer(conn, customer)
+        result = ledger.spend(
+            conn,
+            customer=customer,
+            pocket=pocket,
+            points=body.points,
+            idem_key=f"api-spend:{pocket}:{body.idempotency_key}",
+            now=now,
+            text=body.text,
+        )
+        available = sum(
+            b.available for b in ledger.balances(conn, customer, now) if b.pocket == pocket
+        )
+    return m.SpendOut(outcome=result.outcome, points=result.points, available=available)
+
+
+# --- stores and nodes -----------------------------------------------------------------
+
+
+def _visible_stores(ctx: ApiContext, caller: Principal) -> list[m.StoreOut]:
+    return [
+        m.StoreOut(id=s.id, name=s.name, business=s.business, zone=s.zone, nodes=list(s.nodes))
+        for s in ctx.config.stores
+        if caller.role != "tenant" or s.business == caller.business
+    ]
+
+
+@mall.get("/stores", summary="The mall's stores")
+def list_stores(ctx: Ctx, caller: Staff) -> list[m.StoreOut]:
+    """Tenants see their own stores only."""
+    return _visible_stores(ctx, caller)
+
+
+@mall.get("/nodes", summary="Edge nodes and their last status and health")
+def list_nodes(ctx: Ctx, caller: Caller) -> list[m.NodeOut]:
+    """Admins see every node, tenants their stores' nodes, a node key itself."""
+    store_of = ctx.config.store_of_node()
+    with ctx.store.read() as conn:
+        rows = {r["id"]: r for r in conn.execute("SELECT * FROM nodes")}
+    ids = sorted(set(store_of) | set(rows))
+    out = []
+    for node in ids:
+        store = store_of.get(node)
+        if caller.role == "tenant" and (store is None or store.business != caller.business):
+            continue
+        if caller.role == "node" and node != caller.node:
+            continue
+        if caller.role == "kiosk":
+            continue
+        row = rows.get(node)
+        out.append(
+            m.NodeOut(
+                id=node,
+                store=store.id if store else None,
+                state=row["state"] if row else None,
+                since=from_iso(row["since"]) if row and row["since"] else None,
+                software=row["software"] if row else None,
+                last_seen=from_iso(row["last_seen"]) if row and row["last_seen"] else None,
+                health=json.loads(row["last_health"]) if row and row["last_health"] else None,
+            )
+        )
+    return out
+
+
+# --- campaigns ------------------------------------------------------------------------
+
+
+def _campaign_out(ctx: ApiContext, c: offers.Campaign) -> m.CampaignOut:
+    with ctx.store.read() as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?", (c.id,)
+        ).fetchone()
+    return m.CampaignOut(
+        id=c.id,
+        business=c.business,
+        title=c.title,
+        text=c.text,
+        image_url=c.image_url,
+        starts_at=c.starts_at,
+        ends_at=c.ends_at,
+        stores=list(c.stores),
+        zones=list(c.zones),
+        segment=c.segment,
+        cap_count=c.cap_count,
+        cap_period_s=c.cap_period_s,
+        deliveries=count,
+    )
+
+
+@campaigns.post("", status_code=status.HTTP_201_CREATED, summary="Create a campaign")
+def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.CampaignOut:
+    """A tenant creates campaigns for its own business only (its key sets `business`)."""
+    business = body.business or caller.business
+    if business is None:
+        from fastapi import HTTPException
+
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "an admin must give the business")
+    own_business(caller, business)
+    campaign = offers.Campaign(
+        id=body.id,
+        business=business,
+        title=body.title,
+        text=body.text,
+        image_url=body.image_url,
+        starts_at=body.starts_at.astimezone(UTC),
+        ends_at=body.ends_at.astimezone(UTC),
+        stores=tuple(body.stores),
+        zones=tuple(body.zones),
+        segment=body.segment,
+        cap_count=body.cap_count,
+        cap_period_s=body.cap_period_s,
+    )
+    with ctx.store.transaction() as conn:
+        offers.create_campaign(conn, campaign, ctx.stores, _now(ctx))
+    return _campaign_out(ctx, campaign)
+
+
+@campaigns.get("", summary="List campaigns")
+def list_campaigns(ctx: Ctx, caller: AdminOrTenant) -> list[m.CampaignOut]:
+    """Tenants see their own campaigns only."""
+    with ctx.store.read() as conn:
+        found = offers.list_campaigns(conn, caller.business if caller.role == "tenant" else None)
+    return [_campaign_out(ctx, c) for c in found]
+
+
+def _own_campaign(ctx: ApiContext, caller: Principal, campaign_id: str) -> offers.Campaign:
+    with ctx.store.read() as conn:
+        campaign = offers.get_campaign(conn, campaign_id)
+    if caller.role == "tenant" and campaign.business != caller.business:
+        raise NotFound(f"no campaign {campaign_id!r}")  # another tenant's: do not even confirm
+    return campaign
+
+
+@campaigns.get("/{campaign_id}", summary="Read a campaign")
+def read_campaign(campaign_id: str, ctx: Ctx, caller: AdminOrTenant) -> m.CampaignOut:
+    return _campaign_out(ctx, _own_campaign(ctx, caller, campaign_id))
+
+
+@campaigns.delete(
+    "/{campaign_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a campaign"
+)
+def delete_campaign(campaign_id: str, ctx: Ctx, caller: AdminOrTenant) -> None:
+    _own_campaign(ctx, caller, campaign_id)
+    with ctx.store.transaction() as conn:
+        offers.delete_campaign(conn, campaign_id)
+
+
+@mall.get("/kiosk/offers", summary="Offers a kiosk shows now")
+def kiosk_offers(ctx: Ctx, _caller: AdminOrKiosk) -> list[m.OfferOut]:
+    with ctx.store.read() as conn:
+        active = offers.list_campaigns(conn, active_at=_now(ctx))
+    return [m.OfferOut(**c.card().model_dump()) for c in active]
+
+
+# --- statistics -----------------------------------------------------------------------
+
+
+@stats.get("/visits", summary="Visits per store and day")
+def visit_stats(
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    day: Annotated[
+        str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="Local day.")
+    ] = None,
+    store: Annotated[str | None, Query(description="One store.")] = None,
+) -> list[m.VisitStats]:
+    """Tenants see their own stores only."""
+    sql = (
+        "SELECT store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
+        " SUM(points) AS points FROM visits WHERE 1 = 1"
+    )
+    params: list[str] = []
+    if caller.role == "tenant":
+        sql += " AND business = ?"
+        params.append(caller.business or "")
+    if day is not None:
+        sql += " AND day = ?"
+        params.append(day)
+    if store is not None:
+        sql += " AND store = ?"
+        params.append(store)
+    with ctx.store.read() as conn:
+        rows = conn.execute(sql + " GROUP BY store, day ORDER BY day, store", params).fetchall()
+    return [
+        m.VisitStats(
+            store=r["store"],
+            day=r["day"],
+            visits=r["visits"],
+            customers=r["customers"],
+            points=r["points"],
+        )
+        for r in rows
+    ]
+
+
+@stats.get("/footfall", summary="Footfall per node and hour (SQLite rollups)")
+def footfall_stats(
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    node: Annotated[str | None, Query(description="One node.")] = None,
+) -> list[m.FootfallStats]:
+    store_of = ctx.config.store_of_node()
+    with ctx.store.read() as conn:
+        rows = conn.execute("SELECT * FROM footfall ORDER BY hour, node").fetchall()
+    out = []
+    for r in rows:
+        if node is not None and r["node"] != node:
+            continue
+        owner = store_of.get(r["node"])
+        if caller.role == "tenant" and (owner is None or owner.business != caller.business):
+            continue
+        out.append(
+            m.FootfallStats(
+                node=r["node"],
+                hour=r["hour"],
+                unique_tags=r["unique_tags"],
+                adverts=r["adverts"],
+                windows=r["windows"],
+            )
+        )
+    return out
+
+
+# --- operations -----------------------------------------------------------------------
+
+
+@admin.get("/dead-letters", summary="Messages ingest rejected")
+def dead_letters(
+    ctx: Ctx,
+    _caller: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most rows, newest first.")] = 100,
+) -> list[m.DeadLetterOut]:
+    with ctx.store.read() as conn:
+        rows = conn.execute(
+            "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+    return [
+        m.DeadLetterOut(
+            id=r["id"],
+            ts=from_iso(r["ts"]),
+            topic=r["topic"],
+            kind=r["kind"],
+            reason=r["reason"],
+            payload=bytes(r["payload"]).decode("utf-8", "replace"),
+        )
+        for r in rows
+    ]
+
+
+@admin.get("/ingest/stats", summary="Processed events by outcome")
+def ingest_stats(ctx: Ctx, _caller: Admin) -> m.IngestStats:
+    with ctx.store.read() as conn:
+        outcomes = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
+        }
+        (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+    return m.IngestStats(outcomes=outcomes, dead_letters=dead)

@@ -1,0 +1,116 @@
+"""The composition root: builds the core's parts from its config and runs them.
+
+``CoreApp`` is what ``mallnet core run`` starts and what tests start in-process: the
+MQTT consumer (``Consumer`` around ``Applier``) and the HTTP API (uvicorn in a thread),
+each with its own database connection, sharing one injected clock. Nothing is built at
+import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import uvicorn
+
+from cloud_core.api import create_app
+from cloud_core.api.auth import ApiContext, KeyRing, load_api_keys
+from cloud_core.config import CoreConfig
+from cloud_core.ingest import Applier, Consumer, subscriptions
+from cloud_core.store import Store, open_store
+from cloud_core.telemetry import TelemetrySink, make_sink
+from mallnet.mqtt import Inbound, MqttClient
+
+log = logging.getLogger(__name__)
+
+Only = Literal["api", "ingest"] | None
+
+
+class CoreApp:
+    def __init__(
+        self,
+        config: CoreConfig,
+        *,
+        only: Only = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.only = only
+        self.clock = clock
+        self.consumer: Consumer | None = None
+        self.telemetry: TelemetrySink | None = None
+        self.server: uvicorn.Server | None = None
+        self._stores: list[Store] = []
+        self._server_thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Open the database (migrating it), then start the consumer and/or the API."""
+        ingest_store = open_store(self.config.database)
+        self._stores.append(ingest_store)
+        if self.only != "api":
+            self.telemetry = make_sink(self.config.telemetry)
+            self.consumer = self._build_consumer(ingest_store, self.telemetry)
+            self.consumer.start()
+        if self.only != "ingest":
+            keys = KeyRing(load_api_keys(self.config.api))
+            api_store = Store(self.config.database)
+            self._stores.append(api_store)
+            app = create_app(ApiContext(self.config, api_store, keys, self.clock))
+            server_config = uvicorn.Config(
+                app,
+                host=self.config.api.host,
+                port=self.config.api.port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+            )
+            self.server = uvicorn.Server(server_config)
+            self._server_thread = threading.Thread(
+                target=self.server.run, name="core-api", daemon=True
+            )
+            self._server_thread.start()
+            deadline = time.monotonic() + timeout
+            while not self.server.started:
+                if not self._server_thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"API did not start on port {self.config.api.port}")
+                time.sleep(0.01)  # polling a condition, not a fixed wait
+            log.info("API on http://%s:%s", self.config.api.host, self.config.api.port)
+
+    def _build_consumer(self, store: Store, telemetry: TelemetrySink) -> Consumer:
+        applier = Applier(self.config, store, self.clock)
+        ingest = self.config.ingest
+
+        def client_factory(on_message: Callable[[Inbound], None]) -> MqttClient:
+            return MqttClient(
+                self.config.mqtt,
+                ingest.client_id,
+                subscriptions=subscriptions(self.config),
+                on_message=on_message,
+                manual_ack=True,
+                persistent_session=True,
+            )
+
+        return Consumer(
+            applier,
+            client_factory,
+            telemetry,
+            batch_max=ingest.batch_max,
+            batch_wait_s=ingest.batch_wait_ms / 1000,
+            expiry_interval_s=ingest.expiry_interval_s,
+        )
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(10)
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.telemetry is not None:
+            self.telemetry.close()
+        for store in self._stores:
+            store.close()
+        self._stores.clear()

@@ -1,0 +1,186 @@
+"""``mallnet core …``: run the cloud core, validate its config, and small admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import yaml
+
+from cloud_core.config import load_core_config
+from mallnet.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    core = subparsers.add_parser("core", help="the cloud core (ingest, ledger, API)")
+    sub = core.add_subparsers(dest="core_command", required=True, metavar="ACTION")
+
+    run = sub.add_parser("run", help="run the API and the MQTT consumer")
+    run.add_argument("--config", required=True, help="core config YAML")
+    run.add_argument(
+        "--only", choices=["api", "ingest"], default=None, help="run one half in this process"
+    )
+    run.add_argument(
+        "--validate-config", action="store_true", help="check the config (and API keys), exit"
+    )
+    run.set_defaults(handler=_run)
+
+    expire = sub.add_parser("expire", help="run the points expiry job once")
+    expire.add_argument("--config", required=True, help="core config YAML")
+    expire.set_defaults(handler=_expire)
+
+    add = sub.add_parser(
+        "add-customer", help="register a customer (and a beacon key); prints JSON with its id"
+    )
+    add.add_argument("--config", required=True, help="core config YAML")
+    add.add_argument("--phone", required=True, help="phone number (any common format)")
+    add.add_argument("--email", default=None, help="optional e-mail")
+    add.add_argument("--beacon-key", action="append", default=[], help="64 hex digits; repeatable")
+    add.add_argument("--new-beacon-key", action="store_true", help="make and attach a new key")
+    add.set_defaults(handler=_add_customer)
+
+    demo = sub.add_parser(
+        "demo-config", help="write a development config and API keys into a directory"
+    )
+    demo.add_argument("--workdir", required=True, help="directory for config, keys, database")
+    demo.add_argument("--mall", default="demo", help="mall id")
+    demo.add_argument("--mqtt-port", type=int, required=True, help="broker port on 127.0.0.1")
+    demo.add_argument("--mqtt-user", default="core", help="the core's broker user")
+    demo.add_argument("--mqtt-password-file", required=True, help="file with its password")
+    demo.add_argument("--api-port", type=int, default=8080, help="HTTP port of the API")
+    demo.add_argument(
+        "--store",
+        action="append",
+        default=[],
+        metavar="STORE:BUSINESS:NODE[,NODE]",
+        help="a store with its business and nodes; repeatable (default: one demo store)",
+    )
+    demo.set_defaults(handler=_demo_config)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cloud_core.api.auth import load_api_keys
+
+    try:
+        config = load_core_config(args.config)
+        if args.only != "ingest":
+            load_api_keys(config.api)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    if args.validate_config:
+        log.info("%s is valid", args.config)
+        return 0
+    from cloud_core.app import CoreApp
+
+    app = CoreApp(config, only=args.only)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    log.info("core running for mall %s (%s)", config.mall, args.only or "api and ingest")
+    try:
+        stop.wait()
+    finally:
+        app.stop()
+    return 0
+
+
+def _expire(args: argparse.Namespace) -> int:
+    from cloud_core import ledger
+    from cloud_core.store import open_store
+
+    config = load_core_config(args.config)
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            changes = ledger.expire_due(conn, datetime.now(UTC))
+    finally:
+        store.close()
+    log.info("expired %d lots", len(changes))
+    return 0
+
+
+def _add_customer(args: argparse.Namespace) -> int:
+    from cloud_core import identity
+    from cloud_core.store import open_store
+
+    config = load_core_config(args.config)
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            customer, phone = identity.register_customer(
+                conn, args.phone, default_region=config.default_region, email=args.email
+            )
+            keys = [identity.attach_beacon_key(conn, customer, k)[1] for k in args.beacon_key]
+            if args.new_beacon_key:
+                keys.append(identity.attach_beacon_key(conn, customer)[1])
+    finally:
+        store.close()
+    log.info("registered customer %s with %d beacon keys", customer, len(keys))
+    sys.stdout.write(json.dumps({"id": customer, "phone": phone, "beacon_keys": keys}) + "\n")
+    return 0
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
+def _demo_config(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stores = []
+    for spec in args.store or ["bean-bar-l1:bean-bar:store-bean-bar-1"]:
+        try:
+            store_id, business, nodes = spec.split(":")
+        except ValueError:
+            log.error("--store wants STORE:BUSINESS:NODE[,NODE], got %r", spec)
+            return 2
+        stores.append(
+            {"id": store_id, "name": store_id, "business": business, "nodes": nodes.split(",")}
+        )
+    keys = {role: f"k-{role}-{secrets.token_urlsafe(24)}" for role in ("admin", "kiosk")}
+    tenant_keys = {s["business"]: f"k-tenant-{secrets.token_urlsafe(24)}" for s in stores}
+    key_entries = [{"name": role, "role": role, "key": key} for role, key in keys.items()]
+    key_entries += [
+        {"name": business, "role": "tenant", "business": business, "key": key}
+        for business, key in tenant_keys.items()
+    ]
+    _write_secret(workdir / "api-keys.yaml", yaml.safe_dump({"keys": key_entries}))
+    for role, key in keys.items():
+        _write_secret(workdir / f"{role}.key", key + "\n")
+    config = {
+        "mall": args.mall,
+        "database": str(workdir / "core.sqlite"),
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": args.mqtt_port,
+            "username": args.mqtt_user,
+            "password_file": str(Path(args.mqtt_password_file).resolve()),
+        },
+        "api": {"port": args.api_port, "keys_file": str(workdir / "api-keys.yaml")},
+        "visits": {"points": 10, "min_dwell_s": 30, "cooldown_s": 3600, "daily_cap": 100},
+        "stores": stores,
+    }
+    (workdir / "core.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    log.info(
+        "wrote %s, %s and the admin/kiosk keys", workdir / "core.yaml", workdir / "api-keys.yaml"
+    )
+    return 0

@@ -1,0 +1,208 @@
+"""The cloud core's configuration: one pydantic model per concern, loaded once in ``app``.
+
+Secrets never live in the YAML: the broker password comes from ``mqtt.password_file``,
+API keys from ``api.keys_file`` or the environment variable named by ``api.keys_env``,
+the time-series token from ``telemetry.token_file``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, HttpUrl, StringConstraints, model_validator
+
+from mallnet.config import ConfigModel, MqttSettings, load_config
+from mallnet.errors import ConfigError
+from mallnet.wire.topics import ID_PATTERN
+
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+class VisitRules(ConfigModel):
+    """Pay-per-visit rules; ``visits`` gives the defaults, a store may override any of them."""
+
+    points: int = Field(default=10, ge=0, le=100_000, description="Points for one visit.")
+    min_dwell_s: float = Field(
+        default=60, ge=0, le=86_400, description="Seconds inside the store before a visit counts."
+    )
+    cooldown_s: float = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86_400,
+        description="No second visit credit for the same customer and store within this time, "
+        "whichever node saw it.",
+    )
+    daily_cap: int = Field(
+        default=100,
+        ge=0,
+        description="Most visit points one customer can earn per day at one business.",
+    )
+    expiry: Literal["none", "end_of_day", "after"] = Field(
+        default="none",
+        description="When visit points expire: never, at the end of the local day "
+        "('spend them here today'), or `expires_after_s` after the visit.",
+    )
+    expires_after_s: float | None = Field(
+        default=None, gt=0, description="Lifetime of visit points when `expiry` is `after`."
+    )
+
+    @model_validator(mode="after")
+    def _after_needs_seconds(self) -> Self:
+        if self.expiry == "after" and self.expires_after_s is None:
+            raise ValueError("expiry 'after' needs expires_after_s")
+        return self
+
+
+class VisitOverrides(ConfigModel):
+    """Per-store overrides of ``visits``; unset fields use the defaults."""
+
+    points: int | None = Field(default=None, ge=0, le=100_000, description="Points per visit.")
+    min_dwell_s: float | None = Field(default=None, ge=0, description="Minimum dwell (s).")
+    cooldown_s: float | None = Field(default=None, ge=0, description="Cooldown (s).")
+    daily_cap: int | None = Field(default=None, ge=0, description="Daily cap (points).")
+    expiry: Literal["none", "end_of_day", "after"] | None = Field(
+        default=None, description="Expiry policy of this store's visit points."
+    )
+    expires_after_s: float | None = Field(default=None, gt=0, description="Lifetime (s).")
+
+
+class StoreConfig(ConfigModel):
+    id: Ident = Field(description="Store id (unique in the mall).")
+    name: str = Field(min_length=1, max_length=120, description="Shown to shoppers.")
+    business: Ident = Field(
+        description="The tenant business that owns the store; its points pocket has this id."
+    )
+    zone: Ident | None = Field(default=None, description="Mall zone, for zone-targeted offers.")
+    nodes: tuple[Ident, ...] = Field(
+        default=(), description="Edge nodes (scanners) covering this store."
+    )
+    visits: VisitOverrides = Field(
+        default_factory=VisitOverrides, description="Overrides of the default visit rules."
+    )
+
+
+class GameRules(ConfigModel):
+    """The 'visit N different stores today' bonus, paid into the coalition pocket."""
+
+    enabled: bool = Field(default=True, description="Whether the game runs.")
+    stores: int = Field(default=3, ge=2, le=100, description="Different stores to visit per day.")
+    points: int = Field(default=50, ge=1, description="Coalition points for reaching the goal.")
+
+
+class IngestSettings(ConfigModel):
+    client_id: Ident = Field(
+        default="core-1",
+        description="MQTT client id of this worker; unique per worker, stable across restarts "
+        "(the broker keeps its session and redelivers what it had not acked).",
+    )
+    share_group: Ident = Field(
+        default="core", description="Shared-subscription group the workers split the load in."
+    )
+    batch_max: int = Field(
+        default=200, ge=1, le=10_000, description="Most MQTT messages applied per transaction."
+    )
+    batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long to wait for more messages before committing a partial batch.",
+    )
+    max_event_age_s: float = Field(
+        default=48 * 3600,
+        gt=0,
+        description="Older presence events are receipted but credit nothing (counted as stale).",
+    )
+    expiry_interval_s: float = Field(
+        default=60, gt=0, description="How often the expiry job runs in `core run`."
+    )
+
+
+class ApiSettings(ConfigModel):
+    host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
+    keys_file: Path | None = Field(
+        default=None, description="YAML file with the API keys (mode 0600); see docs/core.md."
+    )
+    keys_env: str | None = Field(
+        default=None,
+        description="Name of an environment variable holding the same YAML (used if set).",
+    )
+
+
+class TelemetrySettings(ConfigModel):
+    """An InfluxDB v2 compatible server (InfluxDB, VictoriaMetrics); None keeps SQLite only."""
+
+    url: HttpUrl = Field(description="Base URL, e.g. http://127.0.0.1:8428.")
+    org: str = Field(default="mallnet", description="InfluxDB organisation.")
+    bucket: str = Field(default="mallnet", description="InfluxDB bucket.")
+    token_file: Path | None = Field(default=None, description="File with the API token.")
+    batch_size: int = Field(default=500, ge=1, description="Most points per write.")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="Longest wait before a write.")
+    queue_max: int = Field(
+        default=100_000, ge=1, description="Points held while the server is slow; then dropped."
+    )
+
+
+class CoreConfig(ConfigModel):
+    """The whole cloud core config file (`mallnet core run --config F`)."""
+
+    mall: Ident = Field(description="Mall id: the `{mall}` segment of every topic.")
+    database: Path = Field(description="SQLite file (WAL); created with its migrations.")
+    timezone: str = Field(default="UTC", description="IANA zone that defines the mall's 'day'.")
+    default_region: str = Field(
+        default="GB",
+        pattern=r"^[A-Z]{2}$",
+        description="Region assumed for phone numbers given without +country code.",
+    )
+    mqtt: MqttSettings = Field(description="How the core reaches the broker (its own user).")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="The MQTT consumer.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The HTTP API.")
+    telemetry: TelemetrySettings | None = Field(
+        default=None, description="Time-series server; leave out to keep rollups in SQLite only."
+    )
+    visits: VisitRules = Field(default_factory=VisitRules, description="Default visit rules.")
+    game: GameRules = Field(default_factory=GameRules, description="The daily stores game.")
+    stores: tuple[StoreConfig, ...] = Field(default=(), description="The mall's stores.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        seen_stores: set[str] = set()
+        seen_nodes: dict[str, str] = {}
+        for store in self.stores:
+            if store.id in seen_stores:
+                raise ValueError(f"store {store.id!r} is listed twice")
+            seen_stores.add(store.id)
+            for node in store.nodes:
+                if node in seen_nodes:
+                    raise ValueError(
+                        f"node {node!r} is in stores {seen_nodes[node]!r} and {store.id!r}"
+                    )
+                seen_nodes[node] = store.id
+            self.rules_for(store)
+        return self
+
+    def rules_for(self, store: StoreConfig) -> VisitRules:
+        """The effective visit rules of a store (defaults with its overrides)."""
+        overrides = store.visits.model_dump(exclude_none=True)
+        return VisitRules.model_validate({**self.visits.model_dump(), **overrides})
+
+    def store_of_node(self) -> dict[str, StoreConfig]:
+        return {node: store for store in self.stores for node in store.nodes}
+
+
+def load_core_config(path: Path | str) -> CoreConfig:
+    """Load and validate a core config file; raises ``ConfigError`` with file:line problems."""
+    config = load_config(path, CoreConfig)
+    if not config.database.is_absolute():
+        base = Path(path).resolve().parent
+        config = config.model_copy(update={"database": base / config.database})
+    return config
+
+
+__all__ = ["ConfigError", "CoreConfig", "StoreConfig", "VisitRules", "load_core_config"]

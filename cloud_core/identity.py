@@ -1,0 +1,234 @@
+"""Customers (wallets keyed by phone number), their beacon keys and vehicles, and the
+resolver that turns a rotating beacon id back into a customer.
+
+The resolver keeps, per rotation window, a dict from tag id to customer. The current
+window and its neighbours are precomputed (and recomputed as windows roll, by the
+injected clock), so resolving an event costs one or two dict lookups. An id counts
+only if its window is one of ``mallnet.identity.windows_accepting(event time)``:
+a recorded id replayed later resolves to nobody and is reported as a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import phonenumbers
+
+from cloud_core.errors import Conflict, InvalidInput, NotFound
+from cloud_core.ledger import iso
+from mallnet import identity
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+"""Unix time in seconds; injected so tests can move time."""
+
+
+def normalise_phone(raw: str, default_region: str) -> str:
+    """A phone number in E.164 (``+447911123456``); raises ``InvalidInput``."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidInput("not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput("not a valid phone number")
+    formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+def new_customer_id() -> str:
+    """An opaque customer id (used in inbox topics, so never derived from the phone)."""
+    return "c" + secrets.token_hex(12)
+
+
+def _bump_keys(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'key_generation'")
+
+
+def key_generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'key_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def register_customer(
+    conn: sqlite3.Connection,
+    phone: str,
+    *,
+    default_region: str,
+    email: str | None = None,
+    now: datetime | None = None,
+) -> tuple[str, str]:
+    """Create a wallet; returns (customer id, E.164 phone). ``Conflict`` if the phone exists."""
+    e164 = normalise_phone(phone, default_region)
+    existing = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
+    if existing is not None:
+        raise Conflict(f"phone already registered to {existing[0]}")
+    customer = new_customer_id()
+    conn.execute(
+        "INSERT INTO customers (id, phone, email, created_at) VALUES (?, ?, ?, ?)",
+        (customer, e164, email, iso(now or datetime.now(UTC))),
+    )
+    return customer, e164
+
+
+def require_customer(conn: sqlite3.Connection, customer: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT id, phone, email, created_at FROM customers WHERE id = ?", (customer,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no customer {customer!r}")
+    return row
+
+
+def attach_beacon_key(
+    conn: sqlite3.Connection, customer: str, key_hex: str | None = None, now: datetime | None = None
+) -> tuple[int, str]:
+    """Attach a beacon key (a fresh one if none given); returns (key id, key hex)."""
+    require_customer(conn, customer)
+    key_hex = (key_hex or identity.new_beacon_key()).lower()
+    try:
+        identity.parse_key(key_hex)
+    except identity.IdentityError as exc:
+        raise InvalidInput(str(exc)) from None
+    if conn.execute("SELECT 1 FROM beacon_keys WHERE key_hex = ?", (key_hex,)).fetchone():
+        raise Conflict("this beacon key is already attached")
+    cur = conn.execute(
+        "INSERT INTO beacon_keys (customer_id, key_hex, created_at) VALUES (?, ?, ?)",
+        (customer, key_hex, iso(now or datetime.now(UTC))),
+    )
+    _bump_keys(conn)
+    return int(cur.lastrowid or 0), key_hex
+
+
+def attach_vehicle(
+    conn: sqlite3.Connection,
+    customer: str,
+    plate: str,
+    country: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Attach a vehicle by plate (normalised to upper-case letters and digits)."""
+    require_customer(conn, customer)
+    normal = "".join(ch for ch in plate.upper() if ch.isalnum())
+    if not 2 <= len(normal) <= 10 or not normal.isascii():
+        raise InvalidInput("a plate has 2 to 10 letters and digits")
+    owner = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (normal,)).fetchone()
+    if owner is not None:
+        raise Conflict("this plate is already attached")
+    conn.execute(
+        "INSERT INTO vehicles (plate, customer_id, country, created_at) VALUES (?, ?, ?, ?)",
+        (normal, customer, country, iso(now or datetime.now(UTC))),
+    )
+    return normal
+
+
+def customer_of_plate(conn: sqlite3.Connection, plate: str) -> str | None:
+    """The customer a vehicle belongs to (for parking rules)."""
+    row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (plate,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
+    """Erase everything personal about a customer; returns rows removed per table.
+
+    Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
+    offer deliveries, daily rule counters, lots and journal rows. Nothing that names
+    the customer is left. Aggregates that never named anyone (footfall, processed
+    event ids, which hold no customer) stay.
+    """
+    require_customer(conn, customer)
+    removed = {}
+    for table in ("beacon_keys", "vehicles", "visits", "deliveries", "daily_grants", "journal"):
+        cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
+        removed[table] = cur.rowcount
+    removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
+    removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
+    _bump_keys(conn)
+    return removed
+
+
+# --- resolving rotating ids ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolution:
+    customer: str | None
+    replayed: bool = False
+
+
+class TagResolver:
+    """Tag id → customer in O(1), for the windows an event's time accepts.
+
+    ``load_keys`` returns every (customer, key bytes); it is called again when
+    ``key_generation`` changes (a key was attached or a customer erased).
+    """
+
+    def __init__(
+        self,
+        load_keys: Callable[[], Iterable[tuple[str, bytes]]],
+        clock: Clock,
+        *,
+        cached_windows: int = 16,
+    ) -> None:
+        self._load_keys = load_keys
+        self._clock = clock
+        self._cached_windows = max(cached_windows, 4)
+        self._keys: list[tuple[str, bytes]] = []
+        self._tables: OrderedDict[int, dict[str, str]] = OrderedDict()
+        self._generation = -1
+        self._lock = threading.Lock()
+        self.replays = 0
+        self.unknown = 0
+
+    def refresh(self, generation: int) -> None:
+        """Reload keys if ``generation`` changed; precompute the current window ±1."""
+        with self._lock:
+            if generation != self._generation:
+                self._keys = list(self._load_keys())
+                self._tables.clear()
+                self._generation = generation
+                log.info(
+                    "resolver loaded %d beacon keys (generation %d)", len(self._keys), generation
+                )
+            current = identity.window_of(self._clock())
+            for window in (current - 1, current, current + 1):
+                self._table(window)
+
+    def _table(self, window: int) -> dict[str, str]:
+        table = self._tables.get(window)
+        if table is None:
+            table = {identity.tag_id(key, window): customer for customer, key in self._keys}
+            self._tables[window] = table
+            while len(self._tables) > self._cached_windows:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(window)
+        return table
+
+    def resolve(self, tag: str, event_time: float) -> Resolution:
+        """The customer whose id this is for the event's time, or why there is none."""
+        with self._lock:
+            for window in identity.windows_accepting(event_time):
+                customer = self._table(window).get(tag)
+                if customer is not None:
+                    return Resolution(customer)
+            for window, table in self._tables.items():
+                if tag in table and window not in identity.windows_accepting(event_time):
+                    self.replays += 1
+                    return Resolution(None, replayed=True)
+            self.unknown += 1
+            return Resolution(None)
+
+
+def load_all_keys(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+    return [
+        (str(row[0]), bytes.fromhex(row[1]))
+        for row in conn.execute("SELECT customer_id, key_hex FROM beacon_keys")
+    ]

@@ -1,0 +1,412 @@
+"""The MQTT consumer: decode → apply a batch in one transaction → commit → ack → receipts.
+
+``Applier`` is the logic: it takes received messages and the database and returns what
+to publish; it never touches the network. ``Consumer`` is the thin adapter around it:
+paho's network thread only queues messages; one worker thread drains the queue,
+applies up to ``batch_max`` messages per transaction, and only after ``COMMIT``
+acknowledges each message to the broker (manual ack) and publishes the receipts the
+nodes wait for and the customers' inbox notices.
+
+Exactly once: each event id is inserted into ``processed_events`` in the transaction
+that applies its effects, so a redelivery (a broker resend after a crash between commit
+and ack, a node resending from its outbox, a second worker) is recognised, counted as a
+duplicate, written nowhere, and receipted again. A message that does not decode, comes
+from a node the core does not know, or names another mall is kept in ``dead_letters``
+with its topic and reason, counted, and acked; it never stops the consumer.
+
+Test hook: if the environment variable ``MALLNET_CORE_TEST_EXIT_AFTER_COMMIT`` is set to
+N, the process calls ``os._exit(9)`` right after its N-th committed batch, before acking
+it — a crash at the worst moment, used by the exactly-once tests. Never set it elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from cloud_core import ledger
+from cloud_core.config import CoreConfig, StoreConfig, VisitRules
+from cloud_core.identity import TagResolver, key_generation, load_all_keys
+from cloud_core.rules.visits import Notice, apply_visit, credit_notice
+from cloud_core.store import Store
+from cloud_core.telemetry import Point, TelemetrySink
+from mallnet.mqtt import Inbound, MqttClient
+from mallnet.wire import WireError, decode, encode
+from mallnet.wire.payloads import (
+    MAX_BATCH,
+    DeviceStatus,
+    FootfallBatch,
+    HealthReport,
+    PresenceBatch,
+    PresenceEvent,
+    Receipt,
+)
+from mallnet.wire.topics import FOOTFALL, HEALTH, INBOX, PRESENCE, RECEIPTS, STATUS
+
+log = logging.getLogger(__name__)
+
+EXIT_AFTER_COMMIT_ENV = "MALLNET_CORE_TEST_EXIT_AFTER_COMMIT"
+Clock = Callable[[], float]
+
+
+@dataclass
+class Outgoing:
+    """What one committed batch publishes."""
+
+    receipts: dict[str, list[str]] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+
+
+class Applier:
+    """Applies decoded contract messages to the database (no network)."""
+
+    def __init__(
+        self, config: CoreConfig, store: Store, clock: Clock, resolver: TagResolver | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.tz = ZoneInfo(config.timezone)
+        self.stores_by_node: dict[str, StoreConfig] = config.store_of_node()
+        self.rules: dict[str, VisitRules] = {s.id: config.rules_for(s) for s in config.stores}
+        self.resolver = resolver or TagResolver(lambda: load_all_keys(store.conn), clock)
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def apply(self, messages: Sequence[Inbound]) -> Outgoing:
+        """Apply messages in one transaction; returns what to publish once it committed."""
+        out = Outgoing()
+        counts: Counter[str] = Counter()
+        with self.store.transaction() as conn:
+            self.resolver.refresh(key_generation(conn))
+            for message in messages:
+                self._apply_one(conn, message, out, counts)
+        counts["batches"] += 1
+        counts["messages"] += len(messages)
+        with self._lock:
+            self.counters.update(counts)
+        return out
+
+    def _dead_letter(
+        self,
+        conn: sqlite3.Connection,
+        message: Inbound,
+        kind: str,
+        reason: str,
+        counts: Counter[str],
+    ) -> None:
+        log.warning("dead letter from %s (%s): %s", message.topic, kind, reason)
+        conn.execute(
+            "INSERT INTO dead_letters (ts, topic, kind, reason, payload) VALUES (?, ?, ?, ?, ?)",
+            (ledger.iso(datetime.now(UTC)), message.topic, kind, reason[:2000], message.payload),
+        )
+        counts["dead_letters"] += 1
+        counts[f"dead_letters.{kind}"] += 1
+
+    def _apply_one(
+        self, conn: sqlite3.Connection, message: Inbound, out: Outgoing, counts: Counter[str]
+    ) -> None:
+        try:
+            decoded = decode(message.topic, message.payload)
+        except WireError as exc:
+            self._dead_letter(conn, message, exc.kind.value, exc.detail, counts)
+            return
+        topic = decoded.topic
+        if topic.mall != self.config.mall:
+            self._dead_letter(conn, message, "mall", f"mall {topic.mall!r} is not ours", counts)
+            return
+        payload = decoded.message
+        if isinstance(payload, DeviceStatus):
+            self._status(conn, payload)
+            counts["status"] += 1
+            return
+        node = topic.entity
+        store = self.stores_by_node.get(node)
+        if store is None:
+            self._dead_letter(conn, message, "unauthorised", f"unknown node {node!r}", counts)
+            return
+        if isinstance(payload, PresenceBatch):
+            ids = out.receipts.setdefault(node, [])
+            for event in payload.events:
+                ids.append(event.id)
+                self._presence(conn, node=node, store=store, event=event, out=out, counts=counts)
+        elif isinstance(payload, FootfallBatch):
+            ids = out.receipts.setdefault(node, [])
+            for ff in payload.events:
+                ids.append(ff.id)
+                if not self._first_time(conn, ff.id, node, topic.spec.name, counts):
+                    continue
+                hour = ff.window_start.strftime("%Y-%m-%dT%H:00Z")
+                conn.execute(
+                    "INSERT INTO footfall (node, hour, unique_tags, adverts, windows)"
+                    " VALUES (?, ?, ?, ?, 1) ON CONFLICT (node, hour) DO UPDATE SET"
+                    " unique_tags = unique_tags + excluded.unique_tags,"
+                    " adverts = adverts + excluded.adverts, windows = windows + 1",
+                    (node, hour, ff.unique_tags, ff.adverts),
+                )
+                out.points.append(
+                    Point(
+                        "footfall",
+                        {"mall": self.config.mall, "node": node, "store": store.id},
+                        {"unique_tags": ff.unique_tags, "adverts": ff.adverts},
+                        ff.window_start,
+                    )
+                )
+                counts["footfall"] += 1
+        elif isinstance(payload, HealthReport):
+            if self._first_time(conn, payload.id, node, topic.spec.name, counts):
+                self._health(conn, payload, out)
+                counts["health"] += 1
+        else:  # subscribed topics only carry the types above
+            self._dead_letter(conn, message, "unsupported", type(payload).__name__, counts)
+
+    def _first_time(
+        self, conn: sqlite3.Connection, event_id: str, node: str, topic: str, counts: Counter[str]
+    ) -> bool:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO processed_events (event_id, node, topic, outcome, ts)"
+            " VALUES (?, ?, ?, 'applied', ?)",
+            (event_id, node, topic, ledger.iso(datetime.fromtimestamp(self.clock(), UTC))),
+        )
+        if cur.rowcount == 0:
+            counts["duplicates"] += 1
+            return False
+        counts["events"] += 1
+        return True
+
+    def _presence(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        node: str,
+        store: StoreConfig,
+        event: PresenceEvent,
+        out: Outgoing,
+        counts: Counter[str],
+    ) -> None:
+        if not self._first_time(conn, event.id, node, "presence", counts):
+            return
+        rules = self.rules[store.id]
+        outcome: str
+        ts_epoch = event.ts.timestamp()
+        if event.inside_s < rules.min_dwell_s:
+            outcome = "short"  # cheap exit before resolving: enters and early dwells
+        elif self.clock() - ts_epoch > self.config.ingest.max_event_age_s:
+            outcome = "stale"
+        else:
+            resolution = self.resolver.resolve(event.tag, ts_epoch)
+            if resolution.customer is None:
+                outcome = "replayed" if resolution.replayed else "unknown_tag"
+            else:
+                result = apply_visit(
+                    conn,
+                    customer=resolution.customer,
+                    store=store,
+                    rules=rules,
+                    game=self.config.game,
+                    tz=self.tz,
+                    node=node,
+                    event_id=event.id,
+                    ts=event.ts,
+                    inside_s=event.inside_s,
+                )
+                outcome = result.outcome
+                out.notices.extend(result.notices)
+                counts["points"] += result.points
+        counts[outcome] += 1
+        if outcome != "short":
+            conn.execute(
+                "UPDATE processed_events SET outcome = ? WHERE event_id = ?", (outcome, event.id)
+            )
+
+    def _status(self, conn: sqlite3.Connection, status: DeviceStatus) -> None:
+        conn.execute(
+            "INSERT INTO nodes (id, state, since, software, last_seen) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, since = excluded.since,"
+            " software = excluded.software, last_seen = excluded.last_seen"
+            " WHERE nodes.since IS NULL OR excluded.since >= nodes.since",
+            (
+                status.device,
+                status.state,
+                ledger.iso(status.since),
+                status.software,
+                ledger.iso(datetime.fromtimestamp(self.clock(), UTC)),
+            ),
+        )
+
+    def _health(self, conn: sqlite3.Connection, report: HealthReport, out: Outgoing) -> None:
+        conn.execute(
+            "INSERT INTO nodes (id, last_health, last_seen) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET last_health = excluded.last_health,"
+            " last_seen = excluded.last_seen",
+            (report.node, report.model_dump_json(), ledger.iso(report.ts)),
+        )
+        fields: dict[str, float] = {
+            "uptime_s": report.uptime_s,
+            "adverts_per_s": report.adverts_per_s,
+            "events_per_s": report.events_per_s,
+            "outbox_depth": report.outbox_depth,
+            "outbox_oldest_age_s": report.outbox_oldest_age_s,
+            "outbox_dropped": report.outbox_dropped,
+            "scanner_restarts": report.scanner_restarts,
+        }
+        if report.cpu_temp_c is not None:
+            fields["cpu_temp_c"] = report.cpu_temp_c
+        if report.load_1m is not None:
+            fields["load_1m"] = report.load_1m
+        out.points.append(
+            Point("node_health", {"mall": self.config.mall, "node": report.node}, fields, report.ts)
+        )
+
+    def expire(self) -> list[Notice]:
+        """The expiry job: zero due lots, journal each, return the inbox notices."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        with self.store.transaction() as conn:
+            changes = ledger.expire_due(conn, now)
+        with self._lock:
+            self.counters["expired_lots"] += len(changes)
+        return [
+            Notice(c.customer, credit_notice(c, f"{-c.delta} points expired in {c.pocket}"))
+            for c in changes
+        ]
+
+
+def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
+    """Shared subscriptions for the load the workers split; status is retained, so plain."""
+    group, mall = config.ingest.share_group, config.mall
+    return [
+        (PRESENCE.shared_filter(group, mall), 1),
+        (FOOTFALL.shared_filter(group, mall), 1),
+        (HEALTH.shared_filter(group, mall), 0),
+        (STATUS.filter(mall), 1),
+    ]
+
+
+class Consumer:
+    """Runs an ``Applier`` behind an MQTT client with manual acknowledgement."""
+
+    def __init__(
+        self,
+        applier: Applier,
+        client_factory: Callable[[Callable[[Inbound], None]], MqttClient],
+        telemetry: TelemetrySink,
+        *,
+        batch_max: int,
+        batch_wait_s: float,
+        expiry_interval_s: float,
+    ) -> None:
+        self.applier = applier
+        self.telemetry = telemetry
+        self._queue: queue.Queue[Inbound] = queue.Queue()
+        self.client = client_factory(self._queue.put)
+        self._batch_max = batch_max
+        self._batch_wait_s = batch_wait_s
+        self._expiry_interval_s = expiry_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="core-ingest", daemon=True)
+        self._exit_after = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or 0)
+        self._committed = 0
+        self.acked = 0
+        self.failed_batches = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        self.client.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        self.client.stop()
+
+    def _take_batch(self) -> list[Inbound]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._batch_wait_s
+        while len(batch) < self._batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        next_expiry = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() >= next_expiry:
+                next_expiry = time.monotonic() + self._expiry_interval_s
+                try:
+                    self._publish_notices(self.applier.expire())
+                except sqlite3.Error:
+                    log.exception("expiry job failed; retrying later")
+            batch = self._take_batch()
+            if not batch:
+                continue
+            try:
+                out = self.applier.apply(batch)
+            except sqlite3.Error:
+                # Nothing was committed and nothing acked: the broker redelivers these
+                # to this session after a reconnect. Put them back and retry soon.
+                self.failed_batches += 1
+                log.exception("applying a batch of %d messages failed; retrying", len(batch))
+                for message in batch:
+                    self._queue.put(message)
+                self._stop.wait(0.5)
+                continue
+            self._committed += 1
+            if self._exit_after and self._committed >= self._exit_after:
+                log.critical("test hook: exiting after commit, before ack")
+                os._exit(9)
+            for message in batch:
+                self.client.ack(message)
+            self.acked += len(batch)
+            self._publish(out)
+
+    def _publish(self, out: Outgoing) -> None:
+        mall = self.applier.config.mall
+        now = datetime.now(UTC)
+        for node, all_ids in out.receipts.items():
+            ids = list(dict.fromkeys(all_ids))  # a duplicate within the batch is named once
+            for start in range(0, len(ids), MAX_BATCH * 4):
+                receipt = Receipt(ts=now, ids=tuple(ids[start : start + MAX_BATCH * 4]))
+                self.client.publish(RECEIPTS.topic(mall, node), encode(receipt), qos=1)
+        self._publish_notices(out.notices)
+        if out.points:
+            self.telemetry.write(out.points)
+
+    def _publish_notices(self, notices: Sequence[Notice]) -> None:
+        mall = self.applier.config.mall
+        for notice in notices:
+            self.client.publish(INBOX.topic(mall, notice.customer), encode(notice.message), qos=1)
+
+    def stats(self) -> dict[str, int]:
+        with self.applier._lock:
+            counts = dict(self.applier.counters)
+        counts["acked"] = self.acked
+        counts["replays_seen"] = self.applier.resolver.replays
+        return counts
+
+
+def dump_counts(counts: dict[str, int]) -> str:
+    return json.dumps(counts, sort_keys=True)

@@ -1,0 +1,157 @@
+"""Pay-per-visit: points for a qualifying visit, cooldowns, daily caps, the stores game.
+
+``apply_visit`` is a function of one resolved presence event and the ledger state,
+run inside the ingest transaction that also marks the event processed:
+
+1. a visit qualifies once the shopper has been inside ``min_dwell_s`` (a dwell or
+   exit event whose ``inside_s`` reaches it);
+2. cooldown: no second visit for the same customer and store within ``cooldown_s``
+   of another (checked on both sides of the event's time, so the order in which
+   nodes' events arrive does not matter, and whichever node of the store saw it);
+3. daily cap: a business pays at most ``daily_cap`` visit points per customer per
+   local day; a visit over the cap is recorded with the points that still fit (maybe 0);
+4. the points go to the store's business pocket, expiring as the store's rule says;
+5. the game: the visit that makes ``game.stores`` different stores today pays the
+   coalition bonus, once per customer per day (``ledger.grant_limited``);
+6. matching offers are delivered (``offers.offers_for_visit``).
+
+It returns the inbox notices to publish after the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from cloud_core import ledger
+from cloud_core.config import GameRules, StoreConfig, VisitRules
+from cloud_core.offers import offers_for_visit
+from mallnet.ids import new_event_id
+from mallnet.wire.payloads import CreditNotice, OfferNotice
+
+Outcome = Literal["short", "cooldown", "credited", "capped"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An inbox message for one customer, published after the commit."""
+
+    customer: str
+    message: CreditNotice | OfferNotice
+
+
+@dataclass(frozen=True)
+class VisitResult:
+    outcome: Outcome
+    points: int = 0
+    notices: tuple[Notice, ...] = field(default=())
+
+
+def local_day(ts: datetime, tz: ZoneInfo) -> str:
+    """The mall's calendar day of a moment (``2026-11-23``)."""
+    return ts.astimezone(tz).date().isoformat()
+
+
+def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
+    if rules.expiry == "end_of_day":
+        local = ts.astimezone(tz)
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz)
+        return midnight
+    if rules.expiry == "after" and rules.expires_after_s is not None:
+        return ts + timedelta(seconds=rules.expires_after_s)
+    return None
+
+
+def credit_notice(change: ledger.Change, text: str) -> CreditNotice:
+    return CreditNotice(
+        id=new_event_id(),
+        ts=change.ts,
+        points=change.delta,
+        pocket=change.pocket,
+        reason=change.reason,
+        text=text[:300],
+    )
+
+
+def apply_visit(
+    conn: sqlite3.Connection,
+    *,
+    customer: str,
+    store: StoreConfig,
+    rules: VisitRules,
+    game: GameRules,
+    tz: ZoneInfo,
+    node: str,
+    event_id: str,
+    ts: datetime,
+    inside_s: float,
+) -> VisitResult:
+    if inside_s < rules.min_dwell_s:
+        return VisitResult("short")
+    epoch = ts.timestamp()
+    if rules.cooldown_s > 0:
+        recent = conn.execute(
+            "SELECT 1 FROM visits WHERE customer_id = ? AND store = ?"
+            " AND ts_epoch > ? AND ts_epoch < ? LIMIT 1",
+            (customer, store.id, epoch - rules.cooldown_s, epoch + rules.cooldown_s),
+        ).fetchone()
+        if recent is not None:
+            return VisitResult("cooldown")
+    day = local_day(ts, tz)
+    (earned,) = conn.execute(
+        "SELECT COALESCE(SUM(points), 0) FROM visits WHERE customer_id = ? AND business = ?"
+        " AND day = ?",
+        (customer, store.business, day),
+    ).fetchone()
+    points = max(0, min(rules.points, rules.daily_cap - int(earned)))
+    conn.execute(
+        "INSERT INTO visits (event_id, customer_id, store, business, node, ts, ts_epoch, day,"
+        " points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_id, customer, store.id, store.business, node, ledger.iso(ts), epoch, day, points),
+    )
+    notices: list[Notice] = []
+    if points > 0:
+        text = f"+{points} points at {store.name}"
+        result = ledger.grant(
+            conn,
+            customer=customer,
+            pocket=store.business,
+            points=points,
+            reason="visit",
+            idem_key=f"visit:{event_id}",
+            now=ts,
+            expires_at=expiry_of(rules, ts, tz),
+            text=text,
+        )
+        if result.change is not None:
+            notices.append(Notice(customer, credit_notice(result.change, text)))
+    if game.enabled:
+        (stores_today,) = conn.execute(
+            "SELECT COUNT(DISTINCT store) FROM visits WHERE customer_id = ? AND day = ?",
+            (customer, day),
+        ).fetchone()
+        if stores_today >= game.stores:
+            text = f"+{game.points} points: {game.stores} different stores today"
+            bonus = ledger.grant_limited(
+                conn,
+                customer=customer,
+                pocket=ledger.COALITION,
+                points=game.points,
+                reason="game",
+                idem_key=f"game:{customer}:{day}",
+                now=ts,
+                rule="game-stores",
+                day=day,
+                max_per_day=1,
+                text=text,
+            )
+            if bonus.change is not None:
+                notices.append(Notice(customer, credit_notice(bonus.change, text)))
+    for offer in offers_for_visit(
+        conn, customer=customer, store=store, ts=ts, day=day, event_id=event_id, trigger="visit"
+    ):
+        notices.append(Notice(customer, offer))
+    return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))

@@ -1,0 +1,235 @@
+"""The core's SQLite database: schema migrations, WAL, and write transactions.
+
+Every write runs in ``Store.transaction()``, which starts with ``BEGIN IMMEDIATE``:
+the write lock is taken before the first read, so a rule check (a cooldown, a cap)
+and the write it guards see the same state even when several core workers share
+one database file. ``busy_timeout`` makes a worker wait for the lock instead of
+failing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+log = logging.getLogger(__name__)
+
+migrations = Migrations("mallnet.cloud_core")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('key_generation', 0);
+
+        CREATE TABLE customers (
+            id TEXT PRIMARY KEY,
+            phone TEXT NOT NULL UNIQUE,
+            email TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE beacon_keys (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id),
+            key_hex TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX beacon_keys_customer ON beacon_keys(customer_id);
+        CREATE TABLE vehicles (
+            plate TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL REFERENCES customers(id),
+            country TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX vehicles_customer ON vehicles(customer_id);
+
+        -- the ledger: lots are grants with what is left of them; the journal is append-only
+        CREATE TABLE lots (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            pocket TEXT NOT NULL,
+            granted INTEGER NOT NULL CHECK (granted > 0),
+            remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= granted),
+            expires_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX lots_open ON lots(customer_id, pocket, remaining);
+        CREATE INDEX lots_expiry ON lots(expires_at) WHERE remaining > 0;
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            pocket TEXT NOT NULL,
+            delta INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('grant', 'spend', 'expire')),
+            reason TEXT NOT NULL,
+            lot_id INTEGER NOT NULL REFERENCES lots(id),
+            idem_key TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX journal_wallet ON journal(customer_id, pocket);
+        CREATE INDEX journal_lot ON journal(lot_id);
+        CREATE TABLE idempotency (
+            key TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            outcome TEXT NOT NULL
+        );
+        CREATE TABLE daily_grants (
+            customer_id TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            day TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, rule, day)
+        );
+
+        -- exactly once: one row per applied event id, written with its effects
+        CREATE TABLE processed_events (
+            event_id TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            ts TEXT NOT NULL
+        );
+        CREATE TABLE visits (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            node TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            day TEXT NOT NULL,
+            points INTEGER NOT NULL
+        );
+        CREATE INDEX visits_cooldown ON visits(customer_id, store, ts_epoch);
+        CREATE INDEX visits_day ON visits(customer_id, day);
+        CREATE INDEX visits_store_day ON visits(store, day);
+
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            payload BLOB NOT NULL
+        );
+
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,
+            state TEXT,
+            since TEXT,
+            software TEXT,
+            last_health TEXT,
+            last_seen TEXT
+        );
+        CREATE TABLE footfall (
+            node TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            unique_tags INTEGER NOT NULL,
+            adverts INTEGER NOT NULL,
+            windows INTEGER NOT NULL,
+            PRIMARY KEY (node, hour)
+        );
+
+        CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            image_url TEXT,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            stores TEXT NOT NULL,
+            zones TEXT NOT NULL,
+            segment TEXT NOT NULL,
+            cap_count INTEGER NOT NULL,
+            cap_period_s REAL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            trigger TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            UNIQUE (campaign_id, event_id)
+        );
+        CREATE INDEX deliveries_cap ON deliveries(campaign_id, customer_id, ts_epoch);
+        """
+    )
+
+
+class Store:
+    """One connection to the core's database. Use one per thread."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(self.conn)
+        self._lock = threading.RLock()
+
+    def migrate(self) -> None:
+        """Apply pending migrations; a file lock keeps concurrent workers from racing."""
+        lock_path = self.path.with_name(self.path.name + ".migrate-lock")
+        with lock_path.open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                pending = [m.name for m in migrations.pending(self.db)]
+                if pending:
+                    log.info("applying migrations %s to %s", pending, self.path)
+                migrations.apply(self.db)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot (``BEGIN DEFERRED``)."""
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_store(path: Path) -> Store:
+    """Open (creating and migrating as needed) the database at ``path``."""
+    store = Store(path)
+    store.migrate()
+    return store

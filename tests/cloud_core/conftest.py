@@ -1,0 +1,86 @@
+"""Fixtures for the cloud core: an in-process core on the real broker, core-side clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from cloud_core.app import CoreApp
+from cloud_core.config import CoreConfig
+from mallnet.broker import DevBroker
+from mallnet.config import MqttSettings
+from mallnet.mqtt import MqttClient
+from mallnet.wire import encode
+from mallnet.wire.payloads import DeviceStatus
+from mallnet.wire.topics import STATUS
+from tests.cloud_core.helpers import Clock, core_mqtt, make_config
+from tests.conftest import MALL, wait_until
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def core_settings(broker: DevBroker) -> MqttSettings:
+    return core_mqtt(broker)
+
+
+@pytest.fixture
+def core_config(tmp_path, core_settings) -> CoreConfig:
+    return make_config(tmp_path, core_settings)
+
+
+@pytest.fixture
+def core_client(core_settings) -> Iterator[Callable[..., MqttClient]]:
+    """Clients with the core's broker user (the only one that may read inbox topics)."""
+    clients: list[MqttClient] = []
+
+    def make(client_id: str, **kwargs: object) -> MqttClient:
+        client = MqttClient(core_settings, client_id, **kwargs)  # type: ignore[arg-type]
+        client.start()
+        assert client.wait_connected(10), f"{client_id} could not connect"
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.stop()
+
+
+def wait_subscribed(app: CoreApp, probe: MqttClient) -> None:
+    """Subscriptions are active once a status message (subscribed last) gets through."""
+    consumer = app.consumer
+    assert consumer is not None and consumer.client.wait_connected(10)
+    seen = consumer.stats().get("status", 0)
+    status = DeviceStatus(state="online", device="probe", since=datetime.now(UTC), software="t")
+
+    def seen_probe() -> bool:
+        if consumer.stats().get("status", 0) > seen:
+            return True
+        probe.publish(STATUS.topic(MALL, "probe"), encode(status)).wait(10)
+        return False
+
+    wait_until(seen_probe, what="core subscribed")
+
+
+@pytest.fixture
+def run_core(clock, core_client) -> Iterator[Callable[..., CoreApp]]:
+    """Start in-process cores (ingest only unless told); all are stopped afterwards."""
+    apps: list[CoreApp] = []
+    probe = core_client("probe-publisher")
+
+    def start(config: CoreConfig, only: str | None = "ingest") -> CoreApp:
+        app = CoreApp(config, only=only, clock=clock)  # type: ignore[arg-type]
+        app.start()
+        apps.append(app)
+        if app.consumer is not None:
+            wait_subscribed(app, probe)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()

@@ -1,0 +1,222 @@
+"""Ingest through the real broker: walks credit exactly the expected points, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cloud_core import identity, ledger, offers
+from cloud_core.store import open_store
+from mallnet.mqtt import MqttClient
+from mallnet.wire import decode, encode
+from mallnet.wire.payloads import CreditNotice, OfferNotice, Receipt
+from mallnet.wire.topics import INBOX, PRESENCE, RECEIPTS
+from tests.cloud_core.helpers import START, Walker, key_of
+from tests.conftest import MALL, Collector, wait_until
+
+
+def register(config, n: int, phone: str) -> str:
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            customer, _ = identity.register_customer(conn, phone, default_region="GB")
+            identity.attach_beacon_key(conn, customer, key_of(n).hex())
+    finally:
+        store.close()
+    return customer
+
+
+def add_campaign(config, **overrides) -> None:
+    campaign = offers.Campaign(
+        id="winter-coffee",
+        business="bean-bar",
+        title="Hot chocolate -20 %",
+        text="Show this at Bean Bar.",
+        image_url=None,
+        starts_at=datetime.fromtimestamp(START, UTC) - timedelta(days=1),
+        ends_at=datetime.fromtimestamp(START, UTC) + timedelta(days=7),
+        stores=(),
+        zones=(),
+        segment="all",
+        cap_count=1,
+        cap_period_s=None,
+    )
+    campaign = offers.Campaign(**{**campaign.__dict__, **overrides})
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            offers.create_campaign(
+                conn, campaign, {s.id: s for s in config.stores}, datetime.now(UTC)
+            )
+    finally:
+        store.close()
+
+
+def wallet(config, customer: str) -> dict[str, int]:
+    store = open_store(config.database)
+    try:
+        with store.read() as conn:
+            assert ledger.check_invariants(conn) == []
+            at = datetime.fromtimestamp(START, UTC)
+            return {b.pocket: b.balance for b in ledger.balances(conn, customer, at)}
+    finally:
+        store.close()
+
+
+def receipts_collector(connect, node: str) -> tuple[Collector, MqttClient]:
+    collector = Collector()
+    client = connect(node, subscriptions=[(RECEIPTS.topic(MALL, node), 1)], on_message=collector)
+    return collector, client
+
+
+def receipted_ids(collector: Collector) -> list[str]:
+    ids: list[str] = []
+    for message in list(collector.messages):
+        receipt = decode(message.topic, message.payload).message
+        assert isinstance(receipt, Receipt)
+        ids.extend(receipt.ids)
+    return ids
+
+
+def test_replayed_walks_credit_the_expected_points_with_notices_and_offers(
+    core_config, run_core, connect, core_client, clock
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    bob = register(core_config, 2, "07911 123002")
+    add_campaign(core_config)
+    inbox = Collector()
+    core_client("inbox-watch", subscriptions=[(INBOX.filter(MALL), 1)], on_message=inbox)
+    app = run_core(core_config)
+
+    sent: list[str] = []
+    nodes = {}
+    for node in ("store-1", "store-2", "store-3"):
+        nodes[node] = receipts_collector(connect, node)
+    # Ann visits Bean Bar; Bob visits all three stores (the game's goal) 10 minutes apart.
+    plan = [("store-1", 1, 0), ("store-1", 2, 0), ("store-2", 2, 600), ("store-3", 2, 1200)]
+    for node, who, offset in plan:
+        walker = Walker(node)
+        events = walker.walk(key_of(who), START + offset)
+        sent.extend(e.id for e in events)
+        _, client = nodes[node]
+        client.publish(PRESENCE.topic(MALL, node), encode(walker.batch(events))).wait(10)
+
+    wait_until(
+        lambda: sorted(i for c, _ in nodes.values() for i in receipted_ids(c)) == sorted(sent),
+        what="receipts naming every event",
+    )
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+    assert wallet(core_config, bob) == {"bean-bar": 10, "shoe-hub": 10, "book-nook": 10, "mall": 50}
+    # notices: Ann 1 credit + 1 offer; Bob 3 credits + game bonus + 1 offer
+    messages = inbox.wait_for(7)
+    by_customer: dict[str, list[object]] = {}
+    for message in messages:
+        assert message.topic.startswith(f"mall/v1/{MALL}/customers/")
+        notice = decode(message.topic, message.payload).message
+        by_customer.setdefault(message.topic.split("/")[4], []).append(notice)
+    ann_notices = by_customer[ann]
+    assert {type(n) for n in ann_notices} == {CreditNotice, OfferNotice}
+    credit = next(n for n in ann_notices if isinstance(n, CreditNotice))
+    assert (credit.points, credit.pocket, credit.text) == (10, "bean-bar", "+10 points at Bean Bar")
+    bob_credits = sorted(
+        (n.pocket, n.points, n.reason) for n in by_customer[bob] if isinstance(n, CreditNotice)
+    )
+    assert bob_credits == [
+        ("bean-bar", 10, "visit"),
+        ("book-nook", 10, "visit"),
+        ("mall", 50, "game"),
+        ("shoe-hub", 10, "visit"),
+    ]
+    offers_got = [n for n in by_customer[bob] if isinstance(n, OfferNotice)]
+    assert [o.offer.campaign for o in offers_got] == ["winter-coffee"]
+    stats = app.consumer.stats()
+    assert stats["credited"] == 4 and stats["short"] == 4 and stats["cooldown"] == 4
+
+
+def test_the_same_event_twice_is_credited_once_and_receipted_each_time(
+    core_config, run_core, connect
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    app = run_core(core_config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    event = walker.event(key_of(1), START + 60, "dwell", 90.0)
+    batch = walker.batch([event, event])  # twice in one batch …
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(batch)).wait(10)
+    receipts.wait_for(1)
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(batch)).wait(10)  # … and again
+    receipts.wait_for(2)
+    assert receipted_ids(receipts) == [event.id] * 2
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+    stats = app.consumer.stats()
+    assert stats["credited"] == 1 and stats["duplicates"] == 3
+
+
+def test_cooldown_holds_across_the_nodes_of_one_store(core_config, run_core, connect):
+    ann = register(core_config, 1, "+44 7911 123001")
+    run_core(core_config)
+    receipts_a, node_a = receipts_collector(connect, "store-1")
+    receipts_b, node_b = receipts_collector(connect, "store-1b")
+    a, b = Walker("store-1"), Walker("store-1b")
+    node_a.publish(
+        PRESENCE.topic(MALL, "store-1"), encode(a.batch([a.event(key_of(1), START + 100)]))
+    ).wait(10)
+    receipts_a.wait_for(1)
+    node_b.publish(
+        PRESENCE.topic(MALL, "store-1b"), encode(b.batch([b.event(key_of(1), START + 400)]))
+    ).wait(10)
+    receipts_b.wait_for(1)
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+
+
+def test_an_id_replayed_from_an_earlier_window_credits_nothing(
+    core_config, run_core, connect, clock
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    app = run_core(core_config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    shop = START + 30
+    recorded = walker.event(key_of(1), shop)
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([recorded]))).wait(10)
+    receipts.wait_for(1)
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+
+    # 2 hours later (past the cooldown) a rogue radio replays the recorded id in the store
+    later = clock.advance(7200)
+    replay = walker.event(key_of(1), later, tag_time=shop)
+    assert replay.tag == recorded.tag
+    # … while an id from the next window, 100 s early (within the skew), is accepted
+    boundary = (int(later // 600) + 1) * 600
+    early = walker.event(key_of(1), boundary - 100, tag_time=boundary + 1)
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([replay]))).wait(10)
+    receipts.wait_for(2)
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+    assert app.consumer.stats()["replayed"] == 1
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([early]))).wait(10)
+    receipts.wait_for(3)
+    assert wallet(core_config, ann) == {"bean-bar": 20}
+
+
+def test_malformed_and_unauthorised_payloads_land_in_dead_letters(core_config, run_core, connect):
+    ann = register(core_config, 1, "+44 7911 123001")
+    app = run_core(core_config)
+    receipts, node = receipts_collector(connect, "store-1")
+    stranger = connect("store-9")  # a broker user the core's config does not know
+    topic = PRESENCE.topic(MALL, "store-1")
+    node.publish(topic, b"not json").wait(10)
+    node.publish(topic, b'{"v": 1, "node": "store-1", "events": []}').wait(10)
+    walker = Walker("store-9")
+    foreign = walker.batch([walker.event(key_of(1), START + 10)])
+    stranger.publish(PRESENCE.topic(MALL, "store-9"), encode(foreign)).wait(10)
+    mine = Walker("store-1")
+    node.publish(topic, encode(mine.batch([mine.event(key_of(1), START + 20)]))).wait(10)
+    receipts.wait_for(1)  # the consumer carried on
+    wait_until(lambda: app.consumer.stats().get("dead_letters", 0) == 3, what="3 dead letters")
+    store = open_store(core_config.database)
+    try:
+        rows = store.conn.execute("SELECT topic, kind, reason FROM dead_letters ORDER BY id")
+        got = [(r["topic"].split("/")[4], r["kind"]) for r in rows]
+    finally:
+        store.close()
+    assert got == [("store-1", "json"), ("store-1", "schema"), ("store-9", "unauthorised")]
+    assert wallet(core_config, ann) == {"bean-bar": 10}
