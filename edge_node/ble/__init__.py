@@ -1,0 +1,1 @@
+"""The BLE path: sources → iBeacon parser → RSSI filters → presence state machine."""

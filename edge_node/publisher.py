@@ -1,0 +1,167 @@
+"""Drain the outbox in seq order into QoS 1 batches; prune on the core's receipts.
+
+The publisher runs on the app's loop thread (the only one touching SQLite).
+MQTT callbacks (receipts, reconnects) arrive on paho's network thread and only
+enqueue; ``pump(now)`` applies them and publishes:
+
+1. receipts remove their ids from the outbox;
+2. after a (re)connect every waiting event is marked unsent, so the whole
+   backlog is republished in seq order — a PUBACK from a broker that then
+   crashed proves nothing;
+3. if the oldest published event has had no receipt for ``receipt_timeout_s``,
+   the same go-back-N republish happens (the broker or the core lost it);
+4. unsent events are published, at most ``max_inflight`` awaiting receipts, as
+   batches of consecutive events of the same topic (so order per node holds).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge_node.outbox import Outbox, Stored
+from mallnet.mqtt import Inbound, PublishTicket
+from mallnet.wire import WireError, decode
+from mallnet.wire.payloads import Receipt
+from mallnet.wire.topics import FOOTFALL, PARKING, PRESENCE, TopicSpec
+
+log = logging.getLogger(__name__)
+
+LEAVES: dict[str, TopicSpec] = {spec.leaf: spec for spec in (PRESENCE, FOOTFALL, PARKING)}
+
+
+class Transport(Protocol):
+    """What the publisher needs from ``mallnet.mqtt.MqttClient``."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishTicket: ...
+
+
+@dataclass
+class PublisherStats:
+    published_events: int = 0
+    published_batches: int = 0
+    receipted: int = 0
+    unknown_receipts: int = 0
+    bad_receipts: int = 0
+    republish_rounds: int = 0
+    acked_batches: int = 0
+
+
+class Publisher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        mall: str,
+        node: str,
+        *,
+        batch_size: int = 100,
+        max_inflight: int = 2000,
+        receipt_timeout_s: float = 30.0,
+    ) -> None:
+        self.outbox = outbox
+        self.mall = mall
+        self.node = node
+        self.batch_size = batch_size
+        self.max_inflight = max_inflight
+        self.receipt_timeout_s = receipt_timeout_s
+        self.transport: Transport | None = None
+        self.stats = PublisherStats()
+        self._receipts: queue.SimpleQueue[tuple[str, ...]] = queue.SimpleQueue()
+        self._reconnected = threading.Event()
+        self._tickets: list[PublishTicket] = []
+        self._head = f'{{"v":1,"node":"{node}","events":['
+        self.wakeup: Callable[[], None] = lambda: None
+
+    # -- MQTT callbacks (network thread) ------------------------------------------
+
+    def on_connected(self) -> None:
+        self._reconnected.set()
+        self.wakeup()
+
+    def on_message(self, message: Inbound) -> None:
+        """Handles the node's receipts topic; other topics are ignored here."""
+        try:
+            decoded = decode(message.topic, message.payload)
+        except WireError as exc:
+            self.stats.bad_receipts += 1
+            log.warning("rejected message on %s: %s", message.topic, exc)
+            return
+        if isinstance(decoded.message, Receipt):
+            self._receipts.put(decoded.message.ids)
+            self.wakeup()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def pump(self, now: float) -> int:
+        """Apply receipts and reconnects, then publish what is due; returns events sent."""
+        self._apply_receipts()
+        self._tickets = [t for t in self._tickets if not t.done or self._count_ack(t)]
+        transport = self.transport
+        if self._reconnected.is_set():
+            self._reconnected.clear()
+            reset = self.outbox.reset_sent()
+            if reset:
+                self.stats.republish_rounds += 1
+                log.info("reconnected: republishing %d unreceipted events in order", reset)
+        if transport is None or not transport.connected:
+            return 0
+        oldest = self.outbox.oldest_sent_at()
+        if oldest is not None and now - oldest >= self.receipt_timeout_s:
+            reset = self.outbox.reset_sent()
+            self.stats.republish_rounds += 1
+            log.warning(
+                "no receipt for %.0fs: republishing %d events in order", now - oldest, reset
+            )
+        room = self.max_inflight - self.outbox.inflight()
+        if room <= 0:
+            return 0
+        sent = 0
+        for batch in self._batches(self.outbox.unsent(room)):
+            leaf = batch[0].leaf
+            spec = LEAVES.get(leaf)
+            if spec is None:  # not ours to publish; keep it, but never block the rest
+                log.error("outbox event %s has unknown topic %r", batch[0].id, leaf)
+                continue
+            payload = (self._head + ",".join(e.payload for e in batch) + "]}").encode()
+            ticket = transport.publish(spec.topic(self.mall, self.node), payload, qos=1)
+            if ticket.local_rc != 0:
+                log.info("publish failed locally (rc=%s); will retry", ticket.local_rc)
+                break
+            self._tickets.append(ticket)
+            self.outbox.mark_sent([e.seq for e in batch], now)
+            sent += len(batch)
+            self.stats.published_batches += 1
+        self.stats.published_events += sent
+        return sent
+
+    def _count_ack(self, _ticket: PublishTicket) -> bool:
+        self.stats.acked_batches += 1
+        return False
+
+    def _apply_receipts(self) -> None:
+        while True:
+            try:
+                ids = self._receipts.get_nowait()
+            except queue.Empty:
+                return
+            removed = self.outbox.receipt(ids)
+            self.stats.receipted += removed
+            self.stats.unknown_receipts += len(ids) - removed
+
+    def _batches(self, events: list[Stored]) -> list[list[Stored]]:
+        batches: list[list[Stored]] = []
+        for event in events:
+            if batches and batches[-1][0].leaf == event.leaf and len(batches[-1]) < self.batch_size:
+                batches[-1].append(event)
+            else:
+                batches.append([event])
+        return batches
