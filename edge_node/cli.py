@@ -180,3 +180,7 @@ def register(subparsers: Any) -> None:
     schema.add_argument("--output", default=str(SCHEMA_PATH), help="folder for the schemas")
     schema.add_argument("--check", action="store_true", help="fail if the file is stale")
     schema.set_defaults(handler=_schema)
+
+    from edge_node.camera.cli import add_camera_commands  # parking-gate commands (docs/parking.md)
+
+    add_camera_commands(sub)

@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# System packages: the broker, the time-series server, zbar for QR codes,
+# System packages: the broker, the time-series server, zbar for QR codes, the
+# DejaVu fonts synthetic plate images are drawn with (tests, bench),
 # D-Bus (mock BlueZ in tests) and the headers dbus-python builds against.
 APT_PACKAGES=(
   mosquitto mosquitto-clients victoria-metrics libzbar0 openssl
   dbus libdbus-1-dev libglib2.0-dev pkg-config python3-venv
+  fonts-dejavu-core
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

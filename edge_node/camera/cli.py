@@ -1,0 +1,133 @@
+"""The camera's ``mallnet edge`` subcommands.
+
+``mallnet edge read-plate IMAGE… [--json]`` reads the plate of each image,
+for operators checking a camera's placement. With ``--json`` it writes one
+object per image per line::
+
+    {"image": "gate.jpg", "plate": "AB1234CE", "confidence": 0.97,
+     "country": "UA", "box": [x, y, w, h]}
+
+``plate`` is null when nothing valid was read (``box`` then shows the most
+plate-like region, if any); an unreadable image gives
+``{"image": …, "error": "…"}``. The exit status is 1 when every image failed
+to load, 2 when the OCR engine is not installed, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from mallnet.errors import FrameError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COUNTRIES = ("EU", "US", "BR")
+
+
+def _roi(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("ROI is x,y,w,h as fractions of the frame") from None
+    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+        raise argparse.ArgumentTypeError("ROI values are fractions between 0 and 1")
+    return (x, y, w, h)
+
+
+def add_camera_commands(edge_subparsers: Any) -> None:
+    """Add the camera commands to the ``mallnet edge`` sub-parser group."""
+    read = edge_subparsers.add_parser(
+        "read-plate", help="read licence plates from image files (check a camera's placement)"
+    )
+    read.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG …)")
+    read.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    read.add_argument(
+        "--country",
+        action="append",
+        default=None,
+        help="plate formats to accept: a country (UA, FR, IT, ES, PL, US, BR) or EU; "
+        "repeat for several, in priority order (default: EU, US, BR)",
+    )
+    read.add_argument("--roi", type=_roi, default=None, help="only look at x,y,w,h (fractions)")
+    read.add_argument(
+        "--no-fallback", action="store_true", help="skip the slow whole-frame text detector"
+    )
+    read.add_argument("--threads", type=int, default=1, help="OCR threads (default 1)")
+    read.set_defaults(handler=_read_plate)
+
+
+def _read_plate(args: argparse.Namespace) -> int:
+    from edge_node.camera.errors import CameraError
+    from edge_node.camera.formats import formats_for
+    from edge_node.camera.gate import FULL_FRAME, cut_roi
+    from edge_node.camera.localize import find_candidates
+    from edge_node.camera.ocr import RapidOcrReader
+    from edge_node.camera.reader import ReaderSettings, read_frame
+    from mallnet.frames.sources import load_image
+
+    try:
+        formats = formats_for(args.country or DEFAULT_COUNTRIES)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    settings = ReaderSettings(formats=formats, fallback=not args.no_fallback)
+    try:
+        reader = RapidOcrReader(threads=args.threads)
+    except CameraError as exc:
+        log.error("%s", exc)
+        return 2
+    roi = args.roi or FULL_FRAME
+    loaded = 0
+    for path in args.images:
+        result: dict[str, Any] = {"image": path}
+        try:
+            image = load_image(path)
+        except FrameError as exc:
+            result["error"] = str(exc)
+            _emit(result, args.json)
+            continue
+        loaded += 1
+        region, (ox, oy) = cut_roi(image, roi)
+        try:
+            read = read_frame(region, reader, settings)
+        except CameraError as exc:
+            result["error"] = str(exc)
+            _emit(result, args.json)
+            continue
+        if read is not None:
+            x, y, w, h = read.box
+            result.update(
+                plate=read.plate,
+                confidence=read.confidence,
+                country=read.country,
+                box=[x + ox, y + oy, w, h],
+            )
+        else:
+            candidates = find_candidates(region, settings.localizer)
+            box = None
+            if candidates:
+                x, y, w, h = candidates[0].box
+                box = [x + ox, y + oy, w, h]
+            result.update(plate=None, confidence=0.0, country=None, box=box)
+        _emit(result, args.json)
+    return 0 if loaded else 1
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    elif "error" in result:
+        sys.stdout.write(f"{result['image']}: error: {result['error']}\n")
+    elif result["plate"] is None:
+        where = f" (plate-like region at {result['box']})" if result["box"] else ""
+        sys.stdout.write(f"{result['image']}: no plate read{where}\n")
+    else:
+        sys.stdout.write(
+            f"{result['image']}: {result['plate']} ({result['country']}, "
+            f"confidence {result['confidence']:.2f}) at {result['box']}\n"
+        )
+    sys.stdout.flush()

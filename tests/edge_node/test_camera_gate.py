@@ -1,0 +1,140 @@
+"""Motion gating and vehicle passes: an idle gate never reads, a pass gives one plate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_node.camera.formats import formats_for
+from edge_node.camera.gate import GateLane, MotionGate, MotionSettings, PassSettings, roi_pixels
+from edge_node.camera.ocr import RapidOcrReader
+from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame
+from edge_node.camera.synth import make_sample
+
+
+def _idle(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    frame[430:] = 70
+    for y in rng.integers(0, 720, 10):
+        frame[int(y) : int(y) + 3] = rng.integers(30, 200)
+    return frame
+
+
+def _jitter(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.integers(-3, 4, frame.shape, dtype=np.int16)
+    out: np.ndarray = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def test_motion_gate_ignores_noise_and_sees_a_car():
+    rng = np.random.default_rng(1)
+    gate = MotionGate()
+    idle = _idle()
+    assert gate.update(idle) is False  # the first frame only sets the background
+    assert not any(gate.update(_jitter(idle, rng)) for _ in range(20))
+    car = make_sample(3, "US").image
+    assert gate.update(car) is True
+    assert gate.last_changed > 0.1
+
+
+def test_motion_outside_the_roi_is_ignored():
+    gate = MotionGate(MotionSettings(roi=(0.0, 0.0, 0.5, 0.5)))
+    frame = _idle()
+    gate.update(frame)
+    changed = frame.copy()
+    changed[400:, 700:] = 255  # bottom right: outside the ROI
+    assert gate.update(changed) is False
+    changed[:300, :500] = 0  # top left: inside
+    assert gate.update(changed) is True
+
+
+def test_a_car_that_stops_is_no_longer_motion():
+    gate = MotionGate()
+    gate.update(_idle())
+    car = make_sample(4, "UA").image
+    assert [gate.update(car) for _ in range(3)] == [True, False, False]
+
+
+def test_roi_pixels_are_clipped():
+    assert roi_pixels((720, 1280, 3), (0.25, 0.5, 0.5, 0.5)) == (320, 360, 640, 360)
+    assert roi_pixels((100, 100), (0.9, 0.9, 0.5, 0.5)) == (90, 90, 10, 10)
+
+
+def _fixed_reads(plates: list[str | None]):
+    """The plate-reader seam fed from a list (one entry per frame it is called for)."""
+    calls: list[str | None] = []
+
+    def read(_image: np.ndarray) -> PlateRead | None:
+        plate = plates[len(calls)] if len(calls) < len(plates) else None
+        calls.append(plate)
+        if plate is None:
+            return None
+        return PlateRead(plate, 0.95, (1, 2, 3, 4), "UA", "LLDDDDLL", plate)
+
+    return read, calls
+
+
+def _drive(lane: GateLane, frames: list[np.ndarray], start: float = 0.0, fps: float = 10.0):
+    out = []
+    for i, frame in enumerate(frames):
+        result = lane.process(frame, start + i / fps)
+        if result is not None:
+            out.append((start + i / fps, result.plate))
+    return out
+
+
+def test_idle_frames_never_reach_the_reader():
+    read, calls = _fixed_reads([])
+    lane = GateLane(read)
+    rng = np.random.default_rng(2)
+    idle = _idle()
+    assert _drive(lane, [_jitter(idle, rng) for _ in range(50)]) == []
+    assert calls == []
+    assert lane.stats.gated == 50
+    assert lane.stats.reads == 0
+
+
+def test_one_plate_per_pass_early_when_reads_agree_and_no_repeat():
+    first = ["AB1234CE", None, "AB1234CE", "AB1234CE"]
+    read, calls = _fixed_reads([*first, *[None] * 11, *["AB1234CE"] * 3])
+    lane = GateLane(read, passes=PassSettings(hold_s=1.0, early_votes=3, repeat_s=60))
+    idle, car = _idle(), make_sample(9, "UA").image
+    frames = [idle] * 5 + [car] * 30 + [idle] * 20 + [car] * 30
+    found = _drive(lane, frames)
+    assert [plate for _, plate in found] == ["AB1234CE"]
+    assert found[0][0] == pytest.approx(0.8)  # the 4th read of the pass: 3 agreeing reads
+    # Pass 1 stops reading once 3 reads agree; the car leaving is a pass with no
+    # plate (motion, then 1 s of hold); pass 2 (the car back within repeat_s) is
+    # the same vehicle: it is read until 3 reads agree, and not reported again.
+    assert len(calls) == 4 + 11 + 3
+    assert lane.stats.plates == 1
+    assert lane.stats.frames == len(frames)
+
+
+def test_a_pass_without_agreement_is_voted_when_it_ends():
+    read, _ = _fixed_reads(["AB1234CE", "AB1234CE"])
+    lane = GateLane(read, passes=PassSettings(hold_s=0.5, early_votes=3))
+    idle, car = _idle(), make_sample(9, "UA").image
+    found = _drive(lane, [idle] * 3 + [car] * 10 + [idle] * 3)
+    assert found == [(pytest.approx(0.9), "AB1234CE")]  # 0.6 s after the last motion
+    assert lane.flush(10.0) is None
+
+
+def test_flush_closes_an_open_pass():
+    read, _ = _fixed_reads(["KA0001TT"])
+    lane = GateLane(read)
+    _drive(lane, [_idle(), make_sample(1, "UA").image])
+    result = lane.flush(1.0)
+    assert result is not None and result.plate == "KA0001TT"
+
+
+def test_a_whole_pass_with_the_real_reader():
+    reader = RapidOcrReader()
+    settings = ReaderSettings(formats=formats_for(["US"]))
+    lane = GateLane(lambda image: read_frame(image, reader, settings))
+    idle = _idle(3)
+    passing = [make_sample(60 + i, "US", "clear", plate="7ABC123").image for i in range(3)]
+    found = _drive(lane, [idle] * 3 + passing + [idle] * 12)
+    assert [plate for _, plate in found] == ["7ABC123"]
+    assert lane.stats.reads <= 3 + 11

@@ -1,0 +1,122 @@
+"""The plate reader with the real OCR engine on generated frames, and voting across a pass."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from edge_node.camera.errors import OcrUnavailable
+from edge_node.camera.formats import fold, formats_for
+from edge_node.camera.localize import LocalizerSettings
+from edge_node.camera.ocr import DET_MODEL, REC_MODEL, RapidOcrReader, bundled_model_dir
+from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame, vote
+from edge_node.camera.synth import CONDITIONS, STYLES, make_sample
+
+SETTINGS = ReaderSettings(formats=formats_for(["EU", "US", "BR"]))
+
+
+@pytest.fixture(scope="module")
+def reader() -> Iterator[RapidOcrReader]:
+    yield RapidOcrReader()
+
+
+def test_models_ship_in_the_wheel_and_load_without_network(monkeypatch):
+    for name in (DET_MODEL, REC_MODEL):
+        assert (bundled_model_dir() / name).stat().st_size > 1_000_000
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    offline = RapidOcrReader()
+    sample = make_sample(11, "UA")
+    assert offline.read_lines(sample.image)  # loads and runs the detector too
+    read = read_frame(sample.image, offline, SETTINGS)
+    assert read is not None and read.plate == sample.plate
+
+
+def test_missing_models_are_reported_not_downloaded(tmp_path):
+    with pytest.raises(OcrUnavailable, match="never downloaded"):
+        RapidOcrReader(model_dir=tmp_path)
+
+
+def test_reads_every_style_in_every_condition(reader):
+    misses = []
+    for i, condition in enumerate(CONDITIONS):
+        for j, style in enumerate(STYLES[i % 2 :: 2]):  # 2-3 styles per condition, all covered
+            sample = make_sample(500 + 10 * i + j, style, condition)
+            read = read_frame(sample.image, reader, SETTINGS)
+            if read is None or read.plate != sample.plate:
+                misses.append((style, condition, sample.plate, read))
+            else:
+                assert read.confidence >= SETTINGS.min_confidence
+                x, y, w, h = read.box
+                sx, sy, sw, sh = sample.box
+                assert x < sx + sw and sx < x + w and y < sy + sh and sy < y + h
+    assert len(misses) <= 1, misses
+
+
+def test_the_detector_fallback_reads_when_localisation_finds_nothing(reader):
+    blind = ReaderSettings(formats=SETTINGS.formats, localizer=LocalizerSettings(max_candidates=0))
+    sample = make_sample(77, "BR", "clear")
+    read = read_frame(sample.image, reader, blind)
+    assert read is not None and read.plate == sample.plate
+    no_fallback = ReaderSettings(
+        formats=SETTINGS.formats, localizer=LocalizerSettings(max_candidates=0), fallback=False
+    )
+    assert read_frame(sample.image, reader, no_fallback) is None
+
+
+def test_a_frame_without_a_plate_gives_nothing(reader):
+    empty = np.full((480, 640, 3), 90, np.uint8)
+    assert read_frame(empty, reader, SETTINGS) is None
+
+
+def test_a_plate_of_another_country_is_not_forced_into_the_gates_formats(reader):
+    sample = make_sample(5, "BR", "clear", plate="ABC1D23")
+    ua_only = ReaderSettings(formats=formats_for(["UA"]))
+    assert read_frame(sample.image, reader, ua_only) is None
+
+
+def _read(plate: str, confidence: float, country: str = "UA") -> PlateRead:
+    layout = "LLDDDDLL" if country == "UA" else "LLLDLDD"
+    return PlateRead(plate, confidence, (0, 0, 10, 5), country, layout, plate)
+
+
+def test_vote_picks_the_plate_with_most_confidence_behind_it():
+    reads = [_read("AB1234CE", 0.9), _read("AB1234CE", 0.8), _read("AB1284CE", 0.95)]
+    result = vote(reads)
+    assert result is not None and result.plate == "AB1234CE"
+    assert 0 < result.confidence < 0.9
+
+
+def test_vote_repairs_characters_across_frames():
+    # Every frame has one wrong character, each in a different place.
+    reads = [_read("AB7234CE", 0.9), _read("AB1294CE", 0.9), _read("AB1234CX", 0.9)]
+    result = vote(reads)
+    assert result is not None and result.plate == "AB1234CE"
+    assert result.confidence > 0.7
+    three_to_one = vote([_read("AB1234CE", 0.9)] * 3 + [_read("KA0000TT", 0.9)])
+    assert three_to_one is not None and three_to_one.plate == "AB1234CE"
+    assert three_to_one.confidence > 0.6
+
+
+def test_vote_confidence_falls_with_disagreement():
+    agree = vote([_read("AB1234CE", 0.9)] * 4)
+    split = vote([_read("AB1234CE", 0.9)] * 2 + [_read("KA0000TT", 0.9)] * 2)
+    assert agree is not None and split is not None
+    assert agree.confidence == pytest.approx(0.9)
+    assert split.confidence <= 0.5 * agree.confidence
+
+
+def test_vote_of_nothing_is_nothing():
+    assert vote([]) is None
+    assert vote([_read("AB1234CE", 0.9)], min_reads=2) is None
+
+
+def test_fold_counts_confusables_as_equal():
+    assert fold("IO5626OI") == fold("10562601")
