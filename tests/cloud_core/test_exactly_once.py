@@ -1,0 +1,172 @@
+"""Exactly once through the real broker: a core killed between commit and ack, and two
+core workers on one shared subscription, never double-credit and never lose a visit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from cloud_core.ingest import EXIT_AFTER_COMMIT_ENV
+from cloud_core.store import open_store
+from mallnet.wire import encode
+from mallnet.wire.topics import PRESENCE
+from tests.cloud_core.helpers import CORE_PASSWORD, STORES, Walker, key_of, make_config
+from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
+from tests.conftest import MALL, wait_until
+
+
+def write_config(tmp_path: Path, broker) -> Path:
+    secret = tmp_path / "core.password"
+    secret.write_text(CORE_PASSWORD + "\n")
+    secret.chmod(0o600)
+    config = {
+        "mall": MALL,
+        "database": "core.sqlite",
+        "mqtt": {
+            "port": broker.port,
+            "username": "core",
+            "password_file": str(secret),
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 1,
+        },
+        "ingest": {"client_id": "core-crash", "batch_wait_ms": 1},
+        "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 30},
+        "stores": STORES,
+    }
+    path = tmp_path / "core.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_core(config: Path, log: Path, crash_after: int | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.pop(EXIT_AFTER_COMMIT_ENV, None)
+    if crash_after is not None:
+        env[EXIT_AFTER_COMMIT_ENV] = str(crash_after)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mallnet.cli",
+                "core",
+                "run",
+                "--config",
+                str(config),
+                "--only",
+                "ingest",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def test_a_core_killed_between_commit_and_ack_neither_double_credits_nor_loses_a_visit(
+    tmp_path, broker, core_settings, connect
+):
+    config_path = write_config(tmp_path, broker)
+    config = make_config(tmp_path, core_settings)  # same database file, for the helpers
+    ann = register(config, 1, "+44 7911 123001")
+    bob = register(config, 2, "+44 7911 123002")
+    receipts, node = receipts_collector(connect, "store-1")
+    log = tmp_path / "core.log"
+    walker = Walker("store-1")
+    now = time.time()
+
+    core = start_core(config_path, log, crash_after=1)
+    try:
+        first = walker.batch([walker.event(key_of(1), now)])
+
+        # The core needs a moment to subscribe; the node's message waits in the broker only
+        # once the core's session exists, so publish until the core has taken it.
+        def crashed() -> bool:
+            if core.poll() is not None:
+                return True
+            node.publish(PRESENCE.topic(MALL, "store-1"), encode(first)).wait(10)
+            return False
+
+        wait_until(crashed, timeout=30, what="the core to crash after its first commit")
+        assert core.returncode == 9, log.read_text()
+    finally:
+        if core.poll() is None:
+            core.kill()
+            core.wait()
+    assert receipts.messages == []  # committed, never acked nor receipted
+    assert wallet(config, ann) == {"bean-bar": 10}
+
+    # while the core is down a second visit arrives and waits in its session
+    second = walker.batch([walker.event(key_of(2), now + 1)])
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(second)).wait(10)
+
+    core = start_core(config_path, log)
+    try:
+        wanted = {first.events[0].id, second.events[0].id}
+        wait_until(
+            lambda: wanted <= set(receipted_ids(receipts)),
+            timeout=30,
+            what="receipts for the redelivered and the queued visit",
+        )
+    finally:
+        core.send_signal(signal.SIGTERM)
+        assert core.wait(20) == 0, log.read_text()
+    assert wallet(config, ann) == {"bean-bar": 10}  # credited once, though delivered again
+    assert wallet(config, bob) == {"bean-bar": 10}  # not lost
+    store = open_store(config.database)
+    try:
+        (visits,) = store.conn.execute("SELECT COUNT(*) FROM visits").fetchone()
+    finally:
+        store.close()
+    assert visits == 2
+
+
+def test_two_workers_on_one_shared_subscription_credit_each_visit_once(
+    tmp_path, core_settings, run_core, connect
+):
+    base = make_config(tmp_path, core_settings)
+    customers = [register(base, n, f"+44 7911 1230{n:02d}") for n in range(1, 9)]
+    workers = [
+        run_core(
+            base.model_copy(
+                update={"ingest": base.ingest.model_copy(update={"client_id": cid, "batch_max": 4})}
+            )
+        )
+        for cid in ("core-a", "core-b")
+    ]
+    nodes = {n: receipts_collector(connect, n) for n in ("store-1", "store-2", "store-3")}
+    sent: dict[str, set[str]] = {n: set() for n in nodes}
+    from tests.cloud_core.helpers import START
+
+    for n, node in enumerate(nodes):
+        walker = Walker(node)
+        _, client = nodes[node]
+        for c in range(1, 9):
+            # each customer: enter, then a qualifying dwell, then the exit (in cooldown)
+            events = walker.walk(key_of(c), START + n * 900 + c)
+            sent[node].update(e.id for e in events)
+            payload = encode(walker.batch(events))
+            for _ in range(2):  # every batch twice: the copies may go to different workers
+                client.publish(PRESENCE.topic(MALL, node), payload).wait(10)
+
+    def all_receipted() -> bool:
+        return all(set(receipted_ids(c)) == sent[n] for n, (c, _) in nodes.items())
+
+    wait_until(all_receipted, what="receipts for every node's events")
+    for customer in customers:
+        assert wallet(base, customer) == {
+            "bean-bar": 10,
+            "shoe-hub": 10,
+            "book-nook": 10,
+            "mall": 50,
+        }
+    stats = [w.consumer.stats() for w in workers]
+    # both took a share of the presence messages
+    assert all(s.get("events", 0) + s.get("duplicates", 0) > 0 for s in stats), stats
+    assert sum(s.get("credited", 0) for s in stats) == 3 * 8
+    assert sum(s.get("duplicates", 0) for s in stats) == 3 * 8 * 3

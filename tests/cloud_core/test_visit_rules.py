@@ -1,0 +1,153 @@
+"""Visit rules at the ingest seam (``Applier``) under hypothesis-generated event sequences:
+cooldowns, daily caps, the game, expiry and pocket isolation hold in any arrival order."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cloud_core import identity, ledger
+from cloud_core.ingest import Applier
+from cloud_core.store import open_store
+from mallnet.mqtt import Inbound
+from mallnet.wire import encode
+from mallnet.wire.topics import PRESENCE
+from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
+from tests.conftest import MALL
+
+NODES = ("store-1", "store-1b", "store-2", "store-3")
+BUSINESS_OF_STORE = {"bean-bar-l1": "bean-bar", "shoe-hub": "shoe-hub", "book-nook": "book-nook"}
+HORIZON_MIN = 36 * 60
+
+event_spec = st.tuples(
+    st.integers(1, 2),  # customer
+    st.sampled_from(NODES),
+    # minutes after START (10:00 UTC): clustered hours, so cooldowns and caps are exercised,
+    # spread over two calendar days
+    st.builds(
+        lambda h, m: h * 60 + m, st.sampled_from([0, 1, 2, 6, 13, 14, 15, 30]), st.integers(0, 59)
+    ),
+    st.sampled_from([0.0, 30.0, 60.0, 240.0]),  # inside_s
+)
+
+
+def _setup(tmp: Path):
+    config = make_config(
+        tmp,
+        visits={"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 25},
+        game={"stores": 3, "points": 50},
+        stores=[
+            {
+                "id": "bean-bar-l1",
+                "name": "Bean Bar",
+                "business": "bean-bar",
+                "nodes": ["store-1", "store-1b"],
+                "visits": {"expiry": "end_of_day"},
+            },
+            {
+                "id": "shoe-hub",
+                "name": "Shoe Hub",
+                "business": "shoe-hub",
+                "nodes": ["store-2"],
+                "visits": {"points": 20},
+            },
+            {"id": "book-nook", "name": "Book Nook", "business": "book-nook", "nodes": ["store-3"]},
+        ],
+    )
+    store = open_store(config.database)
+    customers = {}
+    with store.transaction() as conn:
+        for n in (1, 2, 3):
+            cid, _ = identity.register_customer(conn, f"+44 7911 12300{n}", default_region="GB")
+            identity.attach_beacon_key(conn, cid, key_of(n).hex())
+            customers[n] = cid
+    return config, store, customers
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(event_spec, min_size=1, max_size=30), batch=st.integers(1, 5))
+def test_cooldowns_caps_game_expiry_and_pockets_hold(specs, batch):
+    with tempfile.TemporaryDirectory() as tmp:
+        config, store, customers = _setup(Path(tmp))
+        try:
+            _check(config, store, customers, specs, batch)
+        finally:
+            store.close()
+
+
+def _messages(specs) -> list[Inbound]:
+    walkers = {node: Walker(node) for node in NODES}
+    out = []
+    for who, node, minute, inside in specs:
+        walker = walkers[node]
+        event = walker.event(key_of(who), START + minute * 60, "dwell", inside)
+        out.append(Inbound(PRESENCE.topic(MALL, node), encode(walker.batch([event])), 1, False, 0))
+    return out
+
+
+def _check(config, store, customers, specs, batch):
+    clock = Clock(START + HORIZON_MIN * 60)
+    applier = Applier(config, store, clock)
+    messages = _messages(specs)
+    for start in range(0, len(messages), batch):
+        applier.apply(messages[start : start + batch])
+    qualifying = sum(1 for _, _, _, inside in specs if inside >= 60)
+    counts = applier.counters
+    assert counts["credited"] + counts["capped"] + counts["cooldown"] == qualifying
+
+    conn = store.conn
+    visits = conn.execute("SELECT * FROM visits ORDER BY ts_epoch").fetchall()
+    by_pair = defaultdict(list)
+    per_day: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+    stores_per_day = defaultdict(set)
+    for v in visits:
+        by_pair[(v["customer_id"], v["store"])].append(v["ts_epoch"])
+        per_day[(v["customer_id"], v["business"], v["day"])] += v["points"]
+        stores_per_day[(v["customer_id"], v["day"])].add(v["store"])
+        assert BUSINESS_OF_STORE[v["store"]] == v["business"]
+    for times in by_pair.values():  # cooldown, whichever node and arrival order
+        assert all(b - a >= 3600 for a, b in itertools.pairwise(times))
+    assert all(points <= 25 for points in per_day.values())  # daily cap per business
+
+    # pocket isolation: each business pocket holds exactly its stores' visit points
+    for customer in customers.values():
+        granted = defaultdict(int)
+        for row in conn.execute(
+            "SELECT pocket, reason, SUM(delta) FROM journal WHERE customer_id = ? AND kind ="
+            " 'grant' GROUP BY pocket, reason",
+            (customer,),
+        ):
+            granted[(row[0], row[1])] = row[2]
+        for business in BUSINESS_OF_STORE.values():
+            want = sum(p for (c, b, _), p in per_day.items() if c == customer and b == business)
+            assert granted.get((business, "visit"), 0) == want
+        days_won = sum(1 for (c, _), s in stores_per_day.items() if c == customer and len(s) >= 3)
+        assert granted.get(("mall", "game"), 0) == 50 * days_won  # once per day at most
+        assert set(pocket for pocket, _ in granted) <= {*BUSINESS_OF_STORE.values(), "mall"}
+    assert ledger.check_invariants(conn) == []
+
+    # the same events again (a replayed outbox) change nothing
+    before = conn.execute("SELECT COUNT(*), COALESCE(SUM(delta), 0) FROM journal").fetchone()
+    applier.apply(messages)
+    assert tuple(
+        conn.execute("SELECT COUNT(*), COALESCE(SUM(delta), 0) FROM journal").fetchone()
+    ) == tuple(before)
+
+    # expiry: every Bean Bar point ("spend them here today") is gone after the last day
+    clock.set(START + (HORIZON_MIN + 2 * 24 * 60) * 60)
+    applier.expire()
+    after = datetime.fromtimestamp(clock(), UTC)
+    for customer in customers.values():
+        pockets = {b.pocket: b for b in ledger.balances(conn, customer, after)}
+        if "bean-bar" in pockets:
+            assert pockets["bean-bar"].balance == 0
+        for business in ("shoe-hub", "book-nook"):
+            want = sum(p for (c, b, _), p in per_day.items() if c == customer and b == business)
+            assert (pockets[business].balance if business in pockets else 0) == want
+    assert ledger.check_invariants(conn) == []
