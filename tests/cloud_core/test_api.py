@@ -1,0 +1,329 @@
+"""The HTTP API over real uvicorn and httpx: roles, tenant isolation, clear 4xx, erasure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import yaml
+
+from cloud_core import ledger
+from cloud_core.app import CoreApp
+from cloud_core.store import open_store
+from mallnet.broker import free_port
+from tests.cloud_core.helpers import START, Clock, make_config
+
+KEYS = {
+    "admin": "k-admin-0123456789abcdef",
+    "kiosk": "k-kiosk-0123456789abcdef",
+    "bean": "k-bean-bar-0123456789abcdef",
+    "shoe": "k-shoe-hub-0123456789abcdef",
+    "node": "k-node-store-1-0123456789",
+}
+
+
+@pytest.fixture
+def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
+    keys_file = tmp_path / "api-keys.yaml"
+    keys_file.write_text(
+        yaml.safe_dump(
+            {
+                "keys": [
+                    {"name": "office", "role": "admin", "key": KEYS["admin"]},
+                    {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
+                    {"name": "bean", "role": "tenant", "business": "bean-bar", "key": KEYS["bean"]},
+                    {
+                        "name": "shoe",
+                        "role": "tenant",
+                        "business": "shoe-hub",
+                        "key_sha256": hashlib.sha256(KEYS["shoe"].encode()).hexdigest(),
+                    },
+                    {"name": "store-1", "role": "node", "node": "store-1", "key": KEYS["node"]},
+                ]
+            }
+        )
+    )
+    port = free_port()
+    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)})
+    app = CoreApp(config, only="api", clock=Clock(START))
+    app.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client, app
+    finally:
+        app.stop()
+
+
+def h(who: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[who]}
+
+
+def counts(app: CoreApp) -> dict[str, int]:
+    store = open_store(app.config.database)
+    try:
+        return {
+            t: store.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("customers", "beacon_keys", "vehicles", "lots", "journal", "campaigns")
+        }
+    finally:
+        store.close()
+
+
+def seed_points(app: CoreApp, customer: str) -> None:
+    store = open_store(app.config.database)
+    at = datetime.fromtimestamp(START, UTC)
+    try:
+        with store.transaction() as conn:
+            for pocket, points in (("bean-bar", 30), ("shoe-hub", 40), ("mall", 50)):
+                ledger.grant(
+                    conn,
+                    customer=customer,
+                    pocket=pocket,
+                    points=points,
+                    reason="visit",
+                    idem_key=f"seed:{pocket}",
+                    now=at,
+                )
+            for store_id, business in (("bean-bar-l1", "bean-bar"), ("shoe-hub", "shoe-hub")):
+                conn.execute(
+                    "INSERT INTO visits (event_id, customer_id, store, business, node, ts,"
+                    " ts_epoch, day, points) VALUES (?, ?, ?, ?, 'n', ?, ?, '2026-11-23', 10)",
+                    (f"e-{store_id}", customer, store_id, business, ledger.iso(at), START),
+                )
+    finally:
+        store.close()
+
+
+def register(client: httpx.Client) -> str:
+    r = client.post("/customers", json={"phone": "07911 123456"}, headers=h("kiosk"))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_kiosk_registers_a_customer_and_attaches_a_beacon_key(api):
+    client, _ = api
+    r = client.post(
+        "/customers", json={"phone": "07911 123456", "email": "a@example.com"}, headers=h("kiosk")
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert body["phone"] == "+447911123456" and body["beacon_keys"] == 0
+    r = client.post(f"/customers/{body['id']}/beacon-keys", json={}, headers=h("kiosk"))
+    assert r.status_code == 201 and len(r.json()["key"]) == 64
+    r = client.post(
+        f"/customers/{body['id']}/vehicles", json={"plate": "ab12 cde"}, headers=h("admin")
+    )
+    assert r.json() == {"plate": "AB12CDE"}
+    r = client.get(f"/customers/{body['id']}", headers=h("admin"))
+    assert r.json()["beacon_keys"] == 1 and r.json()["vehicles"] == ["AB12CDE"]
+    # the same phone again, written differently, is a conflict
+    r = client.post("/customers", json={"phone": "+44 7911 123456"}, headers=h("kiosk"))
+    assert r.status_code == 409 and "already registered" in r.json()["detail"]
+
+
+def test_a_tenant_never_reads_another_tenants_data(api):
+    client, app = api
+    customer = register(client)
+    seed_points(app, customer)
+    window = {"starts_at": "2026-11-01T00:00:00Z", "ends_at": "2026-12-31T00:00:00Z"}
+    for who, cid in (("bean", "bean-deal"), ("shoe", "shoe-deal")):
+        r = client.post(
+            "/campaigns", json={"id": cid, "title": "t", "text": "x", **window}, headers=h(who)
+        )
+        assert r.status_code == 201, r.text
+
+    r = client.get(f"/customers/{customer}/wallet", headers=h("bean"))
+    assert [p["pocket"] for p in r.json()["pockets"]] == ["bean-bar"]
+    assert (
+        client.get(f"/customers/{customer}/history?pocket=shoe-hub", headers=h("bean")).status_code
+        == 403
+    )
+    assert [
+        e["pocket"] for e in client.get(f"/customers/{customer}/history", headers=h("bean")).json()
+    ] == ["bean-bar"]
+    r = client.post(
+        f"/customers/{customer}/pockets/shoe-hub/spend",
+        json={"points": 1, "idempotency_key": "steal-0001"},
+        headers=h("bean"),
+    )
+    assert r.status_code == 403
+    assert [c["id"] for c in client.get("/campaigns", headers=h("bean")).json()] == ["bean-deal"]
+    assert client.get("/campaigns/shoe-deal", headers=h("bean")).status_code == 404
+    assert client.delete("/campaigns/shoe-deal", headers=h("bean")).status_code == 404
+    r = client.post(
+        "/campaigns",
+        json={"id": "x1", "business": "shoe-hub", "title": "t", "text": "x", **window},
+        headers=h("bean"),
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/campaigns",
+        json={"id": "x2", "stores": ["shoe-hub"], "title": "t", "text": "x", **window},
+        headers=h("bean"),
+    )
+    assert r.status_code == 422 and "another business" in r.json()["detail"]
+    assert [s["store"] for s in client.get("/stats/visits", headers=h("bean")).json()] == [
+        "bean-bar-l1"
+    ]
+    assert [s["id"] for s in client.get("/stores", headers=h("bean")).json()] == ["bean-bar-l1"]
+    assert {n["id"] for n in client.get("/nodes", headers=h("bean")).json()} == {
+        "store-1",
+        "store-1b",
+    }
+    assert [n["id"] for n in client.get("/nodes", headers=h("node")).json()] == ["store-1"]
+    for path in (f"/customers/{customer}", "/dead-letters", "/ingest/stats"):
+        assert client.get(path, headers=h("bean")).status_code == 403
+    assert (
+        client.get(f"/customers/{customer}/wallet", headers=h("shoe")).json()["pockets"][0][
+            "pocket"
+        ]
+        == "shoe-hub"
+    )  # the hashed key works too
+    # the admin sees everything
+    assert len(client.get("/campaigns", headers=h("admin")).json()) == 2
+    assert (
+        len(client.get(f"/customers/{customer}/wallet", headers=h("admin")).json()["pockets"]) == 3
+    )
+
+
+def test_bad_calls_get_clear_4xx_and_change_nothing(api):
+    client, app = api
+    customer = register(client)
+    seed_points(app, customer)
+    before = counts(app)
+    assert client.get("/stores").status_code == 401
+    assert client.get("/stores", headers={"X-API-Key": "nope-nope-nope-nope"}).status_code == 401
+    r = client.post("/customers", json={"phone": "123"}, headers=h("kiosk"))
+    assert r.status_code == 422 and "phone" in r.json()["detail"]
+    r = client.post("/customers", content=b"{not json", headers=h("kiosk"))
+    assert r.status_code == 422
+    r = client.post(
+        "/customers", json={"phone": "07911 123457", "colour": "red"}, headers=h("kiosk")
+    )
+    assert r.status_code == 422
+    r = client.post(f"/customers/{customer}/beacon-keys", json={"key": "zz"}, headers=h("kiosk"))
+    assert r.status_code == 422
+    assert client.get("/customers/c-nobody", headers=h("admin")).status_code == 404
+    r = client.post(
+        f"/customers/{customer}/pockets/bean-bar/spend",
+        json={"points": 31, "idempotency_key": "till-1-0001"},
+        headers=h("bean"),
+    )
+    assert r.status_code == 409 and "30 spendable" in r.json()["detail"]
+    r = client.post(
+        f"/customers/{customer}/pockets/bean-bar/spend",
+        json={"points": 0, "idempotency_key": "till-1-0002"},
+        headers=h("bean"),
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/campaigns",
+        json={
+            "id": "Bad Id",
+            "title": "t",
+            "text": "x",
+            "starts_at": "2026-11-01T00:00:00Z",
+            "ends_at": "2026-10-01T00:00:00Z",
+        },
+        headers=h("bean"),
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/campaigns",
+        json={
+            "id": "backwards",
+            "title": "t",
+            "text": "x",
+            "starts_at": "2026-11-01T00:00:00Z",
+            "ends_at": "2026-10-01T00:00:00Z",
+        },
+        headers=h("bean"),
+    )
+    assert r.status_code == 422 and "end after" in r.json()["detail"]
+    assert (
+        client.post("/customers", json={"phone": "07911 123458"}, headers=h("bean")).status_code
+        == 403
+    )
+    assert counts(app) == before
+    # a good spend, then its retry with the same key, spends once
+    for expected in ("spent", "duplicate"):
+        r = client.post(
+            f"/customers/{customer}/pockets/bean-bar/spend",
+            json={"points": 12, "idempotency_key": "till-1-0003"},
+            headers=h("bean"),
+        )
+        assert r.status_code == 200 and r.json()["outcome"] == expected
+        assert r.json()["available"] == 18
+
+
+def test_erasing_a_customer_removes_everything_personal(api):
+    client, app = api
+    customer = register(client)
+    client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("kiosk"))
+    client.post(f"/customers/{customer}/vehicles", json={"plate": "AB12CDE"}, headers=h("admin"))
+    seed_points(app, customer)
+    assert client.delete(f"/customers/{customer}", headers=h("bean")).status_code == 403
+    r = client.delete(f"/customers/{customer}", headers=h("admin"))
+    assert r.status_code == 200 and r.json()["removed"]["customers"] == 1
+    assert client.get(f"/customers/{customer}", headers=h("admin")).status_code == 404
+    store = open_store(app.config.database)
+    try:
+        for table in (
+            "beacon_keys",
+            "vehicles",
+            "visits",
+            "deliveries",
+            "daily_grants",
+            "journal",
+            "lots",
+        ):
+            (n,) = store.conn.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE customer_id = ?",
+                (customer,),
+            ).fetchone()
+            assert n == 0, table
+        assert store.conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0
+    finally:
+        store.close()
+    store = open_store(app.config.database)
+    try:
+        dump = "\n".join(store.conn.iterdump())
+    finally:
+        store.close()
+    assert "+447911123456" not in dump and customer not in dump
+
+
+def test_openapi_is_complete_with_examples(api):
+    client, _ = api
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert op.get("summary"), f"{method} {path} has no summary"
+    for name, schema in spec["components"]["schemas"].items():
+        if name in ("HTTPValidationError", "ValidationError"):
+            continue
+        assert schema.get("examples"), f"schema {name} has no example"
+    assert client.get("/health").json() == {"status": "ok", "mall": "testmall"}
+
+
+def test_kiosk_lists_active_offers(api):
+    client, _ = api
+    now = datetime.fromtimestamp(START, UTC)
+    for cid, start in (("live", now - timedelta(days=1)), ("future", now + timedelta(days=1))):
+        client.post(
+            "/campaigns",
+            json={
+                "id": cid,
+                "title": cid,
+                "text": "x",
+                "starts_at": start.isoformat(),
+                "ends_at": (now + timedelta(days=3)).isoformat(),
+            },
+            headers=h("bean"),
+        )
+    assert [o["campaign"] for o in client.get("/kiosk/offers", headers=h("kiosk")).json()] == [
+        "live"
+    ]
