@@ -197,12 +197,28 @@ class CoreConfig(ConfigModel):
 
 
 def load_core_config(path: Path | str) -> CoreConfig:
-    """Load and validate a core config file; raises ``ConfigError`` with file:line problems."""
+    """Load and validate a core config file; raises ``ConfigError`` with file:line problems.
+
+    Relative paths in it (database, password, keys and token files) are relative to the file.
+    """
     config = load_config(path, CoreConfig)
-    if not config.database.is_absolute():
-        base = Path(path).resolve().parent
-        config = config.model_copy(update={"database": base / config.database})
-    return config
+    base = Path(path).resolve().parent
+
+    def under(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    updates: dict[str, object] = {"database": under(config.database)}
+    if config.mqtt.password_file is not None:
+        updates["mqtt"] = config.mqtt.model_copy(
+            update={"password_file": under(config.mqtt.password_file)}
+        )
+    if config.api.keys_file is not None:
+        updates["api"] = config.api.model_copy(update={"keys_file": under(config.api.keys_file)})
+    if config.telemetry is not None and config.telemetry.token_file is not None:
+        updates["telemetry"] = config.telemetry.model_copy(
+            update={"token_file": under(config.telemetry.token_file)}
+        )
+    return config.model_copy(update=updates)
 
 
 __all__ = ["ConfigError", "CoreConfig", "StoreConfig", "VisitRules", "load_core_config"]
