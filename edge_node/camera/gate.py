@@ -71,7 +71,10 @@ class MotionGate:
         h, w = region.shape[:2]
         width = min(self.settings.work_width, w)
         height = max(1, round(h * width / w))
-        small = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+        # Linear to twice the size, then area: ~16 source pixels per output pixel
+        # (noise averages out) at a fraction of a full-frame area resize's cost.
+        double = cv2.resize(region, (width * 2, height * 2), interpolation=cv2.INTER_LINEAR)
+        small = cv2.resize(double, (width, height), interpolation=cv2.INTER_AREA)
         if small.ndim == 3:
             small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         return cast(Image8, cv2.GaussianBlur(small, (3, 3), 0))

@@ -23,8 +23,16 @@ from PIL import Image, ImageDraw, ImageFont
 log = logging.getLogger(__name__)
 
 Image8 = npt.NDArray[np.uint8]
-Condition = Literal["clear", "perspective", "blur", "noise", "night"]
-CONDITIONS: tuple[Condition, ...] = ("clear", "perspective", "blur", "noise", "night")
+Condition = Literal["clear", "perspective", "blur", "noise", "night", "far", "motion"]
+CONDITIONS: tuple[Condition, ...] = (
+    "clear",
+    "perspective",
+    "blur",
+    "noise",
+    "night",
+    "far",  # the plate only 9–11 % of the frame wide, slightly soft and noisy
+    "motion",  # horizontal motion blur of a moving car, and noise
+)
 STYLES = ("UA", "FR", "ES", "US", "BR")
 
 _FONT_FILES = (
@@ -206,7 +214,8 @@ def make_sample(
     frame, (cx, cy) = _car_scene(rng, size)
     plate_img = render_plate(text, style)
     ph, pw = plate_img.shape[:2]
-    target_w = rng.uniform(0.15, 0.2) * size[0]
+    low, high = (0.09, 0.11) if condition == "far" else (0.15, 0.2)
+    target_w = rng.uniform(low, high) * size[0]
     sx = target_w / pw
     tw, th = target_w, ph * sx
     src = _f32([(0, 0), (pw, 0), (pw, ph), (0, ph)])
@@ -273,6 +282,15 @@ def degrade(image: Image8, condition: Condition, rng: np.random.Generator) -> Im
         return _noise(blurred, 2, rng)
     if condition == "noise":
         return _noise(image, rng.uniform(10, 16), rng)
+    if condition == "far":
+        soft = cast(Image8, cv2.GaussianBlur(image, (3, 3), 0.8))
+        return _noise(soft, 6, rng)
+    if condition == "motion":
+        length = int(rng.integers(7, 12))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0 / length
+        smeared = cast(Image8, cv2.filter2D(image, -1, kernel))
+        return _noise(smeared, 5, rng)
     if condition == "night":
         gamma = rng.uniform(1.8, 2.4)
         lut = 255 * (np.arange(256) / 255) ** gamma * rng.uniform(0.35, 0.5)
