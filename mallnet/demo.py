@@ -1,99 +1,383 @@
 """``mallnet demo``: a simulated mall on this machine, on embedded defaults.
 
-Today the demo starts a real Mosquitto from ``mqtt_broker/`` config, a
-replayed store node that publishes contract presence events for a few
-simulated shoppers (rotating beacon ids), and a consumer that decodes every
-message and sends the receipts the node waits for. It ends with a summary of
-what crossed the broker. Parts join the demo as their own processes
-(``mallnet edge run``, ``mallnet core run``) as they are built.
+The demo composes the real parts as separate processes, exactly as a mall runs
+them, and talks to them only through their commands, the broker and the HTTP
+API (never by importing them):
+
+1. a real Mosquitto from ``mqtt_broker/`` config, with a credential per device;
+2. the cloud core (``mallnet core run``) with two stores of two businesses;
+3. three shoppers registered through the API, each with a beacon key, and a
+   tenant campaign ("hot chocolate -20 %") at one store;
+4. two store nodes (``mallnet edge run``) replaying noisy traces made by
+   ``mallnet edge simulate`` from those keys — shoppers browsing, strangers
+   walking past — at accelerated speed;
+5. an inbox watcher that shows each credit notice and offer as it arrives.
+
+It ends with every shopper's wallet read back from the API, and exits 0 only
+if every expected visit was credited exactly once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from mallnet import __version__, identity
-from mallnet.broker import DevBroker
+import yaml
+
+from mallnet.broker import BROKER_DIR, DevBroker, free_port
 from mallnet.config import MqttSettings
-from mallnet.ids import new_event_id
-from mallnet.mqtt import Inbound, MqttClient, Will
-from mallnet.wire import WireError, decode, encode
-from mallnet.wire.payloads import (
-    DeviceStatus,
-    PresenceBatch,
-    PresenceEvent,
-    Receipt,
-)
-from mallnet.wire.topics import PRESENCE, RECEIPTS, STATUS
+from mallnet.errors import MallnetError
+from mallnet.mqtt import Inbound, MqttClient
+from mallnet.wire import WireError, decode
+from mallnet.wire.payloads import CreditNotice, OfferNotice
+from mallnet.wire.topics import INBOX
 
 log = logging.getLogger(__name__)
 
 MALL = "demo"
-NODE = "store-bean-bar-1"
-PROGRAM_PREFIX = identity.parse_prefix("f7a3e1c2")
-SHOPPERS = 5
-_WALK: tuple[tuple[Literal["enter", "dwell", "exit"], float], ...] = (
-    ("enter", 0.0),
-    ("dwell", 60.0),
-    ("exit", 180.0),
+PROGRAM_PREFIX = "f7a3e1c2"
+FIRMWARE_DEMO = BROKER_DIR.parent / "firmware_config" / "demo"
+REPLAY_SPEED = 20.0
+
+
+@dataclass(frozen=True)
+class Store:
+    id: str
+    business: str
+    node: str
+    template: str  # the committed node config this store's node starts from
+
+
+@dataclass(frozen=True)
+class Shopper:
+    name: str
+    phone: str  # Ofcom drama numbers (+44 20 7946 0xxx): reserved, never real
+    visits: tuple[str, ...]  # store ids the shopper browses
+
+
+STORES = (
+    Store("bean-bar-l1", "bean-bar", "store-a", "store-a.yaml"),
+    Store("book-nook-l2", "book-nook", "store-b", "store-b.yaml"),
 )
+SHOPPERS = (
+    Shopper("Ann", "+44 20 7946 0001", ("bean-bar-l1",)),
+    Shopper("Ben", "+44 20 7946 0002", ("bean-bar-l1", "book-nook-l2")),
+    Shopper("Cat", "+44 20 7946 0003", ("book-nook-l2",)),
+)
+PASSERS_BY = 3
 
 
-class _Consumer:
-    """Decodes presence batches and answers each with a receipt."""
+class DemoError(MallnetError):
+    """A part of the demo did not start or did not behave."""
 
-    def __init__(self) -> None:
-        self.client: MqttClient | None = None
-        self.events: dict[str, PresenceEvent] = {}
-        self.rejected = 0
-        self.done = threading.Condition()
+
+@dataclass
+class _Inbox:
+    """Watches every customer inbox and remembers what arrived."""
+
+    names: dict[str, str] = field(default_factory=dict)  # customer id → shopper name
+    credits: list[tuple[str, CreditNotice]] = field(default_factory=list)
+    offers: list[tuple[str, OfferNotice]] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
 
     def on_message(self, message: Inbound) -> None:
         try:
             decoded = decode(message.topic, message.payload)
         except WireError as exc:
-            self.rejected += 1
-            log.warning("rejected %s: %s", message.topic, exc)
+            log.warning("inbox: rejected %s: %s", message.topic, exc)
             return
-        batch = decoded.message
-        assert isinstance(batch, PresenceBatch)
-        with self.done:
-            for event in batch.events:
-                self.events.setdefault(event.id, event)
-            self.done.notify_all()
-        receipt = Receipt(ts=datetime.now(UTC), ids=tuple(e.id for e in batch.events))
-        if self.client is not None:
-            self.client.publish(RECEIPTS.topic(decoded.topic.mall, batch.node), encode(receipt))
+        who = self.names.get(decoded.topic.entity, decoded.topic.entity)
+        notice = decoded.message
+        with self.cond:
+            if isinstance(notice, CreditNotice):
+                self.credits.append((who, notice))
+                log.info("inbox %-3s ← %s", who, notice.text)
+            elif isinstance(notice, OfferNotice):
+                self.offers.append((who, notice))
+                log.info("inbox %-3s ← offer: %s", who, notice.offer.title)
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
 
 
-def _walk_events(start_seq: int) -> list[PresenceEvent]:
-    now = time.time()
-    events: list[PresenceEvent] = []
-    seq = start_seq
-    for shopper in range(SHOPPERS):
-        key = identity.parse_key(f"{shopper + 1:02x}" * 32)
-        tag = identity.tag_id(key, identity.window_of(now))
-        for kind, inside in _WALK:
-            seq += 1
-            events.append(
-                PresenceEvent(
-                    id=new_event_id(),
-                    seq=seq,
-                    ts=datetime.now(UTC),
-                    kind=kind,
-                    tag=tag,
-                    rssi=-65.0 - shopper,
-                    distance_m=1.5 + shopper / 2,
-                    inside_s=inside,
-                )
+class _Processes:
+    """Child processes of the demo, each logging to its own file."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[Any] = []
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(  # noqa: S603 - our own command
+            [sys.executable, "-m", "mallnet.cli", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise DemoError(
+                f"`mallnet {' '.join(args[:2])}` failed: {result.stderr.strip()[-800:]}"
             )
-    return events
+        return result
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        out = (self.log_dir / f"{name}.log").open("wb")
+        self._files.append(out)
+        proc = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "mallnet.cli", *args], stdout=out, stderr=subprocess.STDOUT
+        )
+        self.procs[name] = proc
+        return proc
+
+    def tail(self, name: str, chars: int = 1500) -> str:
+        try:
+            return (self.log_dir / f"{name}.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop on SIGTERM; killing it", name)
+                proc.kill()
+                proc.wait(5)
+        for handle in self._files:
+            handle.close()
+
+
+class _Api:
+    def __init__(self, port: int, key: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.key = key
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - loopback http only
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"X-API-Key": self.key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise DemoError(f"API {method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+
+    def wait_healthy(self, timeout: float, alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if not alive():
+                raise DemoError("the core exited during start-up")
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=2):  # noqa: S310
+                    return
+            except OSError:
+                time.sleep(delay)  # polling the API until it answers
+                delay = min(delay * 2, 0.5)
+        raise DemoError(f"the core's API did not answer within {timeout}s")
+
+
+def _secret(path: Path, value: str) -> Path:
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(value + "\n", encoding="utf-8")
+    return path
+
+
+def _node_config(workdir: Path, store: Store, broker_port: int) -> Path:
+    config = yaml.safe_load((FIRMWARE_DEMO / store.template).read_text(encoding="utf-8"))
+    config["node"] = {"id": store.node, "mall": MALL}
+    config["mqtt"].update(
+        {
+            "port": broker_port,
+            "username": store.node,
+            "password_file": str(workdir / f"{store.node}.password"),
+        }
+    )
+    config["source"].update(
+        {"path": str(workdir / f"{store.node}.jsonl"), "speed": REPLAY_SPEED, "at_end": "exit"}
+    )
+    config["outbox"]["path"] = str(workdir / f"{store.node}.outbox.sqlite")
+    path = workdir / f"{store.node}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class _Demo:
+    """The scenario, step by step; every step talks to the parts as a user would."""
+
+    def __init__(self, workdir: Path, timeout: float) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+        self.broker = DevBroker(workdir / "broker", mall=MALL)
+        self.procs = _Processes(workdir / "logs")
+        self.inbox = _Inbox()
+        self.watcher: MqttClient | None = None
+        self.keys: dict[str, str] = {}
+        self.core_password = ""
+
+    def start_broker(self) -> None:
+        self.broker.start()
+        log.info("broker: Mosquitto on 127.0.0.1:%s (config from mqtt_broker/)", self.broker.port)
+        self.core_password = self.broker.add_user("core")
+        _secret(self.workdir / "core.password", self.core_password)
+        for store in STORES:
+            _secret(self.workdir / f"{store.node}.password", self.broker.add_user(store.node))
+
+    def start_core(self) -> _Api:
+        api_port = free_port()
+        core_dir = self.workdir / "core"
+        self.procs.run(
+            "core",
+            "demo-config",
+            "--workdir",
+            str(core_dir),
+            "--mall",
+            MALL,
+            "--mqtt-port",
+            str(self.broker.port),
+            "--mqtt-password-file",
+            str(self.workdir / "core.password"),
+            "--api-port",
+            str(api_port),
+            *[arg for s in STORES for arg in ("--store", f"{s.id}:{s.business}:{s.node}")],
+        )
+        core = self.procs.start("core", "core", "run", "--config", str(core_dir / "core.yaml"))
+        api = _Api(api_port, (core_dir / "admin.key").read_text().strip())
+        api.wait_healthy(30, lambda: core.poll() is None)
+        log.info("core: API on http://127.0.0.1:%s, consumer on $share/core", api_port)
+        return api
+
+    def register_shoppers(self, api: _Api) -> None:
+        for shopper in SHOPPERS:
+            customer = api.call("POST", "/customers", {"phone": shopper.phone})
+            attached = api.call("POST", f"/customers/{customer['id']}/beacon-keys", {})
+            self.keys[shopper.name] = attached["key"]
+            self.inbox.names[customer["id"]] = shopper.name
+            log.info(
+                "registered %s as customer %s with a rotating beacon key",
+                shopper.name,
+                customer["id"],
+            )
+        now = datetime.now(UTC)
+        api.call(
+            "POST",
+            "/campaigns",
+            {
+                "id": "winter-cocoa",
+                "business": "bean-bar",
+                "title": "Hot chocolate -20 %",
+                "text": "Show this at Bean Bar before Sunday.",
+                "stores": ["bean-bar-l1"],
+                "starts_at": (now - timedelta(hours=1)).isoformat(),
+                "ends_at": (now + timedelta(days=7)).isoformat(),
+            },
+        )
+        log.info("bean-bar created the campaign %r for its store", "Hot chocolate -20 %")
+
+    def watch_inboxes(self) -> None:
+        settings = MqttSettings(port=self.broker.port, username="core", password=self.core_password)
+        self.watcher = MqttClient(
+            settings,
+            "demo-inbox-watcher",
+            on_message=self.inbox.on_message,
+            subscriptions=[(INBOX.filter(MALL), 1)],
+        )
+        self.watcher.start()
+        if not self.watcher.wait_connected(10):
+            raise DemoError("the inbox watcher could not connect")
+
+    def start_nodes(self) -> list[subprocess.Popen[bytes]]:
+        nodes = []
+        for index, store in enumerate(STORES):
+            visitor_keys = [self.keys[s.name] for s in SHOPPERS if store.id in s.visits]
+            self.procs.run(
+                "edge",
+                "simulate",
+                "--out",
+                str(self.workdir / f"{store.node}.jsonl"),
+                "--prefix",
+                PROGRAM_PREFIX,
+                *[arg for key in visitor_keys for arg in ("--key", key)],
+                "--passers",
+                str(PASSERS_BY),
+                "--browse",
+                "180",
+                "--seed",
+                str(index + 1),
+            )
+            config = _node_config(self.workdir, store, self.broker.port)
+            nodes.append(self.procs.start(store.node, "edge", "run", "--config", str(config)))
+        log.info(
+            "nodes: %s replaying %d visits by %d shoppers and %d passers-by per store at %gx",
+            ", ".join(s.node for s in STORES),
+            EXPECTED_VISITS,
+            len(SHOPPERS),
+            PASSERS_BY,
+            REPLAY_SPEED,
+        )
+        return nodes
+
+    def visit_credits(self) -> int:
+        return sum(1 for _, notice in self.inbox.credits if notice.reason == "visit")
+
+    def finish(self, api: _Api, nodes: list[subprocess.Popen[bytes]]) -> bool:
+        credited = self.inbox.wait(lambda: self.visit_credits() >= EXPECTED_VISITS, self.timeout)
+        deadline = time.monotonic() + 60
+        for store, node in zip(STORES, nodes, strict=True):
+            try:
+                code = node.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise DemoError(f"{store.node} did not drain its outbox") from None
+            if code != 0:
+                raise DemoError(f"{store.node} exited with {code}")
+        log.info("nodes drained their outboxes: every event was receipted by the core")
+        for shopper in SHOPPERS:
+            customer_id = next(c for c, name in self.inbox.names.items() if name == shopper.name)
+            wallet = api.call("GET", f"/customers/{customer_id}/wallet")
+            pockets = ", ".join(f"{p['pocket']}={p['balance']}" for p in wallet["pockets"])
+            log.info("wallet %-3s %s", shopper.name, pockets or "(empty)")
+        log.info(
+            "summary: %d visit credits (expected %d), %d offers pushed, ingest %s",
+            self.visit_credits(),
+            EXPECTED_VISITS,
+            len(self.inbox.offers),
+            json.dumps(api.call("GET", "/ingest/stats")),
+        )
+        return credited and self.visit_credits() == EXPECTED_VISITS
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.procs.stop_all()
+        self.broker.stop()
+
+
+EXPECTED_VISITS = sum(len(s.visits) for s in SHOPPERS)
 
 
 def run_demo(workdir: Path | None = None, duration_s: float | None = None) -> int:
@@ -102,61 +386,24 @@ def run_demo(workdir: Path | None = None, duration_s: float | None = None) -> in
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="mallnet-demo-")
         workdir = Path(tmp.name)
-    broker = DevBroker(workdir / "broker", mall=MALL)
-    consumer = _Consumer()
-    clients: list[MqttClient] = []
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    demo = _Demo(workdir, duration_s if duration_s is not None else 180.0)
     try:
-        broker.start()
-        core_settings = MqttSettings(
-            port=broker.port, username="core", password=broker.add_user("core")
-        )
-        node_settings = MqttSettings(
-            port=broker.port, username=NODE, password=broker.add_user(NODE)
-        )
-        core = MqttClient(
-            core_settings,
-            "core-demo",
-            on_message=consumer.on_message,
-            subscriptions=[(PRESENCE.shared_filter("core", MALL), 1)],
-        )
-        consumer.client = core
-        clients.append(core)
-        status = STATUS.topic(MALL, NODE)
-        since = datetime.now(UTC)
-        online = DeviceStatus(state="online", device=NODE, since=since, software=__version__)
-        offline = online.model_copy(update={"state": "offline"})
-        node = MqttClient(
-            node_settings,
-            NODE,
-            birth=Will(status, encode(online)),
-            will=Will(status, encode(offline)),
-        )
-        clients.append(node)
-        for client in clients:
-            client.start()
-            if not client.wait_connected(10):
-                log.error("demo client could not connect to the broker")
-                return 1
-        events = _walk_events(0)
-        for start in range(0, len(events), 5):
-            batch = PresenceBatch(node=NODE, events=tuple(events[start : start + 5]))
-            node.publish(PRESENCE.topic(MALL, NODE), encode(batch))
-        timeout = duration_s if duration_s is not None else 15.0
-        with consumer.done:
-            complete = consumer.done.wait_for(lambda: len(consumer.events) >= len(events), timeout)
-        log.info(
-            "demo: %d presence events from %d shoppers crossed the broker and were receipted "
-            "(%d rejected)",
-            len(consumer.events),
-            SHOPPERS,
-            consumer.rejected,
-        )
-        node.stop(farewell=Will(status, encode(offline)))
-        clients.remove(node)
-        return 0 if complete else 1
+        demo.start_broker()
+        api = demo.start_core()
+        demo.register_shoppers(api)
+        demo.watch_inboxes()
+        ok = demo.finish(api, demo.start_nodes())
+        if not ok:
+            log.error("demo: visits were not credited exactly once; logs in %s", demo.procs.log_dir)
+        return 0 if ok else 1
+    except DemoError as exc:
+        log.error("demo failed: %s", exc)
+        for name in demo.procs.procs:
+            log.error("--- %s log tail ---\n%s", name, demo.procs.tail(name))
+        return 1
     finally:
-        for client in clients:
-            client.stop()
-        broker.stop()
-        if tmp is not None:
+        demo.close()
+        if tmp is not None and os.environ.get("MALLNET_DEMO_KEEP") is None:
             tmp.cleanup()

@@ -54,6 +54,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
         handler.setFormatter(
             RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         )
+    handler.set_name("mallnet")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "mallnet"] + [handler]
     root.setLevel(level.upper())

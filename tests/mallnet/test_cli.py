@@ -83,8 +83,19 @@ def test_add_device_refuses_an_id_that_is_not_a_contract_id(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    assert main(["demo", "--workdir", str(tmp_path)]) == 0
+def test_demo_runs_the_whole_mall_end_to_end(tmp_path):
+    """The README's first command: broker, core, two replaying nodes; every visit credited once."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mallnet.cli", "demo", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "summary: 4 visit credits (expected 4), 2 offers pushed" in result.stderr
+    assert "wallet Ben bean-bar=10, book-nook=10" in result.stderr
+    assert "+44" not in result.stderr  # phone numbers never reach the logs
 
 
 def test_diagnose_redacts_secrets_and_personal_data(tmp_path, capsys):
