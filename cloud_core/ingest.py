@@ -61,11 +61,13 @@ Clock = Callable[[], float]
 
 @dataclass
 class Outgoing:
-    """What one committed batch publishes."""
+    """What one committed batch publishes (and, while it is built, its processed rows)."""
 
+    now_iso: str
     receipts: dict[str, list[str]] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
+    processed: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
 
 
 class Applier:
@@ -86,12 +88,17 @@ class Applier:
 
     def apply(self, messages: Sequence[Inbound]) -> Outgoing:
         """Apply messages in one transaction; returns what to publish once it committed."""
-        out = Outgoing()
+        out = Outgoing(now_iso=ledger.iso(datetime.fromtimestamp(self.clock(), UTC)))
         counts: Counter[str] = Counter()
         with self.store.transaction() as conn:
             self.resolver.refresh(key_generation(conn))
             for message in messages:
                 self._apply_one(conn, message, out, counts)
+            conn.executemany(
+                "INSERT INTO processed_events (event_id, node, topic, outcome, ts)"
+                " VALUES (?, ?, ?, ?, ?)",
+                out.processed.values(),
+            )
         counts["batches"] += 1
         counts["messages"] += len(messages)
         with self._lock:
@@ -128,7 +135,7 @@ class Applier:
             return
         payload = decoded.message
         if isinstance(payload, DeviceStatus):
-            self._status(conn, payload)
+            self._status(conn, payload, out.now_iso)
             counts["status"] += 1
             return
         node = topic.entity
@@ -145,7 +152,9 @@ class Applier:
             ids = out.receipts.setdefault(node, [])
             for ff in payload.events:
                 ids.append(ff.id)
-                if not self._first_time(conn, ff.id, node, topic.spec.name, counts):
+                if not self._first_time(
+                    conn, event_id=ff.id, node=node, topic=topic.spec.name, out=out, counts=counts
+                ):
                     continue
                 hour = ff.window_start.strftime("%Y-%m-%dT%H:00Z")
                 conn.execute(
@@ -165,23 +174,38 @@ class Applier:
                 )
                 counts["footfall"] += 1
         elif isinstance(payload, HealthReport):
-            if self._first_time(conn, payload.id, node, topic.spec.name, counts):
+            if self._first_time(
+                conn, event_id=payload.id, node=node, topic=topic.spec.name, out=out, counts=counts
+            ):
                 self._health(conn, payload, out)
                 counts["health"] += 1
         else:  # subscribed topics only carry the types above
             self._dead_letter(conn, message, "unsupported", type(payload).__name__, counts)
 
     def _first_time(
-        self, conn: sqlite3.Connection, event_id: str, node: str, topic: str, counts: Counter[str]
+        self,
+        conn: sqlite3.Connection,
+        *,
+        event_id: str,
+        node: str,
+        topic: str,
+        out: Outgoing,
+        counts: Counter[str],
     ) -> bool:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO processed_events (event_id, node, topic, outcome, ts)"
-            " VALUES (?, ?, ?, 'applied', ?)",
-            (event_id, node, topic, ledger.iso(datetime.fromtimestamp(self.clock(), UTC))),
-        )
-        if cur.rowcount == 0:
+        """Claim an event id for this batch; False (a duplicate) if it was applied before.
+
+        The claim is written with the batch (``processed_events``, primary key on the id), in
+        the same transaction as the event's effects.
+        """
+        if (
+            event_id in out.processed
+            or conn.execute(
+                "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        ):
             counts["duplicates"] += 1
             return False
+        out.processed[event_id] = (event_id, node, topic, "applied", out.now_iso)
         counts["events"] += 1
         return True
 
@@ -195,7 +219,9 @@ class Applier:
         out: Outgoing,
         counts: Counter[str],
     ) -> None:
-        if not self._first_time(conn, event.id, node, "presence", counts):
+        if not self._first_time(
+            conn, event_id=event.id, node=node, topic="presence", out=out, counts=counts
+        ):
             return
         rules = self.rules[store.id]
         outcome: str
@@ -225,12 +251,9 @@ class Applier:
                 out.notices.extend(result.notices)
                 counts["points"] += result.points
         counts[outcome] += 1
-        if outcome != "short":
-            conn.execute(
-                "UPDATE processed_events SET outcome = ? WHERE event_id = ?", (outcome, event.id)
-            )
+        out.processed[event.id] = (event.id, node, "presence", outcome, out.now_iso)
 
-    def _status(self, conn: sqlite3.Connection, status: DeviceStatus) -> None:
+    def _status(self, conn: sqlite3.Connection, status: DeviceStatus, now_iso: str) -> None:
         conn.execute(
             "INSERT INTO nodes (id, state, since, software, last_seen) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET state = excluded.state, since = excluded.since,"
@@ -241,7 +264,7 @@ class Applier:
                 status.state,
                 ledger.iso(status.since),
                 status.software,
-                ledger.iso(datetime.fromtimestamp(self.clock(), UTC)),
+                now_iso,
             ),
         )
 

@@ -34,12 +34,15 @@ Reason = Literal["visit", "game", "parking", "checkin", "expiry", "spend", "adju
 
 
 def iso(moment: datetime) -> str:
-    """The one text form of a time in the database: UTC, fixed width, sortable."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The one text form of a time in the database: UTC, fixed width, sortable as text
+    (``2026-11-23T10:15:30.250000+00:00``)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def from_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)
