@@ -1,4 +1,4 @@
-"""The camera's ``mallnet edge`` subcommands.
+"""The camera's ``mallnet edge`` subcommands: ``read-plate`` and ``gate``.
 
 ``mallnet edge read-plate IMAGE… [--json]`` reads the plate of each image,
 for operators checking a camera's placement. With ``--json`` it writes one
@@ -58,6 +58,34 @@ def add_camera_commands(edge_subparsers: Any) -> None:
     )
     read.add_argument("--threads", type=int, default=1, help="OCR threads (default 1)")
     read.set_defaults(handler=_read_plate)
+
+    gate = edge_subparsers.add_parser(
+        "gate", help="run a parking-gate node (cameras → plates → parking events)"
+    )
+    gate.add_argument("--config", required=True, help="the gate's YAML config")
+    gate.add_argument(
+        "--validate-config", action="store_true", help="check the config, print problems, exit"
+    )
+    gate.set_defaults(handler=_gate)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from edge_node.camera.config import load_gate_config
+    from mallnet.errors import ConfigError
+
+    try:
+        config = load_gate_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems or [str(exc)]:
+            sys.stderr.write(problem + "\n")
+        return 2
+    if args.validate_config:
+        lanes = ", ".join(f"{lane.gate}/{lane.direction}" for lane in config.lanes)
+        sys.stdout.write(f"{args.config}: ok (gate node {config.node.id}: {lanes})\n")
+        return 0
+    from edge_node.camera.app import GateApp
+
+    return GateApp(config).run()
 
 
 def _read_plate(args: argparse.Namespace) -> int:

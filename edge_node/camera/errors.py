@@ -1,17 +1,13 @@
-"""The camera path's exceptions, under ``mallnet.errors.MallnetError``."""
+"""The camera path's exceptions, under ``edge_node.errors.EdgeError``."""
 
 from __future__ import annotations
 
-from mallnet.errors import MallnetError
+from edge_node.errors import EdgeError
 
 
-class CameraError(MallnetError):
+class CameraError(EdgeError):
     """Base of the camera path's errors: unreadable images, OCR failures."""
 
 
 class OcrUnavailable(CameraError):
     """The OCR engine or its bundled model files are not installed."""
-
-
-class ImageUnreadable(CameraError):
-    """An image file is missing, empty, corrupt or not an image."""

@@ -100,6 +100,7 @@ class PassSettings:
     early_confidence: float = 0.85  # … each at least this confident
     min_confidence: float = 0.6  # voted reads below this are dropped
     repeat_s: float = 20.0  # the same plate again within this is the same vehicle
+    recheck_s: float = 0.5  # after a pass's plate is out, still read this often while moving
 
 
 @dataclass
@@ -117,6 +118,8 @@ class _Pass:
     last_motion: float
     reads: list[PlateRead] = field(default_factory=list)
     emitted: bool = False
+    plate: str | None = None  # what was emitted
+    last_read: float = float("-inf")
 
 
 class GateLane:
@@ -154,9 +157,12 @@ class GateLane:
             self.stats.gated += 1
             return None if current.emitted else self._finish(current, ts)
         if current.emitted:
-            self.stats.gated += 1
-            return None
+            return self._recheck(current, image, ts)
+        return self._read_into(current, image, ts)
+
+    def _read_into(self, current: _Pass, image: Image8, ts: float) -> PlateRead | None:
         self.stats.reads += 1
+        current.last_read = ts
         read = self._read(image)
         if read is not None:
             current.reads.append(read)
@@ -167,7 +173,27 @@ class GateLane:
             ]
             if len(agreeing) >= self.settings.early_votes:
                 current.emitted = True
+                current.plate = read.plate
                 return self._finish(current, ts)
+        return None
+
+    def _recheck(self, current: _Pass, image: Image8, ts: float) -> PlateRead | None:
+        """After the plate is out, read now and then: the next car may follow at once."""
+        if ts - current.last_read < self.settings.recheck_s:
+            self.stats.gated += 1
+            return None
+        self.stats.reads += 1
+        current.last_read = ts
+        read = self._read(image)
+        if read is None or read.plate == current.plate:
+            return None
+        if read.confidence < self.settings.early_confidence:
+            return None
+        follower = self._pass = _Pass(started=ts, last_motion=ts, reads=[read], last_read=ts)
+        if self.settings.early_votes <= 1:
+            follower.emitted = True
+            follower.plate = read.plate
+            return self._finish(follower, ts)
         return None
 
     def flush(self, ts: float) -> PlateRead | None:

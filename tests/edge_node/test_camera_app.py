@@ -1,0 +1,196 @@
+"""The gate node: image files → plates → parking events → real broker → receipts; crops; config."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edge_node.camera.app import GateApp
+from edge_node.camera.config import load_gate_config
+from edge_node.camera.events import CropStore
+from edge_node.camera.synth import make_sample
+from mallnet.broker import DevBroker
+from mallnet.cli import main
+from mallnet.errors import ConfigError
+from mallnet.frames.config import OpenCVCamera
+from mallnet.frames.sources import OpenCVSource
+from mallnet.mqtt import Inbound, MqttClient
+from mallnet.wire import decode, encode
+from mallnet.wire.payloads import HealthReport, ParkingBatch, Receipt
+from mallnet.wire.topics import HEALTH, PARKING, RECEIPTS
+from tests.conftest import settings_for, wait_until
+
+GATE_NODE = "gate-north"
+
+
+def idle_frame(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = np.full((720, 1280, 3), 105, np.uint8)
+    frame[420:] = 65
+    for y in rng.integers(0, 720, 8):
+        frame[int(y) : int(y) + 3] = rng.integers(30, 200)
+    return frame
+
+
+def write_pass_frames(folder: Path, plates: list[tuple[str, str]]) -> None:
+    """idle, then for each (style, plate): the car for 3 frames and 3 idle frames."""
+    folder.mkdir(parents=True)
+    frames = [idle_frame()] * 2
+    for i, (style, plate) in enumerate(plates):
+        car = make_sample(300 + i, style, "clear", plate=plate).image
+        frames += [car] * 3 + [idle_frame()] * 3
+    for n, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{n:04d}.png"), frame)
+
+
+def gate_config(tmp_path: Path, broker: DevBroker, password: str, frames: Path, **extra) -> Path:
+    data = {
+        "node": {"id": GATE_NODE, "mall": broker.mall},
+        "mqtt": {
+            "port": broker.port,
+            "username": GATE_NODE,
+            "password": password,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 1,
+        },
+        "lanes": [
+            {
+                "gate": "north-in",
+                "direction": "entry",
+                "camera": {"type": "file", "path": str(frames), "fps": 10},
+                "countries": ["UA", "US"],
+            }
+        ],
+        "reader": {"fallback": False},
+        "crops": {"dir": "crops", "retention_h": 1},
+        "outbox": {"path": "outbox.sqlite", "receipt_timeout_s": 5},
+        "health": {"interval_s": 0.2},
+        "at_end": "exit",
+        "drain_timeout_s": 30,
+    } | extra
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+class ReceiptingCore:
+    """Test-side core: records parking batches and receipts them (after 'committing')."""
+
+    def __init__(self, broker: DevBroker) -> None:
+        self.batches: list[ParkingBatch] = []
+        self.health: list[HealthReport] = []
+        self.client = MqttClient(
+            settings_for(broker, "core"),
+            "core-test",
+            subscriptions=[(PARKING.filter(broker.mall), 1), (HEALTH.filter(broker.mall), 0)],
+            on_message=self._on_message,
+        )
+        self.mall = broker.mall
+
+    def _on_message(self, message: Inbound) -> None:
+        decoded = decode(message.topic, message.payload).message
+        if isinstance(decoded, HealthReport):
+            self.health.append(decoded)
+            return
+        assert isinstance(decoded, ParkingBatch)
+        self.batches.append(decoded)
+        receipt = Receipt(ts=datetime.now(UTC), ids=tuple(e.id for e in decoded.events))
+        self.client.publish(RECEIPTS.topic(self.mall, decoded.node), encode(receipt))
+
+
+def test_gate_node_reads_each_car_once_and_the_core_receipts_them(broker, tmp_path):
+    frames = tmp_path / "frames"
+    write_pass_frames(frames, [("UA", "KA1234TX"), ("US", "7ABC123")])
+    core = ReceiptingCore(broker)
+    core.client.start()
+    assert core.client.wait_connected(10)
+    password = broker.add_user(GATE_NODE)
+    config = load_gate_config(gate_config(tmp_path, broker, password, frames))
+    app = GateApp(config)
+    try:
+        assert app.run() == 0  # at_end: exit → returns once every event is receipted
+        wait_until(lambda: bool(core.health), what="a heartbeat")
+    finally:
+        core.client.stop()
+    events = [e for batch in core.batches for e in batch.events]
+    assert [(e.kind, e.gate, e.plate, e.country) for e in events] == [
+        ("entry", "north-in", "KA1234TX", "UA"),
+        ("entry", "north-in", "7ABC123", "US"),
+    ]
+    assert all(e.confidence >= 0.6 for e in events)
+    assert [e.seq for e in events] == [1, 2]
+    assert all(batch.node == GATE_NODE for batch in core.batches)
+    assert core.health[-1].camera_ok is True
+    # The crops stayed on the node, one per event, named by the event id.
+    crops = CropStore(tmp_path / "crops", 3600)
+    for event in events:
+        path = crops.find(event.id)
+        assert path is not None and cv2.imread(str(path)) is not None
+    # The outbox is empty: every event was receipted.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_crops_are_pruned_after_the_retention(tmp_path):
+    store = CropStore(tmp_path / "c", retention_s=3600)
+    patch = np.full((20, 60, 3), 200, np.uint8)
+    old = store.save("019aaf3c-4a10-7c3e-9f21-6b0e2d4c8a11", patch, now=1_000_000)
+    new = store.save("019aaf3c-4a11-7000-8a5b-2f9d0c1e3b42", patch, now=1_003_000)
+    assert old is not None and new is not None
+    assert store.prune(now=1_004_000) == 1
+    assert not old.exists() and new.exists()
+    assert CropStore(tmp_path / "none", retention_s=0).save("x", patch, now=1) is None
+
+
+def test_a_lost_camera_shows_in_health(tmp_path, broker):
+    password = broker.add_user(GATE_NODE)
+    config = load_gate_config(gate_config(tmp_path, broker, password, tmp_path))
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    source = OpenCVSource(
+        OpenCVCamera(type="opencv", device=str(tmp_path / "no-such-camera.avi")),
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
+    app = GateApp(config, sources=[source])
+    try:
+        assert app.step() == 0
+        assert app.camera_ok() is False
+        assert source.health().failures == 1
+    finally:
+        app.outbox.close()
+
+
+def test_gate_config_errors_name_the_line(tmp_path, broker, capsys):
+    password = broker.add_user(GATE_NODE)
+    path = gate_config(tmp_path, broker, password, tmp_path)
+    assert main(["edge", "gate", "--config", str(path), "--validate-config"]) == 0
+    assert "ok (gate node gate-north: north-in/entry)" in capsys.readouterr().out
+    text = path.read_text().replace("- UA", "- XX").replace("direction: entry", "direction: up")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_gate_config(path)
+    problems = "\n".join(err.value.problems)
+    assert "lanes.0.direction" in problems and "lanes.0.countries" in problems
+    assert f"{path}:" in problems
+    assert main(["edge", "gate", "--config", str(path), "--validate-config"]) == 2
+
+
+def test_the_documented_gate_config_is_valid():
+    from edge_node.camera.config import GateConfig
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "parking.md").read_text()
+    start = docs.index("node: {id: gate-north")
+    example = yaml.safe_load(docs[start : docs.index("```", start)])
+    config = GateConfig.model_validate(example)
+    assert [lane.direction for lane in config.lanes] == ["entry", "exit"]
