@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, HttpUrl, StringConstraints, model_validator
 
+from cloud_core.parking_config import ParkingSettings
 from mallnet.config import ConfigModel, MqttSettings, load_config
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -165,6 +166,9 @@ class CoreConfig(ConfigModel):
     visits: VisitRules = Field(default_factory=VisitRules, description="Default visit rules.")
     game: GameRules = Field(default_factory=GameRules, description="The daily stores game.")
     stores: tuple[StoreConfig, ...] = Field(default=(), description="The mall's stores.")
+    parking: ParkingSettings | None = Field(
+        default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -185,6 +189,10 @@ class CoreConfig(ConfigModel):
                     )
                 seen_nodes[node] = store.id
             self.rules_for(store)
+        if self.parking is not None:
+            for node in self.parking.car_park_of_node():
+                if node in seen_nodes:
+                    raise ValueError(f"node {node!r} is a store node and a car-park gate")
         return self
 
     def rules_for(self, store: StoreConfig) -> VisitRules:
@@ -214,6 +222,14 @@ def load_core_config(path: Path | str) -> CoreConfig:
         )
     if config.api.keys_file is not None:
         updates["api"] = config.api.model_copy(update={"keys_file": under(config.api.keys_file)})
+    if config.parking is not None:
+        updates["parking"] = config.parking.model_copy(
+            update={
+                name: under(path)
+                for name in ("hash_secret_file", "validation_secret_file")
+                if (path := getattr(config.parking, name)) is not None
+            }
+        )
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(
             update={"token_file": under(config.telemetry.token_file)}
