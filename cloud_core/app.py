@@ -8,6 +8,7 @@ import time.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -109,6 +110,7 @@ class CoreApp:
                 self._server_thread.join(10)
         if self.consumer is not None:
             self.consumer.stop()
+            log.info("ingest totals: %s", json.dumps(self.consumer.stats(), sort_keys=True))
         if self.telemetry is not None:
             self.telemetry.close()
         for store in self._stores:

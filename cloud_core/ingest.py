@@ -21,14 +21,13 @@ it — a crash at the worst moment, used by the exactly-once tests. Never set it
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from zoneinfo import ZoneInfo
 from cloud_core import ledger
 from cloud_core.config import CoreConfig, StoreConfig, VisitRules
 from cloud_core.identity import TagResolver, key_generation, load_all_keys
+from cloud_core.parking import ParkingRules
 from cloud_core.rules.visits import Notice, apply_visit, credit_notice
 from cloud_core.store import Store
 from cloud_core.telemetry import Point, TelemetrySink
@@ -47,11 +47,12 @@ from mallnet.wire.payloads import (
     DeviceStatus,
     FootfallBatch,
     HealthReport,
+    ParkingBatch,
     PresenceBatch,
     PresenceEvent,
     Receipt,
 )
-from mallnet.wire.topics import FOOTFALL, HEALTH, INBOX, PRESENCE, RECEIPTS, STATUS
+from mallnet.wire.topics import FOOTFALL, HEALTH, INBOX, PARKING, PRESENCE, RECEIPTS, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class Applier:
         self.stores_by_node: dict[str, StoreConfig] = config.store_of_node()
         self.rules: dict[str, VisitRules] = {s.id: config.rules_for(s) for s in config.stores}
         self.resolver = resolver or TagResolver(lambda: load_all_keys(store.conn), clock)
+        self.parking = (  # car parks: docs/parking.md
+            ParkingRules(config.parking, self.tz, config.mall) if config.parking else None
+        )
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -140,8 +144,10 @@ class Applier:
             return
         node = topic.entity
         store = self.stores_by_node.get(node)
-        if store is None:
-            self._dead_letter(conn, message, "unauthorised", f"unknown node {node!r}", counts)
+        if store is None:  # a car-park gate is no store (docs/parking.md)
+            self._parking_or_unknown(
+                conn, message, node=node, batch=payload, out=out, counts=counts
+            )
             return
         if isinstance(payload, PresenceBatch):
             ids = out.receipts.setdefault(node, [])
@@ -181,6 +187,32 @@ class Applier:
                 counts["health"] += 1
         else:  # subscribed topics only carry the types above
             self._dead_letter(conn, message, "unsupported", type(payload).__name__, counts)
+
+    def _parking_or_unknown(
+        self,
+        conn: sqlite3.Connection,
+        message: Inbound,
+        *,
+        node: str,
+        batch: object,
+        out: Outgoing,
+        counts: Counter[str],
+    ) -> None:
+        """A gate's parking batch goes to the parking rules; anything else is dead-lettered."""
+        if not (isinstance(batch, ParkingBatch) and self.parking and self.parking.knows(node)):
+            self._dead_letter(conn, message, "unauthorised", f"unknown node {node!r}", counts)
+            return
+        for event in batch.events:
+            out.receipts.setdefault(node, []).append(event.id)
+            if self._first_time(
+                conn, event_id=event.id, node=node, topic="parking", out=out, counts=counts
+            ):
+                parked = self.parking.apply(conn, node=node, event=event)
+                out.notices.extend(parked.notices)
+                out.points.extend(parked.telemetry)
+                counts[parked.outcome] += 1
+                counts["points"] += parked.points
+                out.processed[event.id] = (event.id, node, "parking", parked.outcome, out.now_iso)
 
     def _first_time(
         self,
@@ -313,7 +345,7 @@ def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
         (FOOTFALL.shared_filter(group, mall), 1),
         (HEALTH.shared_filter(group, mall), 0),
         (STATUS.filter(mall), 1),
-    ]
+    ] + ([(PARKING.shared_filter(group, mall), 1)] if config.parking else [])
 
 
 class Consumer:
@@ -331,8 +363,9 @@ class Consumer:
     ) -> None:
         self.applier = applier
         self.telemetry = telemetry
-        self._queue: queue.Queue[Inbound] = queue.Queue()
-        self.client = client_factory(self._queue.put)
+        self._queue: queue.Queue[tuple[float, Inbound]] = queue.Queue()
+        self.client = client_factory(self._received)
+        self._delays: deque[float] = deque(maxlen=2000)
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         self._expiry_interval_s = expiry_interval_s
@@ -352,7 +385,10 @@ class Consumer:
         self._thread.join(timeout)
         self.client.stop()
 
-    def _take_batch(self) -> list[Inbound]:
+    def _received(self, message: Inbound) -> None:
+        self._queue.put((time.monotonic(), message))
+
+    def _take_batch(self) -> list[tuple[float, Inbound]]:
         try:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
@@ -383,9 +419,10 @@ class Consumer:
                     self._publish_notices(self.applier.expire())
                 except sqlite3.Error:
                     log.exception("expiry job failed; retrying later")
-            batch = self._take_batch()
-            if not batch:
+            taken = self._take_batch()
+            if not taken:
                 continue
+            batch = [message for _, message in taken]
             try:
                 out = self.applier.apply(batch)
             except sqlite3.Error:
@@ -393,8 +430,8 @@ class Consumer:
                 # to this session after a reconnect. Put them back and retry soon.
                 self.failed_batches += 1
                 log.exception("applying a batch of %d messages failed; retrying", len(batch))
-                for message in batch:
-                    self._queue.put(message)
+                for item in taken:
+                    self._queue.put(item)
                 self._stop.wait(0.5)
                 continue
             self._committed += 1
@@ -405,6 +442,7 @@ class Consumer:
                 self.client.ack(message)
             self.acked += len(batch)
             self._publish(out)
+            self._delays.append(time.monotonic() - taken[0][0])
 
     def _publish(self, out: Outgoing) -> None:
         mall = self.applier.config.mall
@@ -428,8 +466,8 @@ class Consumer:
             counts = dict(self.applier.counters)
         counts["acked"] = self.acked
         counts["replays_seen"] = self.applier.resolver.replays
+        delays = sorted(self._delays)
+        if delays:
+            counts["delay_p50_us"] = int(delays[len(delays) // 2] * 1e6)
+            counts["delay_p99_us"] = int(delays[int(len(delays) * 0.99)] * 1e6)
         return counts
-
-
-def dump_counts(counts: dict[str, int]) -> str:
-    return json.dumps(counts, sort_keys=True)
