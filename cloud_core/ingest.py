@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from cloud_core import ledger
 from cloud_core.config import CoreConfig, StoreConfig, VisitRules
 from cloud_core.identity import TagResolver, key_generation, load_all_keys
+from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.parking import ParkingRules
 from cloud_core.rules.visits import Notice, apply_visit, credit_notice
 from cloud_core.store import Store
@@ -69,6 +70,7 @@ class Outgoing:
     notices: list[Notice] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
     processed: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
+    campaigns: list[Campaign] | None = None  # read once per batch, when a visit needs them
 
 
 class Applier:
@@ -267,6 +269,8 @@ class Applier:
             if resolution.customer is None:
                 outcome = "replayed" if resolution.replayed else "unknown_tag"
             else:
+                if out.campaigns is None:
+                    out.campaigns = list_campaigns(conn)
                 result = apply_visit(
                     conn,
                     customer=resolution.customer,
@@ -278,6 +282,7 @@ class Applier:
                     event_id=event.id,
                     ts=event.ts,
                     inside_s=event.inside_s,
+                    campaigns=out.campaigns,
                 )
                 outcome = result.outcome
                 out.notices.extend(result.notices)

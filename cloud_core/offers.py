@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -171,10 +172,19 @@ def offers_for_visit(
     day: str,
     event_id: str,
     trigger: Literal["visit", "parking", "checkin"],
+    campaigns: Sequence[Campaign] | None = None,
 ) -> list[OfferNotice]:
-    """Record and return the offers this event earns the customer (caps respected)."""
+    """Record and return the offers this event earns the customer (caps respected).
+
+    ``campaigns`` may hold every campaign, read once per ingest batch in the same
+    transaction; otherwise they are read here.
+    """
     notices = []
-    for campaign in list_campaigns(conn, active_at=ts):
+    if campaigns is None:
+        campaigns = list_campaigns(conn, active_at=ts)
+    for campaign in campaigns:
+        if not campaign.starts_at <= ts < campaign.ends_at:
+            continue
         if not campaign.targets(store):
             continue
         if not _in_segment(conn, campaign.segment, customer, ts, day):

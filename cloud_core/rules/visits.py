@@ -21,6 +21,7 @@ It returns the inbox notices to publish after the commit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal
@@ -28,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_core import ledger
 from cloud_core.config import GameRules, StoreConfig, VisitRules
-from cloud_core.offers import offers_for_visit
+from cloud_core.offers import Campaign, offers_for_visit
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 
@@ -88,6 +89,7 @@ def apply_visit(
     event_id: str,
     ts: datetime,
     inside_s: float,
+    campaigns: Sequence[Campaign] | None = None,
 ) -> VisitResult:
     if inside_s < rules.min_dwell_s:
         return VisitResult("short")
@@ -101,11 +103,13 @@ def apply_visit(
         if recent is not None:
             return VisitResult("cooldown")
     day = local_day(ts, tz)
-    (earned,) = conn.execute(
-        "SELECT COALESCE(SUM(points), 0) FROM visits WHERE customer_id = ? AND business = ?"
-        " AND day = ?",
-        (customer, store.business, day),
+    earned, stores_before, here_before = conn.execute(
+        "SELECT COALESCE(SUM(CASE WHEN business = :business THEN points END), 0),"
+        " COUNT(DISTINCT store), COALESCE(MAX(store = :store), 0)"
+        " FROM visits WHERE customer_id = :customer AND day = :day",
+        {"business": store.business, "store": store.id, "customer": customer, "day": day},
     ).fetchone()
+    stores_today = int(stores_before) + (0 if here_before else 1)
     points = max(0, min(rules.points, rules.daily_cap - int(earned)))
     conn.execute(
         "INSERT INTO visits (event_id, customer_id, store, business, node, ts, ts_epoch, day,"
@@ -128,30 +132,32 @@ def apply_visit(
         )
         if result.change is not None:
             notices.append(Notice(customer, credit_notice(result.change, text)))
-    if game.enabled:
-        (stores_today,) = conn.execute(
-            "SELECT COUNT(DISTINCT store) FROM visits WHERE customer_id = ? AND day = ?",
-            (customer, day),
-        ).fetchone()
-        if stores_today >= game.stores:
-            text = f"+{game.points} points: {game.stores} different stores today"
-            bonus = ledger.grant_limited(
-                conn,
-                customer=customer,
-                pocket=ledger.COALITION,
-                points=game.points,
-                reason="game",
-                idem_key=f"game:{customer}:{day}",
-                now=ts,
-                rule="game-stores",
-                day=day,
-                max_per_day=1,
-                text=text,
-            )
-            if bonus.change is not None:
-                notices.append(Notice(customer, credit_notice(bonus.change, text)))
+    if game.enabled and stores_today >= game.stores:
+        text = f"+{game.points} points: {game.stores} different stores today"
+        bonus = ledger.grant_limited(
+            conn,
+            customer=customer,
+            pocket=ledger.COALITION,
+            points=game.points,
+            reason="game",
+            idem_key=f"game:{customer}:{day}",
+            now=ts,
+            rule="game-stores",
+            day=day,
+            max_per_day=1,
+            text=text,
+        )
+        if bonus.change is not None:
+            notices.append(Notice(customer, credit_notice(bonus.change, text)))
     for offer in offers_for_visit(
-        conn, customer=customer, store=store, ts=ts, day=day, event_id=event_id, trigger="visit"
+        conn,
+        customer=customer,
+        store=store,
+        ts=ts,
+        day=day,
+        event_id=event_id,
+        trigger="visit",
+        campaigns=campaigns,
     ):
         notices.append(Notice(customer, offer))
     return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
