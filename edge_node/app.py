@@ -75,6 +75,7 @@ class EdgeApp:
             self.node,
             batch_size=config.outbox.batch_size,
             max_inflight=config.outbox.max_inflight,
+            max_inflight_batches=config.outbox.max_inflight_batches,
             receipt_timeout_s=config.outbox.receipt_timeout_s,
         )
         self.health = HealthMonitor(self.node, wall(), config.health.thermal_zone)

@@ -147,6 +147,15 @@ class OutboxSettings(ConfigModel):
     max_inflight: int = Field(
         default=2000, ge=1, description="Published but not yet receipted events at most."
     )
+    max_inflight_batches: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description=(
+            "Batches published and not yet receipted. 1 keeps strict per-node order even when "
+            "a crashing broker loses acknowledged messages; more trades that for throughput."
+        ),
+    )
     receipt_timeout_s: float = Field(
         default=30, gt=0, description="Republish (in order) when no receipt came in this long."
     )

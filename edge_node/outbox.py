@@ -9,7 +9,7 @@ receipt timeout. The table is bounded (``max_events``): beyond it the oldest
 events are dropped, counted in ``meta`` and reported in the heartbeat.
 
 WAL journal, ``synchronous=FULL``: a committed event survives a process crash
-and a power cut. The outbox is used from one thread (the app's loop).
+and a power cut. The outbox is used from one thread at a time (the app's loop).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class Outbox:
         self._make_id = make_id
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(path), isolation_level=None)
+            # Built on one thread and run on another (the app loop); never used concurrently.
+            self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(self._conn)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")

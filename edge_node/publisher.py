@@ -10,8 +10,15 @@ enqueue; ``pump(now)`` applies them and publishes:
    crashed proves nothing;
 3. if the oldest published event has had no receipt for ``receipt_timeout_s``,
    the same go-back-N republish happens (the broker or the core lost it);
-4. unsent events are published, at most ``max_inflight`` awaiting receipts, as
-   batches of consecutive events of the same topic (so order per node holds).
+4. when nothing is awaiting a receipt, the oldest unsent events (at most
+   ``max_inflight``) are published as up to ``max_inflight_batches`` batches of
+   consecutive events of one topic.
+
+With one batch in flight (the default) the core sees each node's events in seq
+order even across a broker crash: paho retransmits an unacknowledged batch on
+reconnect before anything newer exists, and older batches are never outstanding.
+Batches grow with the backlog (up to ``batch_size``), so throughput stays far
+above a store's event rate.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class Publisher:
         *,
         batch_size: int = 100,
         max_inflight: int = 2000,
+        max_inflight_batches: int = 1,
         receipt_timeout_s: float = 30.0,
     ) -> None:
         self.outbox = outbox
@@ -72,6 +80,7 @@ class Publisher:
         self.node = node
         self.batch_size = batch_size
         self.max_inflight = max_inflight
+        self.max_inflight_batches = max_inflight_batches
         self.receipt_timeout_s = receipt_timeout_s
         self.transport: Transport | None = None
         self.stats = PublisherStats()
@@ -121,11 +130,11 @@ class Publisher:
             log.warning(
                 "no receipt for %.0fs: republishing %d events in order", now - oldest, reset
             )
-        room = self.max_inflight - self.outbox.inflight()
-        if room <= 0:
-            return 0
+        if self.outbox.inflight():
+            return 0  # the window is full until the core's receipts (or a timeout) free it
         sent = 0
-        for batch in self._batches(self.outbox.unsent(room)):
+        window = min(self.max_inflight, self.batch_size * self.max_inflight_batches)
+        for batch in self._batches(self.outbox.unsent(window)):
             leaf = batch[0].leaf
             spec = LEAVES.get(leaf)
             if spec is None:  # not ours to publish; keep it, but never block the rest
