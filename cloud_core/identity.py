@@ -23,6 +23,7 @@ import phonenumbers
 
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
+from cloud_core.parking import erase_parking
 from mallnet import identity
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
         "DELETE FROM idempotency WHERE key LIKE ?", (f"%{customer}%",)
     ).rowcount  # keys that name the customer (the daily game key)
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
+    removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn)
     return removed

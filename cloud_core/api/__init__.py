@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cloud_core.api import parking as parking_routes
 from cloud_core.api import routes
 from cloud_core.api.auth import ApiContext
 from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
@@ -53,6 +54,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         routes.campaigns,
         routes.stats,
         routes.admin,
+        parking_routes.router,  # docs/parking.md
     ):
         app.include_router(router)
     return app

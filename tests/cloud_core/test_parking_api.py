@@ -1,0 +1,137 @@
+"""Parking over the HTTP API (real uvicorn, httpx): coupons, sessions, occupancy, erasure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+
+from cloud_core import identity
+from cloud_core.app import CoreApp
+from cloud_core.parking import ParkingRules, make_validation_code
+from cloud_core.store import open_store
+from mallnet.broker import free_port
+from tests.cloud_core.helpers import START, Clock, make_config
+from tests.cloud_core.test_parking import PARKING, T0, Gate
+
+KEYS = {
+    "admin": "k-admin-0123456789abcdef",
+    "kiosk": "k-kiosk-0123456789abcdef",
+    "cinema": "k-cinema-0123456789abcdef",
+}
+
+
+@pytest.fixture
+def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
+    keys_file = tmp_path / "api-keys.yaml"
+    keys_file.write_text(
+        yaml.safe_dump(
+            {
+                "keys": [
+                    {"name": "office", "role": "admin", "key": KEYS["admin"]},
+                    {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
+                    {
+                        "name": "cinema",
+                        "role": "tenant",
+                        "business": "cinema",
+                        "key": KEYS["cinema"],
+                    },
+                ]
+            }
+        )
+    )
+    port = free_port()
+    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)}, parking=PARKING)
+    app = CoreApp(config, only="api", clock=Clock(START))
+    app.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client, app
+    finally:
+        app.stop()
+
+
+def h(who: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[who]}
+
+
+def park(app: CoreApp, *events) -> ParkingRules:
+    assert app.config.parking is not None
+    rules = ParkingRules(app.config.parking, ZoneInfo("UTC"), app.config.mall)
+    store = open_store(app.config.database)
+    try:
+        for event in events:
+            with store.transaction() as conn:
+                rules.apply(conn, node="gate-north", event=event)
+    finally:
+        store.close()
+    return rules
+
+
+def test_coupons_sessions_occupancy_and_erasure(api):
+    client, app = api
+    store = open_store(app.config.database)
+    try:
+        with store.transaction() as conn:
+            customer, _ = identity.register_customer(conn, "+44 7911 123801", default_region="GB")
+            identity.attach_vehicle(conn, customer, "KA1234TX", "UA", T0)
+    finally:
+        store.close()
+    gate = Gate()
+    rules = park(app, gate.event("KA1234TX"), gate.event("XX5555XX", at=T0 + timedelta(minutes=1)))
+    key = rules.settings.validation_key()
+    code = make_validation_code(key, "cinema", "A0001", 180)
+
+    ok = client.post(
+        "/parking/validations", json={"code": code, "customer": customer}, headers=h("cinema")
+    )
+    assert ok.status_code == 200 and ok.json() == {"outcome": "validated", "minutes": 180}
+    again = client.post(
+        "/parking/validations", json={"code": code, "customer": customer}, headers=h("kiosk")
+    )
+    assert again.json()["outcome"] == "used"
+    by_plate = client.post(
+        "/parking/validations",
+        json={"code": make_validation_code(key, "cinema", "A0002", 60), "plate": "XX 5555 XX"},
+        headers=h("cinema"),
+    )
+    assert by_plate.json() == {"outcome": "validated", "minutes": 60}
+    other = make_validation_code(key, "bowling", "B1", 60)
+    refused = client.post(
+        "/parking/validations", json={"code": other, "customer": customer}, headers=h("cinema")
+    )
+    assert refused.status_code == 403  # a tenant redeems only its own codes
+    both = client.post(
+        "/parking/validations",
+        json={"code": code, "customer": customer, "plate": "KA1234TX"},
+        headers=h("admin"),
+    )
+    assert both.status_code == 422
+
+    sessions = client.get(f"/parking/customers/{customer}/sessions", headers=h("kiosk"))
+    assert sessions.status_code == 200
+    (session,) = sessions.json()
+    assert (session["car_park"], session["status"], session["free_minutes"]) == ("p1", "open", 180)
+    assert (
+        client.get(f"/parking/customers/{customer}/sessions", headers=h("cinema")).status_code
+        == 403
+    )
+
+    occupancy = client.get("/parking/car-parks/p1/occupancy", headers=h("admin"))
+    assert [p["occupied"] for p in occupancy.json()] == [1, 2]
+    assert client.get("/parking/car-parks/nope/occupancy", headers=h("admin")).status_code == 404
+
+    erased = client.delete(f"/customers/{customer}", headers=h("admin"))
+    assert erased.status_code == 200 and erased.json()["removed"]["parking_sessions"] == 1
+    store = open_store(app.config.database)
+    try:
+        left = store.conn.execute(
+            "SELECT COUNT(*) FROM parking_sessions WHERE customer_id = ?", (customer,)
+        ).fetchone()[0]
+    finally:
+        store.close()
+    assert left == 0
