@@ -111,6 +111,36 @@ class Applier:
             self.counters.update(counts)
         return out
 
+    def apply_isolating(self, messages: Sequence[Inbound]) -> Outgoing:
+        """Apply messages one transaction each; one that still fails is dead-lettered
+        (kind ``error``, its events receipted: the payload is kept for a replay once the
+        bug is fixed) so that the rest go through and the consumer carries on."""
+        merged = Outgoing(now_iso="")
+        for message in messages:
+            try:
+                out = self.apply([message])
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:
+                log.exception("dead-lettering a message that fails to apply: %s", message.topic)
+                counts: Counter[str] = Counter()
+                with self.store.transaction() as conn:
+                    self._dead_letter(
+                        conn, message, "error", f"{type(exc).__name__}: {exc}", counts
+                    )
+                with self._lock:
+                    self.counters.update(counts)
+                # kept in dead_letters, so the node may drop it: receipt its events
+                decoded = decode(message.topic, message.payload)
+                events = getattr(decoded.message, "events", ())
+                merged.receipts.setdefault(decoded.topic.entity, []).extend(e.id for e in events)
+                continue
+            for node, ids in out.receipts.items():
+                merged.receipts.setdefault(node, []).extend(ids)
+            merged.notices.extend(out.notices)
+            merged.points.extend(out.points)
+        return merged
+
     def _dead_letter(
         self,
         conn: sqlite3.Connection,
@@ -430,15 +460,27 @@ class Consumer:
             batch = [message for _, message in taken]
             try:
                 out = self.applier.apply(batch)
-            except sqlite3.Error:
-                # Nothing was committed and nothing acked: the broker redelivers these
-                # to this session after a reconnect. Put them back and retry soon.
+            except sqlite3.OperationalError:
+                # Locked, busy or out of disk: nothing was committed and nothing acked.
+                # Put the messages back and retry soon (the broker would redeliver them
+                # to this session after a reconnect anyway).
                 self.failed_batches += 1
                 log.exception("applying a batch of %d messages failed; retrying", len(batch))
                 for item in taken:
                     self._queue.put(item)
                 self._stop.wait(0.5)
                 continue
+            except Exception:  # a message that trips a bug must not stop the consumer
+                self.failed_batches += 1
+                log.exception("a batch of %d messages failed; applying them one by one", len(batch))
+                try:
+                    out = self.applier.apply_isolating(batch)
+                except sqlite3.Error:
+                    log.exception("the database failed while isolating a bad message; retrying")
+                    for item in taken:
+                        self._queue.put(item)
+                    self._stop.wait(0.5)
+                    continue
             self._committed += 1
             if self._exit_after and self._committed >= self._exit_after:
                 log.critical("test hook: exiting after commit, before ack")

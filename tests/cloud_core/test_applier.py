@@ -1,0 +1,101 @@
+"""The ingest logic at its seam (``Applier``): outcomes that need no broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud_core import identity
+from cloud_core.identity import Resolution, TagResolver, load_all_keys
+from cloud_core.ingest import Applier
+from cloud_core.store import open_store
+from mallnet.mqtt import Inbound
+from mallnet.wire import decode, encode
+from mallnet.wire.payloads import PresenceBatch
+from mallnet.wire.topics import PRESENCE
+from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
+from tests.conftest import MALL
+
+
+@pytest.fixture
+def setup(tmp_path):
+    config = make_config(tmp_path)
+    store = open_store(config.database)
+    with store.transaction() as conn:
+        customer, _ = identity.register_customer(conn, "+44 7911 123001", default_region="GB")
+        identity.attach_beacon_key(conn, customer, key_of(1).hex())
+    yield config, store, customer
+    store.close()
+
+
+def message(walker: Walker, *events) -> Inbound:
+    return Inbound(
+        PRESENCE.topic(MALL, walker.node), encode(walker.batch(list(events))), 1, False, 0
+    )
+
+
+def points(store, customer: str) -> int:
+    (total,) = store.conn.execute(
+        "SELECT COALESCE(SUM(delta), 0) FROM journal WHERE customer_id = ?", (customer,)
+    ).fetchone()
+    return int(total)
+
+
+def test_stale_and_unknown_events_credit_nothing(setup):
+    config, store, customer = setup
+    clock = Clock(START + 3 * 86400)  # events from 3 days ago: older than max_event_age_s
+    applier = Applier(config, store, clock)
+    walker = Walker("store-1")
+    applier.apply([message(walker, walker.event(key_of(1), START), walker.event(key_of(9), START))])
+    assert applier.counters["stale"] == 2 and points(store, customer) == 0
+    clock.set(START + 10)
+    applier.apply([message(walker, walker.event(key_of(9), START))])  # nobody's key
+    assert applier.counters["unknown_tag"] == 1 and points(store, customer) == 0
+
+
+def test_a_key_attached_while_running_is_picked_up(setup, tmp_path):
+    config, store, _ = setup
+    applier = Applier(config, store, Clock(START + 10))
+    walker = Walker("store-1")
+    applier.apply([message(walker, walker.event(key_of(2), START))])
+    assert applier.counters["unknown_tag"] == 1
+    with store.transaction() as conn:
+        bob, _ = identity.register_customer(conn, "+44 7911 123002", default_region="GB")
+        identity.attach_beacon_key(conn, bob, key_of(2).hex())
+    applier.apply([message(walker, walker.event(key_of(2), START + 5))])
+    assert points(store, bob) == 10
+
+
+class BrokenResolver(TagResolver):
+    """Our own seam: a resolver that fails for one tag, as a bug would."""
+
+    def __init__(self, store, clock, poison: str) -> None:
+        super().__init__(lambda: load_all_keys(store.conn), clock)
+        self.poison = poison
+
+    def resolve(self, tag: str, event_time: float) -> Resolution:
+        if tag == self.poison:
+            raise RuntimeError("resolver bug")
+        return super().resolve(tag, event_time)
+
+
+def test_a_message_that_trips_a_bug_is_dead_lettered_and_the_rest_applied(setup):
+    config, store, customer = setup
+    clock = Clock(START + 10)
+    a, b = Walker("store-1"), Walker("store-2")
+    poison = a.event(key_of(7), START)
+    applier = Applier(config, store, clock, BrokenResolver(store, clock, poison.tag))
+    batch = [message(a, poison), message(b, b.event(key_of(1), START))]
+    with pytest.raises(RuntimeError):
+        applier.apply(batch)  # the whole batch rolls back …
+    assert points(store, customer) == 0
+    out = applier.apply_isolating(batch)  # … then the good message goes through alone
+    assert points(store, customer) == 10
+    assert out.receipts == {"store-1": [poison.id], "store-2": [_ids(batch[1])]}
+    rows = store.conn.execute("SELECT topic, kind, reason FROM dead_letters").fetchall()
+    assert [(r["kind"], r["reason"]) for r in rows] == [("error", "RuntimeError: resolver bug")]
+
+
+def _ids(inbound: Inbound) -> str:
+    batch = decode(inbound.topic, inbound.payload).message
+    assert isinstance(batch, PresenceBatch)
+    return batch.events[0].id
