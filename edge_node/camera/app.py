@@ -114,7 +114,11 @@ class GateApp:
         passes = config.passes
         self.lanes: list[Lane] = []
         for i, settings in enumerate(config.lanes):
-            source = sources[i] if sources is not None else open_source(settings.camera)
+            source = (
+                sources[i]
+                if sources is not None
+                else open_source(settings.camera, max_sleep_s=IDLE_SLEEP_S * 4)
+            )
             gate_lane = GateLane(
                 lane_reader(settings, self.reader, config),
                 MotionSettings(roi=settings.roi, min_changed=passes.motion_threshold),

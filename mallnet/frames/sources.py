@@ -249,7 +249,9 @@ class OpenCVSource(FrameSource):
     failure, and after ``read_failures`` failed reads in a row closes the
     capture and retries opening it after ``reconnect_min_s``, doubling up to
     ``reconnect_max_s``. While waiting it sleeps (``sleep``, injectable) for
-    at most the remaining delay, so a loop around ``read`` does not spin.
+    at most the remaining delay — and at most ``max_sleep_s`` per call, so a
+    loop that also publishes and sends heartbeats keeps turning — and a loop
+    around ``read`` does not spin.
     """
 
     def __init__(
@@ -258,8 +260,10 @@ class OpenCVSource(FrameSource):
         capture_factory: Callable[[int | str], Capture] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        max_sleep_s: float | None = None,
     ) -> None:
         self._config = config
+        self._max_sleep = max_sleep_s
         self._factory = capture_factory or _cv2_capture
         self._clock = clock
         self._sleep = sleep
@@ -309,7 +313,7 @@ class OpenCVSource(FrameSource):
         if self._capture is None:
             wait = self._next_attempt - self._clock()
             if wait > 0:
-                self._sleep(wait)
+                self._sleep(wait if self._max_sleep is None else min(wait, self._max_sleep))
                 return None
             if not self._try_open():
                 return None
@@ -402,10 +406,11 @@ def open_source(
     config: CameraConfig,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
+    max_sleep_s: float | None = None,
 ) -> FrameSource:
     """The composition root's one call: a source for any camera config."""
     if isinstance(config, FileCamera):
         return FileSource(config)
     if isinstance(config, OpenCVCamera):
-        return OpenCVSource(config, clock=clock, sleep=sleep)
+        return OpenCVSource(config, clock=clock, sleep=sleep, max_sleep_s=max_sleep_s)
     return Picamera2Source(config, clock=clock)

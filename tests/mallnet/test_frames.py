@@ -199,6 +199,16 @@ def test_opencv_source_backs_off_until_the_camera_appears_then_reconnects(
     assert source.read() is None
 
 
+def test_opencv_source_sleeps_in_short_slices_when_asked(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = OpenCVCamera(type="opencv", device=str(tmp_path / "gone.avi"), reconnect_min_s=5)
+    source = OpenCVSource(config, clock=clock, sleep=clock.sleep, max_sleep_s=0.2)
+    for _ in range(4):
+        assert source.read() is None
+    assert clock.sleeps == [0.2, 0.2, 0.2]
+    assert source.health().next_retry_s == pytest.approx(5 - 0.6)
+
+
 @pytest.mark.camera
 def test_real_camera_delivers_frames(request: pytest.FixtureRequest) -> None:
     """Opt-in: `pytest --camera 0` (OpenCV index or URL) or `--camera picamera2` on a Pi."""
