@@ -62,3 +62,69 @@ def test_replayed_trace_reaches_the_core_in_order_and_the_outbox_drains(
         decode(m.topic, m.payload).message for m in watcher.messages if m.topic.endswith("health")
     ]
     assert health and all(isinstance(h, HealthReport) for h in health)
+
+
+def test_core_tuning_heartbeat_and_clean_stop(broker: DevBroker, tmp_path: Path) -> None:
+    import threading
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from mallnet.wire import encode
+    from mallnet.wire.payloads import NodeConfig, PresenceTuning
+    from mallnet.wire.topics import NODE_CONFIG
+
+    trace = tmp_path / "trace.jsonl"
+    browse_trace(trace, shoppers=1)
+    password = broker.add_user("store-a")
+    core_settings = settings_for(broker, "core")
+    thermal = tmp_path / "temp"
+    thermal.write_text("51000\n")
+    path = node_config(tmp_path, broker, "store-a", password, trace, at_end="idle")
+    data = yaml.safe_load(path.read_text())
+    data["health"]["thermal_zone"] = str(thermal)
+    path.write_text(yaml.safe_dump(data))
+
+    watcher = Collector()
+    core = MqttClient(
+        core_settings, "core", subscriptions=[(HEALTH.filter(broker.mall), 0)], on_message=watcher
+    )
+    core.start()
+    assert core.wait_connected(10)
+    topic = NODE_CONFIG.topic(broker.mall, "store-a")
+    tuning = NodeConfig(revision=3, presence=PresenceTuning(radius_m=2.0, rx_adjust_db=-2))
+    core.publish(topic, encode(tuning), retain=True).wait(10)  # retained: read on connect
+
+    app = EdgeApp(load_node_config(path))
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(asyncio.run(app.run())), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: app.config_revision == 3, what="tuning applied")
+        assert (app.engine.settings.radius_m, app.engine.settings.rx_adjust_db) == (2.0, -2)
+        core.publish(topic, encode(NodeConfig(revision=2, presence=None))).wait(10)  # older
+        core.publish(topic, b'{"v": 1, "revision": "x"}').wait(10)  # malformed
+        core.publish(topic, encode(NodeConfig(revision=4, presence=PresenceTuning()))).wait(10)
+        wait_until(lambda: app.config_revision == 4, what="newer tuning applied")
+        assert app.engine.settings.radius_m == 4.0  # an empty tuning restores the file config
+
+        def reports() -> list[HealthReport]:
+            out = []
+            for m in watcher.messages:
+                message = decode(m.topic, m.payload).message
+                assert isinstance(message, HealthReport)
+                out.append(message)
+            return out
+
+        wait_until(lambda: any(r.adverts_per_s > 0 for r in reports()), what="a busy heartbeat")
+        report = reports()[-1]
+        assert report.cpu_temp_c == 51.0 and report.load_1m is not None
+        assert report.node == "store-a" and report.outbox_dropped == 0
+        assert report.ts <= datetime.now(UTC)
+        seqs = [r.seq for r in reports()]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    finally:
+        app.request_stop()
+        thread.join(30)
+        core.stop()
+    assert codes == [0]

@@ -221,6 +221,41 @@ def test_watchdog_restarts_the_scanner_then_resets_the_adapter(bluez: BlueZ) -> 
     assert len(powered) == 2 and "False" in powered[0] and "True" in powered[1]
 
 
+def test_record_writes_live_adverts_as_a_replayable_trace(bluez: BlueZ, tmp_path: Path) -> None:
+    import threading
+
+    from edge_node.ble.sources import advert_from_json
+    from mallnet.cli import main
+
+    out = tmp_path / "capture.jsonl"
+    device = bluez.add_device()
+    argv = [
+        "edge",
+        "record",
+        "--out",
+        str(out),
+        "--mode",
+        "active",
+        "--max-adverts",
+        "3",
+        "--duration",
+        "60",
+    ]
+    codes: list[int] = []
+    recorder = threading.Thread(target=lambda: codes.append(main(argv)), daemon=True)
+    recorder.start()
+    rssi = -65
+    while recorder.is_alive():  # a beacon advertising until the recorder has enough
+        bluez.advertise(device, {0x004C: _frame()[2:]}, rssi)
+        rssi = -65 if rssi == -66 else -66
+        recorder.join(0.1)
+    assert codes == [0]
+    adverts = [advert_from_json(line) for line in out.read_text().splitlines()]
+    assert len(adverts) == 3
+    assert all(a.mfr == _frame() and a.address == ADDRESS for a in adverts)
+    assert [a.t for a in adverts] == sorted(a.t for a in adverts)
+
+
 @pytest.mark.ble_adapter
 def test_real_radio_hears_ibeacons(request: pytest.FixtureRequest) -> None:
     """Opt-in: `pytest --ble-adapter hci0` with at least one iBeacon advertising nearby."""
