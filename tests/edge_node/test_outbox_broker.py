@@ -21,8 +21,9 @@ from edge_node.app import EdgeApp
 from edge_node.config import load_node_config
 from edge_node.outbox import Outbox
 from mallnet.broker import DevBroker
-from mallnet.mqtt import PublishTicket
-from tests.conftest import settings_for, wait_until
+from mallnet.mqtt import MqttClient, PublishTicket
+from mallnet.wire.topics import STATUS
+from tests.conftest import Collector, settings_for, wait_until
 from tests.edge_node.core_stub import CoreStub
 from tests.edge_node.helpers import browse_trace, node_config
 
@@ -134,6 +135,15 @@ def test_node_killed_mid_stream_then_restarted(broker: DevBroker, tmp_path: Path
     core.start()
     path = node_config(tmp_path, broker, NODE, password, trace, speed=60)
     outbox_path = tmp_path / f"{NODE}.outbox.sqlite"
+    statuses = Collector()
+    status_watch = MqttClient(
+        core_settings,
+        "status-watch",
+        subscriptions=[(STATUS.topic(broker.mall, NODE), 1)],
+        on_message=statuses,
+    )
+    status_watch.start()
+    assert status_watch.wait_connected(10)
     proc = _spawn(path)
     try:
         wait_until(lambda: core.count() >= 3, 60, "first events at the core")
@@ -147,6 +157,13 @@ def test_node_killed_mid_stream_then_restarted(broker: DevBroker, tmp_path: Path
             proc.wait(10)
         assert proc.stderr is not None
         proc.stderr.close()
+    # the broker published the node's Last Will: retained `offline`
+    wait_until(
+        lambda: bool(statuses.messages) and b'"offline"' in statuses.messages[-1].payload,
+        10,
+        "the Last Will",
+    )
+    status_watch.stop()
     waiting_at_kill = _outbox_rows(outbox_path)
     assert waiting_at_kill >= 3
     core = CoreStub(tmp_path / "core.sqlite", core_settings, broker.mall)
