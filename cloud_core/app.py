@@ -101,6 +101,7 @@ class CoreApp:
             batch_max=ingest.batch_max,
             batch_wait_s=ingest.batch_wait_ms / 1000,
             expiry_interval_s=ingest.expiry_interval_s,
+            kiosk_offers_interval_s=ingest.kiosk_offers_interval_s,
         )
 
     def stop(self) -> None:

@@ -118,6 +118,12 @@ class IngestSettings(ConfigModel):
     expiry_interval_s: float = Field(
         default=60, gt=0, description="How often the expiry job runs in `core run`."
     )
+    kiosk_offers_interval_s: float = Field(
+        default=30,
+        gt=0,
+        description="How often the kiosks' retained offer lists are checked and republished "
+        "when they changed (campaigns created, deleted, started or ended).",
+    )
 
 
 class ApiSettings(ConfigModel):
@@ -166,6 +172,10 @@ class CoreConfig(ConfigModel):
     visits: VisitRules = Field(default_factory=VisitRules, description="Default visit rules.")
     game: GameRules = Field(default_factory=GameRules, description="The daily stores game.")
     stores: tuple[StoreConfig, ...] = Field(default=(), description="The mall's stores.")
+    kiosks: tuple[Ident, ...] = Field(
+        default=(),
+        description="Kiosks that get the active offers as a retained list on their offers topic.",
+    )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )

@@ -48,12 +48,23 @@ from mallnet.wire.payloads import (
     DeviceStatus,
     FootfallBatch,
     HealthReport,
+    KioskOffers,
+    OfferCard,
     ParkingBatch,
     PresenceBatch,
     PresenceEvent,
     Receipt,
 )
-from mallnet.wire.topics import FOOTFALL, HEALTH, INBOX, PARKING, PRESENCE, RECEIPTS, STATUS
+from mallnet.wire.topics import (
+    FOOTFALL,
+    HEALTH,
+    INBOX,
+    KIOSK_OFFERS,
+    PARKING,
+    PRESENCE,
+    RECEIPTS,
+    STATUS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +121,16 @@ class Applier:
         with self._lock:
             self.counters.update(counts)
         return out
+
+    def kiosk_offers(self) -> KioskOffers:
+        """The offers kiosks show now (active campaigns), newest deadline last."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        with self.store.read() as conn:
+            active = list_campaigns(conn, active_at=now)
+        cards = sorted(
+            (c.card() for c in active), key=lambda card: (card.valid_until, card.campaign)
+        )
+        return KioskOffers(ts=now, offers=tuple(cards[:200]))
 
     def apply_isolating(self, messages: Sequence[Inbound]) -> Outgoing:
         """Apply messages one transaction each; one that still fails is dead-lettered
@@ -395,6 +416,7 @@ class Consumer:
         batch_max: int,
         batch_wait_s: float,
         expiry_interval_s: float,
+        kiosk_offers_interval_s: float = 30.0,
     ) -> None:
         self.applier = applier
         self.telemetry = telemetry
@@ -404,6 +426,9 @@ class Consumer:
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         self._expiry_interval_s = expiry_interval_s
+        self._kiosk_offers_interval_s = kiosk_offers_interval_s
+        self._kiosk_offers: tuple[OfferCard, ...] | None = None
+        self._next_expiry = self._next_offers = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="core-ingest", daemon=True)
         self._exit_after = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or 0)
@@ -445,15 +470,26 @@ class Consumer:
                 break
         return batch
 
+    def _jobs(self) -> None:
+        """The periodic jobs, on the worker thread between batches."""
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + self._expiry_interval_s
+            try:
+                self._publish_notices(self.applier.expire())
+            except sqlite3.Error:
+                log.exception("expiry job failed; retrying later")
+        if self.applier.config.kiosks and now >= self._next_offers and self.client.connected:
+            self._next_offers = now + self._kiosk_offers_interval_s
+            try:
+                self._publish_kiosk_offers()
+            except sqlite3.Error:
+                log.exception("kiosk offers could not be read; retrying later")
+
     def _run(self) -> None:
-        next_expiry = time.monotonic()
+        self._next_expiry = self._next_offers = time.monotonic()
         while not self._stop.is_set():
-            if time.monotonic() >= next_expiry:
-                next_expiry = time.monotonic() + self._expiry_interval_s
-                try:
-                    self._publish_notices(self.applier.expire())
-                except sqlite3.Error:
-                    log.exception("expiry job failed; retrying later")
+            self._jobs()
             taken = self._take_batch()
             if not taken:
                 continue
@@ -502,6 +538,17 @@ class Consumer:
         self._publish_notices(out.notices)
         if out.points:
             self.telemetry.write(out.points)
+
+    def _publish_kiosk_offers(self) -> None:
+        """Retained offer lists for the configured kiosks, republished when they change."""
+        current = self.applier.kiosk_offers()
+        if current.offers == self._kiosk_offers:
+            return
+        mall = self.applier.config.mall
+        payload = encode(current)
+        for kiosk in self.applier.config.kiosks:
+            self.client.publish(KIOSK_OFFERS.topic(mall, kiosk), payload, qos=1, retain=True)
+        self._kiosk_offers = current.offers
 
     def _publish_notices(self, notices: Sequence[Notice]) -> None:
         mall = self.applier.config.mall

@@ -220,3 +220,40 @@ def test_malformed_and_unauthorised_payloads_land_in_dead_letters(core_config, r
         store.close()
     assert got == [("store-1", "json"), ("store-1", "schema"), ("store-9", "unauthorised")]
     assert wallet(core_config, ann) == {"bean-bar": 10}
+
+
+def test_kiosks_get_the_active_offers_as_a_retained_list(core_config, run_core, connect, clock):
+    from mallnet.wire.payloads import KioskOffers
+    from mallnet.wire.topics import KIOSK_OFFERS
+
+    config = core_config.model_copy(
+        update={
+            "kiosks": ("kiosk-atrium",),
+            "ingest": core_config.ingest.model_copy(update={"kiosk_offers_interval_s": 0.05}),
+        }
+    )
+    add_campaign(config)
+    run_core(config)
+    lists = Collector()
+    connect(
+        "kiosk-atrium",
+        subscriptions=[(KIOSK_OFFERS.topic(MALL, "kiosk-atrium"), 1)],
+        on_message=lists,
+    )
+    [first] = lists.wait_for(1)
+    later = Collector()  # a kiosk that connects later gets the retained list at once
+    connect(
+        "kiosk-atrium",
+        client_id="kiosk-atrium-restarted",
+        subscriptions=[(KIOSK_OFFERS.topic(MALL, "kiosk-atrium"), 1)],
+        on_message=later,
+    )
+    assert later.wait_for(1)[0].retain
+    offers = decode(first.topic, first.payload).message
+    assert isinstance(offers, KioskOffers)
+    assert [o.campaign for o in offers.offers] == ["winter-coffee"]
+    add_campaign(config, id="shoes-sale", business="shoe-hub", title="Shoes -30 %")
+    later.wait_for(2)  # (the first client was dropped: a new credential reloads the broker)
+    latest = decode(later.messages[-1].topic, later.messages[-1].payload).message
+    assert isinstance(latest, KioskOffers)
+    assert sorted(o.campaign for o in latest.offers) == ["shoes-sale", "winter-coffee"]
