@@ -101,8 +101,33 @@ def find_candidates(image: Image8, settings: LocalizerSettings | None = None) ->
                 float(angle),
             )
         )
+    found.extend(_joined_pairs(found, s, sw / scale))
     found.sort(key=lambda c: c.score, reverse=True)
     return found[: s.max_candidates]
+
+
+def _joined_pairs(found: list[Candidate], s: LocalizerSettings, frame_w: float) -> list[Candidate]:
+    """Side-by-side blobs on one row, as one candidate: a glare or mud spot in the middle
+    of a plate splits its strokes into two blobs, and each alone reads half a plate."""
+    joined = []
+    for i, a in enumerate(found):
+        for b in found[i + 1 :]:
+            left, right = (a, b) if a.box[0] <= b.box[0] else (b, a)
+            lx, ly, lw, lh = left.box
+            rx, ry, rw, rh = right.box
+            overlap = min(ly + lh, ry + rh) - max(ly, ry)
+            gap = rx - (lx + lw)
+            height = max(lh, rh)
+            if overlap < 0.5 * min(lh, rh) or gap > 1.5 * height or gap < -0.5 * min(lw, rw):
+                continue
+            x0, y0 = min(lx, rx), min(ly, ry)
+            x1, y1 = max(lx + lw, rx + rw), max(ly + lh, ry + rh)
+            w, h = x1 - x0, y1 - y0
+            if not s.min_aspect <= w / max(1, h) <= s.max_aspect or w > s.max_width_frac * frame_w:
+                continue
+            score = (a.score + b.score) * 0.75
+            joined.append(Candidate((x0, y0, w, h), score, (a.angle + b.angle) / 2))
+    return joined
 
 
 def crop(image: Image8, box: Box, pad_x: float = 0.08, pad_y: float = 0.25) -> Image8:

@@ -23,7 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 log = logging.getLogger(__name__)
 
 Image8 = npt.NDArray[np.uint8]
-Condition = Literal["clear", "perspective", "blur", "noise", "night", "far", "motion"]
+Condition = Literal[
+    "clear", "perspective", "blur", "noise", "night", "far", "motion", "dirty", "glare", "combined"
+]
 CONDITIONS: tuple[Condition, ...] = (
     "clear",
     "perspective",
@@ -32,6 +34,12 @@ CONDITIONS: tuple[Condition, ...] = (
     "night",
     "far",  # the plate only 9–11 % of the frame wide, slightly soft and noisy
     "motion",  # horizontal motion blur of a moving car, and noise
+)
+# Harder than a gate camera should see; the benchmark reports them apart.
+HARD_CONDITIONS: tuple[Condition, ...] = (
+    "dirty",  # mud spots over the characters, a monospaced font
+    "glare",  # a headlight's reflection washing out part of the plate
+    "combined",  # perspective, motion blur, night and noise at once
 )
 STYLES = ("UA", "FR", "ES", "US", "BR")
 
@@ -50,9 +58,9 @@ def _f32(points: Any) -> npt.NDArray[np.float32]:
 
 
 @cache
-def plate_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def plate_font(size: int, mono: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """A bold sans font: DejaVu from the system if there, else Pillow's built-in one."""
-    for name in _FONT_FILES:
+    for name in _FONT_FILES[1:] if mono else _FONT_FILES:
         if Path(name).exists():
             return ImageFont.truetype(name, size)
     log.warning("DejaVu fonts not installed; synthetic plates use Pillow's default font")
@@ -94,7 +102,7 @@ def _display_text(text: str, style: str) -> str:
     return text
 
 
-def render_plate(text: str, style: str, scale: int = 4) -> Image8:
+def render_plate(text: str, style: str, scale: int = 4, mono: bool = False) -> Image8:
     """A frontal plate image (BGR). ``scale`` sets the resolution (4 ≈ 520×110 px)."""
     w, h = 130 * scale, 28 * scale
     band_w = 0
@@ -120,7 +128,7 @@ def render_plate(text: str, style: str, scale: int = 4) -> Image8:
             (w / 2, top / 2 + scale), "California", font=small, fill=(160, 20, 20), anchor="mm"
         )
     shown = _display_text(text, style)
-    font = plate_font(int((h - top) * 0.78))
+    font = plate_font(int((h - top) * 0.78), mono)
     # Render wide, then squeeze horizontally to the plate's narrow glyphs.
     left, t, right, b = draw.textbbox((0, 0), shown, font=font)
     glyphs = Image.new("L", (int(right - left) + 4, int(b - t) + 4), 0)
@@ -212,14 +220,16 @@ def make_sample(
     style = style or STYLES[int(rng.integers(0, len(STYLES)))]
     text = plate or random_plate_text(style, rng)
     frame, (cx, cy) = _car_scene(rng, size)
-    plate_img = render_plate(text, style)
+    plate_img = render_plate(text, style, mono=condition == "dirty")
+    if condition == "dirty":
+        plate_img = _mud(plate_img, rng)
     ph, pw = plate_img.shape[:2]
     low, high = (0.09, 0.11) if condition == "far" else (0.15, 0.2)
     target_w = rng.uniform(low, high) * size[0]
     sx = target_w / pw
     tw, th = target_w, ph * sx
     src = _f32([(0, 0), (pw, 0), (pw, ph), (0, ph)])
-    if condition == "perspective":
+    if condition in ("perspective", "combined"):
         skew = rng.uniform(-0.25, 0.25) * th
         squeeze = rng.uniform(0.78, 0.92)
         rot = rng.uniform(-0.1, 0.1)
@@ -259,8 +269,39 @@ def make_sample(
     alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch * (1 - alpha) + warped * alpha).astype(np.uint8)
+    if condition == "glare":
+        _glare(frame, (x, y, w, h), rng)
     frame = degrade(frame, condition, rng)
     return Sample(frame, text, style, condition, (int(x), int(y), int(w), int(h)))
+
+
+def _mud(plate: Image8, rng: np.random.Generator) -> Image8:
+    """Dark, semi-transparent spots over a plate."""
+    h, w = plate.shape[:2]
+    out = plate.astype(np.float32)
+    for _ in range(int(rng.integers(3, 7))):
+        spot = np.zeros((h, w), np.float32)
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(h // 8, h // 3)), int(rng.integers(h // 10, h // 4)))
+        cv2.ellipse(spot, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        spot = cast(npt.NDArray[np.float32], cv2.GaussianBlur(spot, (0, 0), h / 25))
+        strength = float(rng.uniform(0.5, 0.8))
+        out *= (1 - strength * spot)[:, :, None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _glare(frame: Image8, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A bright reflection over part of the plate (in place)."""
+    x, y, w, h = box
+    cx = x + float(rng.uniform(0.2, 0.8)) * w
+    cy = y + float(rng.uniform(0.3, 0.7)) * h
+    radius = float(rng.uniform(0.5, 0.9)) * h
+    x0, x1 = max(0, int(cx - 3 * radius)), min(frame.shape[1], int(cx + 3 * radius))
+    y0, y1 = max(0, int(cy - 3 * radius)), min(frame.shape[0], int(cy + 3 * radius))
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    light = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2)) * rng.uniform(180, 255)
+    region = frame[y0:y1, x0:x1].astype(np.float32) + light[:, :, None]
+    frame[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
 
 
 def _noise(image: Image8, sigma: float, rng: np.random.Generator) -> Image8:
@@ -285,6 +326,12 @@ def degrade(image: Image8, condition: Condition, rng: np.random.Generator) -> Im
     if condition == "far":
         soft = cast(Image8, cv2.GaussianBlur(image, (3, 3), 0.8))
         return _noise(soft, 6, rng)
+    if condition == "combined":
+        kernel = np.zeros((5, 5), np.float32)
+        kernel[2, :] = 0.2
+        smeared = cast(Image8, cv2.filter2D(image, -1, kernel))
+        lut = 255 * (np.arange(256) / 255) ** 1.6 * 0.6
+        return _noise(cast(Image8, cv2.LUT(smeared, lut.astype(np.uint8))), 7, rng)
     if condition == "motion":
         length = int(rng.integers(7, 12))
         kernel = np.zeros((length, length), np.float32)
