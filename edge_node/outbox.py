@@ -99,31 +99,41 @@ class Outbox:
 
     def append(self, leaf: str, build: Callable[[str, int], str], now: float) -> Stored:
         """Store one event: ``build(id, seq)`` returns its JSON; durable when this returns."""
+        return self.append_many([(leaf, build)], now)[0]
+
+    def append_many(
+        self, items: Sequence[tuple[str, Callable[[str, int], str]]], now: float
+    ) -> list[Stored]:
+        """Store several events in one transaction (one fsync); all or none are written."""
         conn = self._conn
+        stored: list[Stored] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (seq,) = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-                event_id = self._make_id()
-                payload = build(event_id, seq)
-                conn.execute(
-                    "INSERT INTO events(seq, id, leaf, payload, created, sent_at)"
-                    " VALUES (?, ?, ?, ?, ?, NULL)",
-                    (seq, event_id, leaf, payload, now),
-                )
-                conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (seq + 1,))
-                dropped = self._bound()
+                for leaf, build in items:
+                    event_id = self._make_id()
+                    payload = build(event_id, seq)
+                    conn.execute(
+                        "INSERT INTO events(seq, id, leaf, payload, created, sent_at)"
+                        " VALUES (?, ?, ?, ?, ?, NULL)",
+                        (seq, event_id, leaf, payload, now),
+                    )
+                    stored.append(Stored(seq, event_id, leaf, payload, now, None))
+                    seq += 1
+                conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (seq,))
+                dropped = self._bound(len(stored))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot write outbox {self.path}: {exc}") from exc
-        self._depth += 1 - dropped
-        return Stored(seq, event_id, leaf, payload, now, None)
+        self._depth += len(stored) - dropped
+        return stored
 
-    def _bound(self) -> int:
-        excess = self._depth + 1 - self.max_events
+    def _bound(self, added: int) -> int:
+        excess = self._depth + added - self.max_events
         if excess <= 0:
             return 0
         cur = self._conn.execute(

@@ -38,6 +38,7 @@ class Pipeline:
         self.wall = wall
         self.adverts = 0
         self.events = 0
+        self.invalid = 0
 
     def feed(self, advert: Advert) -> None:
         self.adverts += 1
@@ -58,13 +59,28 @@ class Pipeline:
         self.store()
 
     def store(self) -> None:
+        """Write the engine's decisions to the outbox, in order, in one transaction."""
+        decisions = self.engine.take()
+        if not decisions:
+            return
+        items = [
+            (PRESENCE.leaf, _presence(d))
+            if isinstance(d, PresenceChange)
+            else (FOOTFALL.leaf, _footfall(d))
+            for d in decisions
+        ]
         wall = self.wall()
-        for decision in self.engine.take():
-            if isinstance(decision, PresenceChange):
-                self.outbox.append(PRESENCE.leaf, _presence(decision), wall)
-            else:
-                self.outbox.append(FOOTFALL.leaf, _footfall(decision), wall)
-            self.events += 1
+        try:
+            self.outbox.append_many(items, wall)
+            self.events += len(items)
+        except ValueError:  # a decision the contract rejects: keep the others, count it
+            for item in items:
+                try:
+                    self.outbox.append(*item, wall)
+                    self.events += 1
+                except ValueError as exc:
+                    self.invalid += 1
+                    log.error("dropped an event the contract rejects: %s", exc)
 
 
 def _presence(d: PresenceChange) -> Callable[[str, int], str]:

@@ -113,7 +113,7 @@ class Publisher:
     def pump(self, now: float) -> int:
         """Apply receipts and reconnects, then publish what is due; returns events sent."""
         self._apply_receipts()
-        self._tickets = [t for t in self._tickets if not t.done or self._count_ack(t)]
+        self._settle_tickets()
         transport = self.transport
         if self._reconnected.is_set():
             self._reconnected.clear()
@@ -152,9 +152,15 @@ class Publisher:
         self.stats.published_events += sent
         return sent
 
-    def _count_ack(self, _ticket: PublishTicket) -> bool:
-        self.stats.acked_batches += 1
-        return False
+    def _settle_tickets(self) -> None:
+        """Count PUBACKs (for the record only: a PUBACK never removes an event)."""
+        pending = []
+        for ticket in self._tickets:
+            if ticket.done:
+                self.stats.acked_batches += 1
+            else:
+                pending.append(ticket)
+        self._tickets = pending
 
     def _apply_receipts(self) -> None:
         while True:

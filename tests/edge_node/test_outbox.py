@@ -89,3 +89,36 @@ def test_unusable_path_is_an_outbox_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(OutboxError):
         Outbox(tmp_path / "dir.sqlite")
+
+
+def test_append_many_is_one_transaction(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+
+    def broken(_id: str, _seq: int) -> str:
+        raise ValueError("bad event")
+
+    with pytest.raises(ValueError, match="bad event"):
+        box.append_many([("presence", _build), ("presence", broken)], 1.0)
+    assert box.depth == 0 and box.last_seq == 0
+    stored = box.append_many([("presence", _build), ("footfall", _build)], 1.0)
+    assert [(s.seq, s.leaf) for s in stored] == [(1, "presence"), (2, "footfall")]
+    box.close()
+
+
+def test_the_pipeline_counts_a_decision_the_contract_rejects(tmp_path: Path) -> None:
+    from edge_node.ble.ibeacon import IBeaconParser
+    from edge_node.ble.presence import FootfallCount, PresenceChange, PresenceEngine
+    from edge_node.config import PresenceSettings
+    from edge_node.pipeline import Pipeline
+
+    box = Outbox(tmp_path / "o.sqlite")
+    engine = PresenceEngine(PresenceSettings())
+    pipe = Pipeline(IBeaconParser(bytes(4)), engine, box)
+    engine.pending += [
+        PresenceChange("enter", "ab" * 16, 1e9, -60.0, 1.0, 0.0),
+        PresenceChange("enter", "not-a-tag", 1e9, -60.0, 1.0, 0.0),
+        FootfallCount(1e9, 60, 1, 2),
+    ]
+    pipe.store()
+    assert (pipe.events, pipe.invalid, box.depth) == (2, 1, 2)
+    box.close()
