@@ -15,8 +15,17 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from cloud_core import identity, parking
-from cloud_core.api.auth import Admin, AdminOrKiosk, ApiContext, Ctx, Staff, own_business
+from cloud_core.api.auth import (
+    Admin,
+    AdminOrKiosk,
+    AdminOrTenant,
+    ApiContext,
+    Ctx,
+    Staff,
+    own_business,
+)
 from cloud_core.api.models import Problem
+from cloud_core.errors import InvalidInput
 from cloud_core.parking_config import ParkingSettings
 
 router = APIRouter(
@@ -32,6 +41,20 @@ router = APIRouter(
 
 def _example(**example: JsonValue) -> ConfigDict:
     return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
+class CodesIn(BaseModel):
+    model_config = _example(business="cinema", minutes=180, serials=["A0001", "A0002"])
+    business: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="The partner.")
+    minutes: int = Field(ge=1, le=9999, description="Free minutes each code gives.")
+    serials: list[str] = Field(
+        min_length=1, max_length=1000, description="The partner's serial numbers (A–Z, 0–9)."
+    )
+
+
+class CodesOut(BaseModel):
+    model_config = _example(codes=["P180-cinema-A0001-3f9c2a7b1d04"])
+    codes: list[str] = Field(description="Printable coupon codes, one per serial.")
 
 
 class ValidationIn(BaseModel):
@@ -88,6 +111,23 @@ def _settings(ctx: ApiContext) -> ParkingSettings:
     if settings is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "parking is not configured")
     return settings
+
+
+@router.post("/codes", summary="Make free-parking coupon codes for a partner")
+def make_codes(body: CodesIn, ctx: Ctx, caller: AdminOrTenant) -> CodesOut:
+    """Codes are signed, not stored: each can be redeemed once, by anyone holding it."""
+    settings = _settings(ctx)
+    own_business(caller, body.business)
+    for serial in body.serials:
+        if not (serial.isascii() and serial.isalnum() and len(serial) <= 32):
+            raise InvalidInput(f"bad serial {serial!r}: letters and digits, at most 32")
+    key = settings.validation_key()
+    return CodesOut(
+        codes=[
+            parking.make_validation_code(key, body.business, serial, body.minutes)
+            for serial in body.serials
+        ]
+    )
 
 
 @router.post("/validations", summary="Redeem a free-parking coupon")

@@ -84,7 +84,30 @@ def test_coupons_sessions_occupancy_and_erasure(api):
     gate = Gate()
     rules = park(app, gate.event("KA1234TX"), gate.event("XX5555XX", at=T0 + timedelta(minutes=1)))
     key = rules.settings.validation_key()
-    code = make_validation_code(key, "cinema", "A0001", 180)
+    made = client.post(
+        "/parking/codes",
+        headers=h("cinema"),
+        json={"business": "cinema", "minutes": 180, "serials": ["A0001"]},
+    )
+    assert made.status_code == 200
+    (code,) = made.json()["codes"]
+    assert code == make_validation_code(key, "cinema", "A0001", 180)
+    assert (
+        client.post(
+            "/parking/codes",
+            headers=h("cinema"),
+            json={"business": "bowling", "minutes": 60, "serials": ["X"]},
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/parking/codes",
+            headers=h("admin"),
+            json={"business": "cinema", "minutes": 60, "serials": ["no/slash"]},
+        ).status_code
+        == 422
+    )
 
     ok = client.post(
         "/parking/validations", json={"code": code, "customer": customer}, headers=h("cinema")
