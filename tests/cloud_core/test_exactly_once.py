@@ -36,7 +36,8 @@ def write_config(tmp_path: Path, broker) -> Path:
             "reconnect_max_s": 1,
         },
         "ingest": {"client_id": "core-crash", "batch_wait_ms": 1},
-        "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 30},
+        # no cooldown: only the exactly-once machinery stands between a redelivery and a credit
+        "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 0, "daily_cap": 30},
         "stores": STORES,
     }
     path = tmp_path / "core.yaml"
@@ -121,9 +122,14 @@ def test_a_core_killed_between_commit_and_ack_neither_double_credits_nor_loses_a
     store = open_store(config.database)
     try:
         (visits,) = store.conn.execute("SELECT COUNT(*) FROM visits").fetchone()
+        (dead,) = store.conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        outcomes = dict(
+            store.conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
+        )
     finally:
         store.close()
-    assert visits == 2
+    assert visits == 2 and dead == 0
+    assert outcomes == {"credited": 2}
 
 
 def test_two_workers_on_one_shared_subscription_credit_each_visit_once(
