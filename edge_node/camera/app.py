@@ -47,6 +47,7 @@ class Lane:
     source: FrameSource
     lane: GateLane
     last_frame: Image8 | None = None
+    last_ts: float = 0.0
     ended: bool = False
 
 
@@ -174,10 +175,11 @@ class GateApp:
             if frame is None:
                 if lane.source.finished:
                     lane.ended = True
-                    self._emit(lane, lane.lane.flush(float("inf")))
+                    self._emit(lane, lane.lane.flush(lane.last_ts))
                 continue
             processed += 1
             lane.last_frame = frame.image
+            lane.last_ts = frame.ts
             self._emit(lane, lane.lane.process(frame.image, frame.ts))
         return processed
 

@@ -144,6 +144,19 @@ def _read_patch(
     return again if read is None or again.confidence > read.confidence else read
 
 
+def _rows(lines: Sequence[TextLine]) -> list[list[TextLine]]:
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda ln: ln.box[1] + ln.box[3] / 2):
+        centre = line.box[1] + line.box[3] / 2
+        if rows:
+            last = rows[-1][-1]
+            if abs(centre - (last.box[1] + last.box[3] / 2)) <= 0.5 * max(line.box[3], last.box[3]):
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    return rows
+
+
 def _read_with_detector(
     image: Image8, reader: TextReader, settings: ReaderSettings
 ) -> PlateRead | None:
@@ -153,12 +166,10 @@ def _read_with_detector(
     small = image if scale == 1.0 else cast(Image8, cv2.resize(image, size))
     best: PlateRead | None = None
     lines = reader.read_lines(small)
-    # A plate's text may come back as several boxes ("TM 5230" + "AA"): also try rows joined.
+    # A plate's text may come back as several boxes ("TM 5230" + "AA"): also try each row
+    # of boxes (vertical centres within half a box height) joined left to right.
     groups: list[list[TextLine]] = [[ln] for ln in lines]
-    rows: dict[int, list[TextLine]] = defaultdict(list)
-    for ln in lines:
-        rows[round((ln.box[1] + ln.box[3] / 2) / max(1, ln.box[3]))].append(ln)
-    groups.extend(row for row in rows.values() if len(row) > 1)
+    groups.extend(row for row in _rows(lines) if len(row) > 1)
     for group in groups:
         line = _joined(group)
         if line is None:
