@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cloud_core.api import parking as parking_routes
 from cloud_core.api import routes
@@ -36,6 +37,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ),
     )
     app.state.ctx = ctx
+
+    @app.middleware("http")
+    async def _count_refusals(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if 400 <= response.status_code < 500:
+            ctx.refused[response.status_code] += 1
+            log.info("API %s %s → %d", request.method, request.url.path, response.status_code)
+        return response
 
     @app.exception_handler(CoreError)
     async def _core_error(_request: Request, exc: CoreError) -> JSONResponse:

@@ -17,8 +17,9 @@ import hashlib
 import hmac
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, Self
 
 from fastapi import Depends, Header, HTTPException, Request, status
@@ -114,6 +115,7 @@ class ApiContext:
     store: Store
     keys: KeyRing
     clock: Callable[[], float]
+    refused: Counter[int] = field(default_factory=Counter)  # 4xx answers by status
 
     @property
     def stores(self) -> dict[str, StoreConfig]:

@@ -272,6 +272,11 @@ class ErasedOut(BaseModel):
 
 
 class IngestStats(BaseModel):
-    model_config = _example(outcomes={"credited": 10, "short": 30}, dead_letters=1)
+    model_config = _example(
+        outcomes={"credited": 10, "short": 30}, dead_letters=1, api_refused={"401": 2, "422": 1}
+    )
     outcomes: dict[str, int] = Field(description="Processed events by outcome.")
     dead_letters: int = Field(description="Dead letters kept.")
+    api_refused: dict[str, int] = Field(
+        description="API requests refused (4xx) by status, since this API process started."
+    )

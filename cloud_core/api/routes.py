@@ -435,4 +435,5 @@ def ingest_stats(ctx: Ctx, _caller: Admin) -> m.IngestStats:
             for r in conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
         }
         (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-    return m.IngestStats(outcomes=outcomes, dead_letters=dead)
+    refused = {str(code): n for code, n in sorted(ctx.refused.items())}
+    return m.IngestStats(outcomes=outcomes, dead_letters=dead, api_refused=refused)

@@ -248,6 +248,8 @@ def test_bad_calls_get_clear_4xx_and_change_nothing(api):
         == 403
     )
     assert counts(app) == before
+    refused = client.get("/ingest/stats", headers=h("admin")).json()["api_refused"]
+    assert {"401", "403", "404", "409", "422"} <= set(refused) and refused["422"] >= 6
     # a good spend, then its retry with the same key, spends once
     for expected in ("spent", "duplicate"):
         r = client.post(
