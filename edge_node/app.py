@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from edge_node.ble.ibeacon import IBeaconParser
 from edge_node.ble.presence import PresenceEngine
@@ -175,7 +176,28 @@ class EdgeApp:
             adapter_resets=self.source.stats.adapter_resets,
         )
 
+    def counters(self) -> dict[str, Any]:
+        """Everything the node counts, for logs and diagnostics."""
+        parser = self.pipeline.parser
+        return {
+            "adverts": self.pipeline.adverts,
+            "program_frames": parser.accepted,
+            "rejected": {k.value: v for k, v in parser.rejected.items() if v},
+            "events": self.pipeline.events,
+            "invalid_events": self.pipeline.invalid,
+            "tracked_tags": self.engine.tracked,
+            "source": {
+                "scanner_restarts": self.source.stats.scanner_restarts,
+                "adapter_resets": self.source.stats.adapter_resets,
+                "bad_lines": self.source.stats.bad_lines,
+                **self.source.stats.extra,
+            },
+            "publisher": dict(vars(self.publisher.stats)),
+            "outbox": {"depth": self.outbox.depth, "dropped": self.outbox.dropped},
+        }
+
     def _heartbeat(self) -> None:
+        log.debug("counters: %s", self.counters())
         report = self.health.report(self.snapshot(), new_event_id(), self.outbox.next_health_seq())
         self.client.publish(HEALTH.topic(self.mall, self.node), encode(report), qos=HEALTH.qos)
 

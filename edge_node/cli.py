@@ -30,6 +30,10 @@ def _run(args: argparse.Namespace) -> int:
             sys.stderr.write(problem + "\n")
         return 2
     if args.validate_config:
+        try:
+            config.mqtt.resolve_password()
+        except ConfigError as exc:  # may be provisioned later (ansible); say so, don't fail
+            sys.stderr.write(f"{args.config}: warning: mqtt.password_file: {exc}\n")
         sys.stdout.write(f"{args.config}: ok (node {config.node.id})\n")
         return 0
     from edge_node.app import EdgeApp

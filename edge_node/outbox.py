@@ -66,6 +66,7 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         self._depth = self._count()
+        self._dropped = self.meta("dropped")
 
     def _migrate(self) -> None:
         db = self.db
@@ -130,6 +131,7 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot write outbox {self.path}: {exc}") from exc
         self._depth += len(stored) - dropped
+        self._dropped += dropped
         return stored
 
     def _bound(self, added: int) -> int:
@@ -220,7 +222,7 @@ class Outbox:
 
     @property
     def dropped(self) -> int:
-        return self.meta("dropped")
+        return self._dropped
 
     @property
     def last_seq(self) -> int:

@@ -34,6 +34,7 @@ from edge_node.errors import SourceError
 log = logging.getLogger(__name__)
 
 IBEACON_PATTERN = bytes((0x4C, 0x00, 0x02, 0x15))
+QUEUE_LIMIT = 20_000  # adverts waiting for the loop; beyond it they are dropped and counted
 _APPLE_LE = APPLE_COMPANY_ID.to_bytes(2, "little")
 
 
@@ -75,7 +76,7 @@ class BleakSource:
         reset_adapter: Callable[[str], Awaitable[None]] = power_cycle_adapter,
     ) -> None:
         self.settings = settings
-        self.stats = SourceStats(extra={"non_apple": 0, "passive_refused": 0})
+        self.stats = SourceStats(extra={"non_apple": 0, "passive_refused": 0, "queue_overflow": 0})
         self.mode: str | None = None  # the mode actually in use
         self._clock = clock
         self._reset_adapter = reset_adapter
@@ -90,15 +91,13 @@ class BleakSource:
             self.stats.extra["non_apple"] += 1
             return
         assert self._queue is not None
-        self._queue.put_nowait(
-            Advert(
-                self._clock(),
-                device.address,
-                int(data.rssi),
-                _APPLE_LE + bytes(payload),
-                data.tx_power,
-            )
+        advert = Advert(
+            self._clock(), device.address, int(data.rssi), _APPLE_LE + bytes(payload), data.tx_power
         )
+        try:
+            self._queue.put_nowait(advert)
+        except asyncio.QueueFull:  # the consumer is stalled: drop, count, keep scanning
+            self.stats.extra["queue_overflow"] += 1
 
     async def _start(self) -> Any:
         try:
@@ -152,7 +151,7 @@ class BleakSource:
             log.warning("stopping the scanner failed: %s", exc)
 
     async def adverts(self) -> AsyncIterator[Advert]:
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
         scanner = await self._start()
         log.info("scanning on %s (%s)", self.settings.adapter, self.mode)
         fruitless = 0

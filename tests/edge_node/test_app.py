@@ -51,6 +51,9 @@ def test_replayed_trace_reaches_the_core_in_order_and_the_outbox_drains(
     presence = [r for r in rows if r[3] == "presence"]
     assert len(presence) >= 8 and "footfall" in leaves
     assert core.duplicates == 0
+    counted = app.counters()
+    assert counted["events"] == len(rows) and counted["invalid_events"] == 0
+    assert counted["program_frames"] == counted["adverts"] > 0
     statuses = [
         decode(m.topic, m.payload).message for m in watcher.messages if m.topic.endswith("status")
     ]

@@ -146,3 +146,15 @@ def test_the_cli_runs_as_a_module_and_record_needs_an_adapter(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     data = yaml.safe_load((FIRMWARE / "node.example.yaml").read_text(encoding="utf-8"))
     assert data["source"]["type"] == "bleak"
+
+
+def test_validate_config_warns_about_a_missing_password_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "store-a.yaml"
+    config.write_text((FIRMWARE / "demo" / "store-a.yaml").read_text(encoding="utf-8"))
+    assert main(["edge", "run", "--config", str(config), "--validate-config"]) == 0
+    assert "warning: mqtt.password_file" in capsys.readouterr().err
+    (tmp_path / "store-a.password").write_text("secret\n")
+    assert main(["edge", "run", "--config", str(config), "--validate-config"]) == 0
+    assert "warning" not in capsys.readouterr().err
