@@ -20,7 +20,9 @@ applies at most once, like a visit):
    idempotent by event id) and the offers of campaigns targeting the car park (its
    id or zone, or mall-wide campaigns of the ``mall`` business);
 5. exit closes the vehicle's open session with its duration, free when a validated
-   coupon covers it; an exit without an entry is kept as ``exit_only``.
+   coupon covers it; an exit without an entry is kept as ``exit_only``, and paired
+   with its entry if that arrives later (entry and exit gates are different nodes,
+   so their events may overtake each other).
 
 Free parking: a partner (cinema, restaurant) hands out coupon codes signed with the
 mall's validation secret (``make_validation_code``); ``validate_free_parking``
@@ -54,6 +56,7 @@ from mallnet.wire.payloads import ParkingEvent
 log = logging.getLogger(__name__)
 
 ENTRY_RULE = "parking-entry"
+PAIR_WINDOW_S = 2 * 86_400  # an exit that arrived before its entry pairs up within this
 FOLD = str.maketrans("OQD0IL1B8S5Z2G6", "000011188552266")
 _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-([0-9a-f]{12})$")
 
@@ -252,6 +255,29 @@ class ParkingRules:
         customer: str | None,
         kind: str,
     ) -> None:
+        epoch = event.ts.timestamp()
+        early_exit = conn.execute(
+            "SELECT id, exit_epoch FROM parking_sessions WHERE car_park = ? AND vehicle = ?"
+            " AND status = 'exit_only' AND exit_epoch >= ? AND exit_epoch <= ?"
+            " ORDER BY exit_epoch LIMIT 1",
+            (park.id, vehicle, epoch, epoch + PAIR_WINDOW_S),
+        ).fetchone()
+        if early_exit is not None:  # the exit gate's event overtook this one: pair them
+            conn.execute(
+                "UPDATE parking_sessions SET status = 'closed', entry_event = ?, entry_gate = ?,"
+                " entry_ts = ?, entry_epoch = ?, duration_s = ?, free = 0,"
+                " customer_id = COALESCE(customer_id, ?) WHERE id = ?",
+                (
+                    event.id,
+                    event.gate,
+                    ledger.iso(event.ts),
+                    epoch,
+                    float(early_exit[1]) - epoch,
+                    customer,
+                    int(early_exit[0]),
+                ),
+            )
+            return
         conn.execute(
             "UPDATE parking_sessions SET status = 'superseded'"
             " WHERE car_park = ? AND vehicle = ? AND status = 'open'",

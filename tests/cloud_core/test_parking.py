@@ -234,6 +234,21 @@ def test_sessions_have_durations_and_odd_sequences_are_kept(db, rules):
     ]
 
 
+def test_an_exit_that_overtook_its_entry_is_paired_with_it(db, rules):
+    customer = customer_with(db, "+447911123009", "DD5555DD")
+    exit_gate, entry_gate = Gate(), Gate()
+    late = apply(db, rules, exit_gate.event("DD5555DD", "exit", T0 + timedelta(minutes=60)))
+    assert late.outcome == "exit_unmatched"
+    entry = apply(db, rules, entry_gate.event("DD5555DD", at=T0))
+    assert entry.outcome == "entry_bonus"
+    with db.read() as conn:
+        (session,) = sessions_of(conn, customer)
+    assert (session.status, session.duration_s) == ("closed", 3600.0)
+    with db.read() as conn:
+        # In event time: the entry (1), then the exit, which was applied first, floored at 0.
+        assert [n for _, n in occupancy_series(conn, "p1")] == [1, 0]
+
+
 def test_a_coupon_validates_free_parking_once(db, rules):
     customer = customer_with(db, "+447911123007", "BB2222BB")
     key = rules.settings.validation_key()
