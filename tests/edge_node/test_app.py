@@ -131,3 +131,50 @@ def test_core_tuning_heartbeat_and_clean_stop(broker: DevBroker, tmp_path: Path)
         thread.join(30)
         core.stop()
     assert codes == [0]
+
+
+def test_sigterm_stops_the_node_process_cleanly(broker: DevBroker, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    trace = tmp_path / "trace.jsonl"
+    browse_trace(trace, shoppers=1)
+    password = broker.add_user("store-a")
+    path = node_config(tmp_path, broker, "store-a", password, trace, at_end="idle")
+    statuses = Collector()
+    watch = MqttClient(
+        settings_for(broker, "core"),
+        "status-watch",
+        subscriptions=[(STATUS.topic(broker.mall, "store-a"), 1)],
+        on_message=statuses,
+    )
+    watch.start()
+    assert watch.wait_connected(10)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mallnet.cli", "edge", "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: any(b'"online"' in m.payload for m in statuses.messages), 30, "online")
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        wait_until(lambda: b'"offline"' in statuses.messages[-1].payload, 10, "offline")
+        late = Collector()  # a client arriving later reads the retained status
+        watch.stop()
+        watch = MqttClient(
+            settings_for(broker, "core"),
+            "status-late",
+            subscriptions=[(STATUS.topic(broker.mall, "store-a"), 1)],
+            on_message=late,
+        )
+        watch.start()
+        (retained,) = late.wait_for(1)
+        assert retained.retain and b'"offline"' in retained.payload
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+        watch.stop()

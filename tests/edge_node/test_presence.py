@@ -151,3 +151,17 @@ def test_frames_from_the_simulator_round_trip() -> None:
 
     f = identity.beacon_frame(PREFIX, key(1), 5)
     assert build_frame(f.uuid, f.major, f.minor, -59)[:8] == bytes.fromhex("4c000215") + PREFIX
+
+
+def test_a_visit_across_an_id_rotation_is_two_tags_each_entered_and_exited_once() -> None:
+    from mallnet import identity
+
+    boundary = (identity.window_of(T0) + 1) * identity.WINDOW_S
+    walk = simulate.browse(key(6), boundary - 120, 240, rng=random.Random(1))
+    adverts = _hear([walk], {"n": (0, 0)}, 5, 0.25, 1)["n"]
+    decisions = run_engine(adverts)
+    old = identity.tag_id(key(6), identity.window_of(boundary - 1))
+    new = identity.tag_id(key(6), identity.window_of(boundary))
+    assert [k for k in kinds(decisions, old) if k != "dwell"] == ["enter", "exit"]
+    assert [k for k in kinds(decisions, new) if k != "dwell"] == ["enter", "exit"]
+    assert {d.tag for d in decisions if isinstance(d, PresenceChange)} == {old, new}
