@@ -94,10 +94,12 @@ class CoreApp:
                 persistent_session=True,
             )
 
+        publisher = MqttClient(self.config.mqtt, f"{ingest.client_id}-out")
         return Consumer(
             applier,
             client_factory,
             telemetry,
+            publisher=publisher,
             batch_max=ingest.batch_max,
             batch_wait_s=ingest.batch_wait_ms / 1000,
             expiry_interval_s=ingest.expiry_interval_s,

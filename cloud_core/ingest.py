@@ -204,9 +204,13 @@ class Applier:
             return
         if isinstance(payload, PresenceBatch):
             ids = out.receipts.setdefault(node, [])
+            batch_ids = [event.id for event in payload.events]
+            ids.extend(batch_ids)
+            known = self._processed_among(conn, batch_ids)
             for event in payload.events:
-                ids.append(event.id)
-                self._presence(conn, node=node, store=store, event=event, out=out, counts=counts)
+                self._presence(
+                    conn, node=node, store=store, event=event, out=out, counts=counts, known=known
+                )
         elif isinstance(payload, FootfallBatch):
             ids = out.receipts.setdefault(node, [])
             for ff in payload.events:
@@ -267,6 +271,18 @@ class Applier:
                 counts["points"] += parked.points
                 out.processed[event.id] = (event.id, node, "parking", parked.outcome, out.now_iso)
 
+    @staticmethod
+    def _processed_among(conn: sqlite3.Connection, event_ids: Sequence[str]) -> set[str]:
+        """Which of these ids were applied before (one query for a whole message)."""
+        marks = ",".join("?" * len(event_ids))
+        return {
+            row[0]
+            for row in conn.execute(
+                f"SELECT event_id FROM processed_events WHERE event_id IN ({marks})",  # noqa: S608
+                tuple(event_ids),
+            )
+        }
+
     def _first_time(
         self,
         conn: sqlite3.Connection,
@@ -276,15 +292,17 @@ class Applier:
         topic: str,
         out: Outgoing,
         counts: Counter[str],
+        known: set[str] | None = None,
     ) -> bool:
         """Claim an event id for this batch; False (a duplicate) if it was applied before.
 
         The claim is written with the batch (``processed_events``, primary key on the id), in
         the same transaction as the event's effects.
         """
-        if (
-            event_id in out.processed
-            or conn.execute(
+        if event_id in out.processed or (
+            event_id in known
+            if known is not None
+            else conn.execute(
                 "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
             ).fetchone()
         ):
@@ -303,9 +321,16 @@ class Applier:
         event: PresenceEvent,
         out: Outgoing,
         counts: Counter[str],
+        known: set[str],
     ) -> None:
         if not self._first_time(
-            conn, event_id=event.id, node=node, topic="presence", out=out, counts=counts
+            conn,
+            event_id=event.id,
+            node=node,
+            topic="presence",
+            out=out,
+            counts=counts,
+            known=known,
         ):
             return
         rules = self.rules[store.id]
@@ -405,7 +430,14 @@ def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
 
 
 class Consumer:
-    """Runs an ``Applier`` behind an MQTT client with manual acknowledgement."""
+    """Runs an ``Applier`` behind an MQTT client with manual acknowledgement.
+
+    Receipts, inbox notices and kiosk offers go out on a second connection
+    (``publisher``) when one is given: the consuming connection then carries only the
+    events and their acks, so the broker's acknowledgements of what the core publishes
+    never queue behind (or hold up, through TCP's Nagle and delayed-ACK timers) the
+    next events.
+    """
 
     def __init__(
         self,
@@ -413,6 +445,7 @@ class Consumer:
         client_factory: Callable[[Callable[[Inbound], None]], MqttClient],
         telemetry: TelemetrySink,
         *,
+        publisher: MqttClient | None = None,
         batch_max: int,
         batch_wait_s: float,
         expiry_interval_s: float,
@@ -422,6 +455,7 @@ class Consumer:
         self.telemetry = telemetry
         self._queue: queue.Queue[tuple[float, Inbound]] = queue.Queue()
         self.client = client_factory(self._received)
+        self.publisher = publisher or self.client
         self._delays: deque[float] = deque(maxlen=2000)
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
@@ -438,12 +472,16 @@ class Consumer:
 
     def start(self) -> None:
         self._thread.start()
+        if self.publisher is not self.client:
+            self.publisher.start()
         self.client.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
         self.client.stop()
+        if self.publisher is not self.client:
+            self.publisher.stop()
 
     def _received(self, message: Inbound) -> None:
         self._queue.put((time.monotonic(), message))
@@ -479,7 +517,7 @@ class Consumer:
                 self._publish_notices(self.applier.expire())
             except sqlite3.Error:
                 log.exception("expiry job failed; retrying later")
-        if self.applier.config.kiosks and now >= self._next_offers and self.client.connected:
+        if self.applier.config.kiosks and now >= self._next_offers and self.publisher.connected:
             self._next_offers = now + self._kiosk_offers_interval_s
             try:
                 self._publish_kiosk_offers()
@@ -534,7 +572,7 @@ class Consumer:
             ids = list(dict.fromkeys(all_ids))  # a duplicate within the batch is named once
             for start in range(0, len(ids), MAX_BATCH * 4):
                 receipt = Receipt(ts=now, ids=tuple(ids[start : start + MAX_BATCH * 4]))
-                self.client.publish(RECEIPTS.topic(mall, node), encode(receipt), qos=1)
+                self.publisher.publish(RECEIPTS.topic(mall, node), encode(receipt), qos=1)
         self._publish_notices(out.notices)
         if out.points:
             self.telemetry.write(out.points)
@@ -547,13 +585,15 @@ class Consumer:
         mall = self.applier.config.mall
         payload = encode(current)
         for kiosk in self.applier.config.kiosks:
-            self.client.publish(KIOSK_OFFERS.topic(mall, kiosk), payload, qos=1, retain=True)
+            self.publisher.publish(KIOSK_OFFERS.topic(mall, kiosk), payload, qos=1, retain=True)
         self._kiosk_offers = current.offers
 
     def _publish_notices(self, notices: Sequence[Notice]) -> None:
         mall = self.applier.config.mall
         for notice in notices:
-            self.client.publish(INBOX.topic(mall, notice.customer), encode(notice.message), qos=1)
+            self.publisher.publish(
+                INBOX.topic(mall, notice.customer), encode(notice.message), qos=1
+            )
 
     def stats(self) -> dict[str, int]:
         with self.applier._lock:
