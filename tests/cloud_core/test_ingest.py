@@ -257,3 +257,43 @@ def test_kiosks_get_the_active_offers_as_a_retained_list(core_config, run_core, 
     latest = decode(later.messages[-1].topic, later.messages[-1].payload).message
     assert isinstance(latest, KioskOffers)
     assert sorted(o.campaign for o in latest.offers) == ["shoes-sale", "winter-coffee"]
+
+
+def test_expiring_store_points_expire_with_a_journal_row_and_a_notice(
+    core_config, run_core, connect, core_client, clock
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    stores = [
+        {**s.model_dump(), "visits": {"expiry": "after", "expires_after_s": 3600}}
+        if s.id == "bean-bar-l1"
+        else s.model_dump()
+        for s in core_config.stores
+    ]
+    config = core_config.model_copy(
+        update={
+            "stores": tuple(type(core_config.stores[0]).model_validate(s) for s in stores),
+            "ingest": core_config.ingest.model_copy(update={"expiry_interval_s": 0.05}),
+        }
+    )
+    inbox = Collector()
+    core_client("inbox-watch", subscriptions=[(INBOX.filter(MALL), 1)], on_message=inbox)
+    run_core(config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    node.publish(
+        PRESENCE.topic(MALL, "store-1"), encode(walker.batch([walker.event(key_of(1), START)]))
+    ).wait(10)
+    receipts.wait_for(1)
+    assert wallet(config, ann) == {"bean-bar": 10}
+    clock.advance(3600)  # the expiry job (every 50 ms of wall time) now finds the lot due
+    messages = inbox.wait_for(2)
+    expiry = decode(messages[-1].topic, messages[-1].payload).message
+    assert isinstance(expiry, CreditNotice)
+    assert (expiry.points, expiry.reason, expiry.pocket) == (-10, "expiry", "bean-bar")
+    assert wallet(config, ann) == {"bean-bar": 0}
+    store = open_store(config.database)
+    try:
+        kinds = [r[0] for r in store.conn.execute("SELECT kind FROM journal ORDER BY id")]
+    finally:
+        store.close()
+    assert kinds == ["grant", "expire"]
