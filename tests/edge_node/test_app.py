@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge_node.app import EdgeApp
 from edge_node.config import load_node_config
+from edge_node.outbox import Outbox
 from mallnet.broker import DevBroker
 from mallnet.mqtt import MqttClient
 from mallnet.wire import decode
@@ -178,3 +179,46 @@ def test_sigterm_stops_the_node_process_cleanly(broker: DevBroker, tmp_path: Pat
             proc.kill()
             proc.communicate(timeout=10)
         watch.stop()
+
+
+def test_a_full_outbox_drops_oldest_first_and_the_heartbeat_reports_it(
+    broker: DevBroker, tmp_path: Path
+) -> None:
+    import threading
+
+    trace = tmp_path / "trace.jsonl"
+    browse_trace(trace, shoppers=6)
+    password = broker.add_user("store-a")
+    path = node_config(tmp_path, broker, "store-a", password, trace, at_end="idle", max_events=10)
+    watcher = Collector()
+    watch = MqttClient(
+        settings_for(broker, "core"),
+        "watcher",
+        subscriptions=[(HEALTH.filter(broker.mall), 0)],
+        on_message=watcher,
+    )
+    watch.start()
+    assert watch.wait_connected(10)
+    app = EdgeApp(load_node_config(path))  # no core: nothing is ever receipted
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(asyncio.run(app.run())), daemon=True)
+    thread.start()
+
+    def dropped() -> int:
+        reports = [decode(m.topic, m.payload).message for m in watcher.messages]
+        return max((r.outbox_dropped for r in reports if isinstance(r, HealthReport)), default=0)
+
+    try:
+        wait_until(lambda: dropped() > 0, 30, "a heartbeat reporting drops")
+    finally:
+        app.request_stop()
+        thread.join(30)
+        watch.stop()
+    assert codes == [0]
+    box = Outbox(tmp_path / "store-a.outbox.sqlite")
+    try:
+        seqs = [row[0] for row in box.db.execute("SELECT seq FROM events ORDER BY seq")]
+        assert box.depth == 10 and box.dropped == box.last_seq - 10 > 0
+        assert seqs == list(range(box.dropped + 1, box.last_seq + 1))  # the oldest went first
+    finally:
+        box.close()
