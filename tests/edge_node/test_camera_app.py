@@ -194,3 +194,73 @@ def test_the_documented_gate_config_is_valid():
     example = yaml.safe_load(docs[start : docs.index("```", start)])
     config = GateConfig.model_validate(example)
     assert [lane.direction for lane in config.lanes] == ["entry", "exit"]
+
+
+def test_gate_command_runs_with_a_lost_camera_and_stops_cleanly_on_sigterm(broker, tmp_path):
+    """`mallnet edge gate` as a process: online, camera_ok false in heartbeats, SIGTERM: offline."""
+    import signal
+    import subprocess
+    import sys
+
+    from mallnet.wire.payloads import DeviceStatus
+    from mallnet.wire.topics import STATUS
+    from tests.conftest import Collector
+
+    password = broker.add_user(GATE_NODE)
+    path = gate_config(
+        tmp_path,
+        broker,
+        password,
+        tmp_path,
+        lanes=[
+            {
+                "gate": "north-in",
+                "direction": "entry",
+                "camera": {
+                    "type": "opencv",
+                    "device": str(tmp_path / "unplugged.avi"),
+                    "reconnect_min_s": 0.2,
+                    "reconnect_max_s": 0.5,
+                },
+            }
+        ],
+        at_end="idle",
+    )
+    watcher = Collector()
+    watch = MqttClient(
+        settings_for(broker, "core"),  # only the core's user may read every node's topics
+        "watcher",
+        subscriptions=[(STATUS.filter(broker.mall), 1), (HEALTH.filter(broker.mall), 0)],
+        on_message=watcher,
+    )
+    watch.start()
+    assert watch.wait_connected(10)
+    log = tmp_path / "gate.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mallnet.cli", "edge", "gate", "--config", str(path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def decoded(kind):
+            return [
+                m
+                for m in (decode(x.topic, x.payload).message for x in list(watcher.messages))
+                if isinstance(m, kind)
+            ]
+
+        wait_until(lambda: len(decoded(HealthReport)) >= 2, timeout=60, what="heartbeats")
+        assert all(h.camera_ok is False for h in decoded(HealthReport))
+        assert [s.state for s in decoded(DeviceStatus)][-1] == "online"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        wait_until(lambda: decoded(DeviceStatus)[-1].state == "offline", what="offline status")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        watch.stop()
+    text = log.read_text()
+    assert "cannot open camera" in text and "Traceback" not in text
