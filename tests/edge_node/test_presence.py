@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_node.ble import simulate
 from edge_node.ble.ibeacon import build_frame
@@ -165,3 +167,39 @@ def test_a_visit_across_an_id_rotation_is_two_tags_each_entered_and_exited_once(
     assert [k for k in kinds(decisions, old) if k != "dwell"] == ["enter", "exit"]
     assert [k for k in kinds(decisions, new) if k != "dwell"] == ["enter", "exit"]
     assert {d.tag for d in decisions if isinstance(d, PresenceChange)} == {old, new}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.floats(0.05, 90), st.integers(-100, -40)),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_every_tag_alternates_enter_dwell_exit_whatever_the_input(
+    steps: list[tuple[int, float, int]],
+) -> None:
+    engine = PresenceEngine(PresenceSettings(enter_dwell_s=5, exit_timeout_s=10, dwell_report_s=3))
+    t = T0
+    for tag_no, dt, rssi in steps:
+        t += dt
+        engine.tick(t)
+        engine.observe(t, f"{tag_no:032x}", -59, rssi)
+    engine.tick(t + 1000)
+    changes = [d for d in engine.take() if isinstance(d, PresenceChange)]
+    for tag in {c.tag for c in changes}:
+        inside = False
+        last_t = -1.0
+        for change in (c for c in changes if c.tag == tag):
+            assert change.t >= last_t
+            last_t = change.t
+            if change.kind == "enter":
+                assert not inside and change.inside_s == 0
+                inside = True
+            else:
+                assert inside, f"{change.kind} without an enter"
+                assert change.inside_s >= 0
+                inside = change.kind == "dwell"
+        assert not inside  # everyone left in the end
+    assert engine.inside == 0
