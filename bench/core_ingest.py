@@ -2,13 +2,17 @@
 paho subscriber's received messages per second from the same broker in the same run; then the
 p50/p99 latency from a node's publish to the customer's inbox notice at 1 000 events/s.
 
-Both throughput runs drain the same number of identical-shaped messages that wait in the
-broker for an offline persistent session (so the publisher's speed does not limit either):
+Workload: shoppers' walks through four stores as nodes report them (enter, a dwell report a
+minute, exit; by default 4 dwell reports and half of the walks by strangers without the app),
+10 events per message. `--dwell-reports 1 --strangers 0` is the worst case (a third of all events
+are credits). Both throughput runs drain the same number of identical-shaped messages that wait in
+the broker for an offline persistent session (so the publisher's speed does not limit either):
 the bare subscriber only counts them (auto ack); the core decodes, resolves rotating ids,
 applies the visit rules and ledger in batched transactions, commits, acks each message, and
 publishes receipts and inbox notices.
 
     uv run python bench/core_ingest.py [--messages 1200] [--per-message 10] [--latency-s 3]
+        [--dwell-reports 4] [--strangers 0.5] [--tcp-nodelay]
 """
 
 from __future__ import annotations
@@ -85,19 +89,28 @@ class Node:
         )
 
 
-def walks_payloads(customers: int, per_message: int, messages: int) -> list[tuple[str, bytes]]:
-    """Walks (enter, dwell 60 s, exit 180 s) of customers through stores, batched per node."""
+def walks_payloads(
+    customers: int, per_message: int, messages: int, dwell_reports: int, strangers: float
+) -> list[tuple[str, bytes]]:
+    """Walks through stores, batched per node as the edge publisher does: enter, a dwell
+    report every 60 s (`dwell_reports` of them), exit. A `strangers` share of the walks are
+    by tags no customer owns (shoppers without the app)."""
     now = time.time()
     out: list[tuple[str, bytes]] = []
     nodes = [Node(f"node-{s}") for s in range(THROUGHPUT_STORES)]
     pending: dict[str, list[PresenceEvent]] = {n.name: [] for n in nodes}
+    length = 60.0 * (dwell_reports + 1)
+    walk: list[tuple[str, float]] = [("enter", 0.0)]
+    walk += [("dwell", 60.0 * (i + 1)) for i in range(dwell_reports)]
+    walk += [("exit", length)]
     c = 0
     while len(out) < messages:
         node = nodes[c % THROUGHPUT_STORES]
+        stranger = (c * 7919 % 1000) / 1000 < strangers  # spread evenly, deterministic
         customer = (c // THROUGHPUT_STORES) % customers + 1
-        key = key_of(customer)
-        for kind, inside in (("enter", 0.0), ("dwell", 60.0), ("exit", 180.0)):
-            pending[node.name].append(node.event(key, now - 200 + inside, kind, inside))
+        key = key_of(customer + (10**7 if stranger else 0))
+        for kind, inside in walk:
+            pending[node.name].append(node.event(key, now - length - 20 + inside, kind, inside))
             if len(pending[node.name]) == per_message:
                 batch = PresenceBatch(node=node.name, events=tuple(pending[node.name]))
                 out.append((node.name, encode(batch)))
@@ -381,6 +394,12 @@ def main() -> int:
     parser.add_argument("--per-message", type=int, default=10)
     parser.add_argument("--latency-s", type=float, default=3.0)
     parser.add_argument(
+        "--dwell-reports", type=int, default=4, help="dwell events per walk (one per minute)"
+    )
+    parser.add_argument(
+        "--strangers", type=float, default=0.5, help="share of walks by tags nobody registered"
+    )
+    parser.add_argument(
         "--tcp-nodelay",
         action="store_true",
         help="run the broker with set_tcp_nodelay true (no Nagle delay before manual acks)",
@@ -398,13 +417,12 @@ def main() -> int:
             config, config_file = make_config(workdir, broker.port)
             customers = max(1000, int(args.latency_s * 100 * 10 / LATENCY_STORES) + 10)
             ids = register(config, customers)
-            payloads = walks_payloads(customers, args.per_message, args.messages)
+            workload = (args.per_message, args.messages, args.dwell_reports, args.strangers)
+            payloads = walks_payloads(customers, *workload)
             event_ids = {
                 e.id for _, data in payloads for e in PresenceBatch.model_validate_json(data).events
             }
-            bare = bare_rate(
-                broker.port, walks_payloads(customers, args.per_message, args.messages)
-            )
+            bare = bare_rate(broker.port, walks_payloads(customers, *workload))
             core, receipts, core_events, core_msgs, stats = core_rate(
                 config, config_file, workdir / "core.log", payloads, event_ids
             )
@@ -426,6 +444,11 @@ def main() -> int:
     lat_ms = sorted(x * 1000 for x in lat)
     p50 = statistics.median(lat_ms) if lat_ms else float("nan")
     p99 = lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))] if lat_ms else float("nan")
+    print(
+        f"workload: walks of enter + {args.dwell_reports} dwell reports + exit, "
+        f"{args.strangers:.0%} by strangers, {args.per_message} events/message, "
+        f"{args.messages} messages"
+    )
     print(f"bare paho subscriber:       {bare:10.0f} msgs/s received")
     print(
         f"core, ack after commit:     {core_msgs:10.0f} msgs/s = {core_events:.0f} events/s "
@@ -455,6 +478,8 @@ def main() -> int:
                 "ratio_events_vs_bare_msgs": round(core_events / bare, 3),
                 "ratio_msgs_vs_bare_msgs": round(core_msgs / bare, 3),
                 "events_per_msg": args.per_message,
+                "dwell_reports": args.dwell_reports,
+                "strangers": args.strangers,
                 "latency_p50_ms": round(p50, 2),
                 "latency_p99_ms": round(p99, 2),
                 "latency_rate_events_per_s": 1000,
