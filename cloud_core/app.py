@@ -20,6 +20,7 @@ import uvicorn
 from cloud_core.api import create_app
 from cloud_core.api.auth import ApiContext, KeyRing, load_api_keys
 from cloud_core.config import CoreConfig
+from cloud_core.errors import CoreError
 from cloud_core.ingest import Applier, Consumer, subscriptions
 from cloud_core.store import Store, open_store
 from cloud_core.telemetry import TelemetrySink, make_sink
@@ -70,15 +71,26 @@ class CoreApp:
             )
             self.server = uvicorn.Server(server_config)
             self._server_thread = threading.Thread(
-                target=self.server.run, name="core-api", daemon=True
+                target=self._serve, args=(self.server,), name="core-api", daemon=True
             )
             self._server_thread.start()
             deadline = time.monotonic() + timeout
             while not self.server.started:
                 if not self._server_thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"API did not start on port {self.config.api.port}")
+                    self.stop()
+                    raise CoreError(
+                        f"the API did not start on {self.config.api.host}:{self.config.api.port}"
+                        " (port in use?)"
+                    )
                 time.sleep(0.01)  # polling a condition, not a fixed wait
             log.info("API on http://%s:%s", self.config.api.host, self.config.api.port)
+
+    @staticmethod
+    def _serve(server: uvicorn.Server) -> None:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; start() reports it
+            log.error("the API server stopped at start")
 
     def _build_consumer(self, store: Store, telemetry: TelemetrySink) -> Consumer:
         applier = Applier(self.config, store, self.clock)

@@ -329,3 +329,20 @@ def test_kiosk_lists_active_offers(api):
     assert [o["campaign"] for o in client.get("/kiosk/offers", headers=h("kiosk")).json()] == [
         "live"
     ]
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path):
+    import socket
+
+    from cloud_core.errors import CoreError
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys: [{name: o, role: admin, key: k-admin-0123456789abcdef}]\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(tmp_path, api={"port": port, "keys_file": str(keys)})
+        app = CoreApp(config, only="api", clock=Clock(START))
+        with pytest.raises(CoreError, match="port in use"):
+            app.start(timeout=10)
