@@ -28,6 +28,7 @@ class Candidate:
     box: Box
     score: float
     angle: float  # degrees to rotate the crop by to level the text
+    rect: tuple[float, float, float, float] | None = None  # levelled centre x, y and w, h
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def find_candidates(image: Image8, settings: LocalizerSettings | None = None) ->
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     found: list[Candidate] = []
     for contour in contours:
-        _, (rw, rh), angle = cv2.minAreaRect(contour)
+        (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
         if rw < rh:
             rw, rh, angle = rh, rw, angle - 90
         if angle < -45:
@@ -99,6 +100,7 @@ def find_candidates(image: Image8, settings: LocalizerSettings | None = None) ->
                 (round(x * inv), round(y * inv), round(bw * inv), round(bh * inv)),
                 score,
                 float(angle),
+                (cx * inv, cy * inv, rw * inv, rh * inv),
             )
         )
     found.extend(_joined_pairs(found, s, sw / scale))
@@ -139,6 +141,26 @@ def crop(image: Image8, box: Box, pad_x: float = 0.08, pad_y: float = 0.25) -> I
     x1, y1 = min(iw, x + w + dx), min(ih, y + h + dy)
     out: Image8 = image[y0:y1, x0:x1]
     return out
+
+
+def levelled_crop(
+    image: Image8, candidate: Candidate, pad_x: float = 0.08, pad_y: float = 0.25
+) -> Image8:
+    """The candidate's region rotated level (from its minimum-area rectangle), with a margin.
+
+    Candidates tilted by less than 2° (and joined pairs, which have no rectangle) are
+    cut straight, as ``crop`` does.
+    """
+    if candidate.rect is None or abs(candidate.angle) < 2:
+        return crop(image, candidate.box, pad_x, pad_y)
+    cx, cy, w, h = candidate.rect
+    out_w = round(w * (1 + 2 * pad_x))
+    out_h = round(h * (1 + 2 * pad_y))
+    matrix = cv2.getRotationMatrix2D((cx, cy), candidate.angle, 1.0)
+    matrix[0, 2] += out_w / 2 - cx
+    matrix[1, 2] += out_h / 2 - cy
+    out = cv2.warpAffine(image, matrix, (out_w, out_h), borderMode=cv2.BORDER_REPLICATE)
+    return cast(Image8, out)
 
 
 def iou(a: Box, b: Box) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_node.camera.formats import FormatMatch, PlateFormat, match_format
-from edge_node.camera.localize import Box, LocalizerSettings, crop, find_candidates
+from edge_node.camera.localize import Box, LocalizerSettings, find_candidates, levelled_crop
 from edge_node.camera.ocr import TextLine, TextReader
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,11 @@ def _joined(lines: Sequence[TextLine]) -> TextLine | None:
     return TextLine(" ".join(ln.text for ln in main), score, (x0, y0, x1 - x0, y1 - y0))
 
 
-def _level(image: Image8, angle: float) -> Image8:
-    if abs(angle) < 2:
-        return image
-    h, w = image.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    return cast(Image8, cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE))
-
-
 def read_frame(image: Image8, reader: TextReader, settings: ReaderSettings) -> PlateRead | None:
     """The best valid plate in ``image`` (BGR), or None."""
     best: PlateRead | None = None
     for candidate in find_candidates(image, settings.localizer):
-        patch = _level(crop(image, candidate.box), candidate.angle)
+        patch = levelled_crop(image, candidate)
         read = _read_patch(patch, candidate.box, reader, settings)
         if read is None:
             continue
@@ -111,8 +103,8 @@ def read_frame(image: Image8, reader: TextReader, settings: ReaderSettings) -> P
             best = read
         if best.confidence >= settings.accept:
             break
-    if best is None and settings.fallback:
-        best = _read_with_detector(image, reader, settings)
+    if settings.fallback and (best is None or best.confidence < settings.min_confidence):
+        best = _read_with_detector(image, reader, settings) or best
     if best is None or best.confidence < settings.min_confidence:
         return None
     return best
