@@ -120,3 +120,36 @@ def test_vote_of_nothing_is_nothing():
 
 def test_fold_counts_confusables_as_equal():
     assert fold("IO5626OI") == fold("10562601")
+
+
+def _top_edge_spread(patch: np.ndarray) -> float:
+    white = patch.min(axis=2) > 200
+    w = white.shape[1]
+    middle = white[:, w // 4 : 3 * w // 4]
+    first = middle.argmax(axis=0)  # first white row in each column
+    return float(first.max() - first.min())
+
+
+@pytest.mark.parametrize("degrees", [-10, 10])
+def test_a_tilted_plate_is_levelled_before_reading(reader, degrees):
+    import cv2
+
+    from edge_node.camera.localize import crop, find_candidates, levelled_crop
+    from edge_node.camera.synth import render_plate
+
+    plate = render_plate("AB1234CE", "UA", scale=2)
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    h, w = plate.shape[:2]
+    canvas[200 : 200 + h, 200 : 200 + w] = plate
+    turn = cv2.getRotationMatrix2D((200 + w / 2, 200 + h / 2), degrees, 1.0)
+    tilted = np.asarray(
+        cv2.warpAffine(canvas, turn, (640, 480), borderValue=(90, 90, 90)), dtype=np.uint8
+    )
+    (best, *_) = find_candidates(tilted)
+    assert best.angle == pytest.approx(-degrees, abs=2)
+    level = levelled_crop(tilted, best)
+    # Levelled: the plate's top edge is one row across the middle of the crop.
+    assert _top_edge_spread(level) <= 3
+    assert _top_edge_spread(crop(tilted, best.box)) > 10  # as cut straight, it slopes
+    read = read_frame(tilted, reader, SETTINGS)
+    assert read is not None and read.plate == "AB1234CE"
