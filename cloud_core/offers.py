@@ -45,6 +45,7 @@ class Campaign:
     segment: Segment
     cap_count: int
     cap_period_s: float | None
+    bonus_points: int = 0
 
     def card(self) -> OfferCard:
         return OfferCard(
@@ -76,6 +77,7 @@ def _from_row(row: sqlite3.Row) -> Campaign:
         segment=row["segment"],
         cap_count=int(row["cap_count"]),
         cap_period_s=row["cap_period_s"],
+        bonus_points=int(row["bonus_points"]),
     )
 
 
@@ -85,6 +87,8 @@ def create_campaign(
     """Store a campaign; its target stores must exist and belong to its business."""
     if campaign.ends_at <= campaign.starts_at:
         raise InvalidInput("a campaign must end after it starts")
+    if campaign.bonus_points < 0:
+        raise InvalidInput("bonus points cannot be negative")
     for store_id in campaign.stores:
         store = stores.get(store_id)
         if store is None:
@@ -95,8 +99,8 @@ def create_campaign(
         raise Conflict(f"campaign {campaign.id!r} exists")
     conn.execute(
         "INSERT INTO campaigns (id, business, title, text, image_url, starts_at, ends_at, stores,"
-        " zones, segment, cap_count, cap_period_s, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " zones, segment, cap_count, cap_period_s, created_at, bonus_points)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             campaign.id,
             campaign.business,
@@ -111,6 +115,7 @@ def create_campaign(
             campaign.cap_count,
             campaign.cap_period_s,
             iso(now),
+            campaign.bonus_points,
         ),
     )
     return campaign

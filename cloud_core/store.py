@@ -172,6 +172,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_campaign_bonus(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE campaigns ADD COLUMN bonus_points INTEGER NOT NULL DEFAULT 0")
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 

@@ -165,6 +165,7 @@ CAMPAIGN_EXAMPLE: dict[str, JsonValue] = {
     "segment": "all",
     "cap_count": 1,
     "cap_period_s": 86400,
+    "bonus_points": 5,
 }
 
 
@@ -188,6 +189,12 @@ class CampaignIn(BaseModel):
     cap_period_s: float | None = Field(
         default=None, gt=0, description="… per this period (none: per campaign)."
     )
+    bonus_points: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="Points credited to the business's pocket with each delivery on a visit.",
+    )
 
 
 class CampaignOut(BaseModel):
@@ -204,6 +211,7 @@ class CampaignOut(BaseModel):
     segment: str = Field(description="Customer segment.")
     cap_count: int = Field(description="Deliveries per customer …")
     cap_period_s: float | None = Field(description="… per this period (none: per campaign).")
+    bonus_points: int = Field(description="Points credited with each delivery on a visit.")
     deliveries: int = Field(description="Offers delivered so far.")
 
 

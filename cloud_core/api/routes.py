@@ -263,6 +263,7 @@ def _campaign_out(ctx: ApiContext, c: offers.Campaign) -> m.CampaignOut:
         segment=c.segment,
         cap_count=c.cap_count,
         cap_period_s=c.cap_period_s,
+        bonus_points=c.bonus_points,
         deliveries=count,
     )
 
@@ -289,6 +290,7 @@ def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.Ca
         segment=body.segment,
         cap_count=body.cap_count,
         cap_period_s=body.cap_period_s,
+        bonus_points=body.bonus_points,
     )
     with ctx.store.transaction() as conn:
         offers.create_campaign(conn, campaign, ctx.stores, _now(ctx))

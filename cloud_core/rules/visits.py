@@ -13,7 +13,9 @@ run inside the ingest transaction that also marks the event processed:
 4. the points go to the store's business pocket, expiring as the store's rule says;
 5. the game: the visit that makes ``game.stores`` different stores today pays the
    coalition bonus, once per customer per day (``ledger.grant_limited``);
-6. matching offers are delivered (``offers.offers_for_visit``).
+6. matching offers are delivered (``offers.offers_for_visit``) within each campaign's
+   frequency cap; a campaign with ``bonus_points`` also credits them to its business's
+   pocket with each delivery (a per-campaign visit reward, outside the daily cap).
 
 It returns the inbox notices to publish after the commit.
 """
@@ -29,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_core import ledger
 from cloud_core.config import GameRules, StoreConfig, VisitRules
-from cloud_core.offers import Campaign, offers_for_visit
+from cloud_core.offers import Campaign, get_campaign, offers_for_visit
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 
@@ -160,4 +162,29 @@ def apply_visit(
         campaigns=campaigns,
     ):
         notices.append(Notice(customer, offer))
+        campaign = _campaign(conn, campaigns, offer.offer.campaign)
+        if campaign.bonus_points > 0:
+            text = f"+{campaign.bonus_points} bonus points: {campaign.title}"
+            bonus = ledger.grant(
+                conn,
+                customer=customer,
+                pocket=campaign.business,
+                points=campaign.bonus_points,
+                reason="visit",
+                idem_key=f"campaign:{campaign.id}:{event_id}",
+                now=ts,
+                expires_at=expiry_of(rules, ts, tz),
+                text=text,
+            )
+            if bonus.change is not None:
+                notices.append(Notice(customer, credit_notice(bonus.change, text)))
     return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
+
+
+def _campaign(
+    conn: sqlite3.Connection, campaigns: Sequence[Campaign] | None, campaign_id: str
+) -> Campaign:
+    for campaign in campaigns or ():
+        if campaign.id == campaign_id:
+            return campaign
+    return get_campaign(conn, campaign_id)

@@ -297,3 +297,19 @@ def test_expiring_store_points_expire_with_a_journal_row_and_a_notice(
     finally:
         store.close()
     assert kinds == ["grant", "expire"]
+
+
+def test_a_campaign_with_bonus_points_pays_them_within_its_frequency_cap(
+    core_config, run_core, connect
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    add_campaign(core_config, bonus_points=5, cap_count=1)
+    app = run_core(core_config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    for n, at in enumerate((START, START + 7200), start=1):  # two visits, beyond the cooldown
+        batch = walker.batch([walker.event(key_of(1), at)])
+        node.publish(PRESENCE.topic(MALL, "store-1"), encode(batch)).wait(10)
+        receipts.wait_for(n)
+    assert wallet(core_config, ann) == {"bean-bar": 10 + 5 + 10}  # the bonus once: cap 1
+    assert app.consumer.stats()["credited"] == 2
