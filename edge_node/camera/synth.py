@@ -58,13 +58,19 @@ def _f32(points: Any) -> npt.NDArray[np.float32]:
 
 
 @cache
-def plate_font(size: int, mono: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """A bold sans font: DejaVu from the system if there, else Pillow's built-in one."""
+def _font_file(mono: bool) -> str | None:
     for name in _FONT_FILES[1:] if mono else _FONT_FILES:
         if Path(name).exists():
-            return ImageFont.truetype(name, size)
+            return name
     log.warning("DejaVu fonts not installed; synthetic plates use Pillow's default font")
-    return ImageFont.load_default(size)
+    return None
+
+
+@cache
+def plate_font(size: int, mono: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A bold sans font: DejaVu from the system if there, else Pillow's built-in one."""
+    name = _font_file(mono)
+    return ImageFont.truetype(name, size) if name else ImageFont.load_default(size)
 
 
 def random_plate_text(style: str, rng: np.random.Generator) -> str:
