@@ -9,10 +9,10 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cloud_core import identity, ledger
+from cloud_core import identity, ledger, offers
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
@@ -24,6 +24,7 @@ from tests.conftest import MALL
 NODES = ("store-1", "store-1b", "store-2", "store-3")
 BUSINESS_OF_STORE = {"bean-bar-l1": "bean-bar", "shoe-hub": "shoe-hub", "book-nook": "book-nook"}
 HORIZON_MIN = 36 * 60
+CAP_PERIOD_S = 4 * 3600  # the campaign: at most 2 offers per customer in any 4 hours
 
 event_spec = st.tuples(
     st.integers(1, 2),  # customer
@@ -48,7 +49,7 @@ def _setup(tmp: Path):
                 "name": "Bean Bar",
                 "business": "bean-bar",
                 "nodes": ["store-1", "store-1b"],
-                "visits": {"expiry": "end_of_day"},
+                "visits": {"expiry": "end_of_day", "cooldown_s": 1200, "daily_cap": 40},
             },
             {
                 "id": "shoe-hub",
@@ -67,11 +68,32 @@ def _setup(tmp: Path):
             cid, _ = identity.register_customer(conn, f"+44 7911 12300{n}", default_region="GB")
             identity.attach_beacon_key(conn, cid, key_of(n).hex())
             customers[n] = cid
+        offers.create_campaign(
+            conn,
+            offers.Campaign(
+                id="cocoa",
+                business="bean-bar",
+                title="Cocoa",
+                text="x",
+                image_url=None,
+                starts_at=datetime.fromtimestamp(START - 86400, UTC),
+                ends_at=datetime.fromtimestamp(START + 7 * 86400, UTC),
+                stores=(),
+                zones=(),
+                segment="all",
+                cap_count=2,
+                cap_period_s=CAP_PERIOD_S,
+            ),
+            {s.id: s for s in config.stores},
+            datetime.fromtimestamp(START, UTC),
+        )
     return config, store, customers
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=st.lists(event_spec, min_size=1, max_size=30), batch=st.integers(1, 5))
+# a shopper back every 30 minutes: the campaign's cap, cooldown and daily cap all bite
+@example(specs=[(1, "store-1", m, 240.0) for m in (0, 30, 60, 90, 120)], batch=2)
 def test_cooldowns_caps_game_expiry_and_pockets_hold(specs, batch):
     with tempfile.TemporaryDirectory() as tmp:
         config, store, customers = _setup(Path(tmp))
@@ -111,9 +133,12 @@ def _check(config, store, customers, specs, batch):
         per_day[(v["customer_id"], v["business"], v["day"])] += v["points"]
         stores_per_day[(v["customer_id"], v["day"])].add(v["store"])
         assert BUSINESS_OF_STORE[v["store"]] == v["business"]
-    for times in by_pair.values():  # cooldown, whichever node and arrival order
-        assert all(b - a >= 3600 for a, b in itertools.pairwise(times))
-    assert all(points <= 25 for points in per_day.values())  # daily cap per business
+    cooldown = {"bean-bar-l1": 1200, "shoe-hub": 3600, "book-nook": 3600}
+    daily_cap = {"bean-bar": 40, "shoe-hub": 25, "book-nook": 25}
+    for (_, store_id), times in by_pair.items():  # cooldown, whichever node and arrival order
+        assert all(b - a >= cooldown[store_id] for a, b in itertools.pairwise(times))
+    for (_, business, _), earned in per_day.items():  # daily cap per business
+        assert earned <= daily_cap[business]
 
     # pocket isolation: each business pocket holds exactly its stores' visit points
     for customer in customers.values():
@@ -131,6 +156,17 @@ def _check(config, store, customers, specs, batch):
         assert granted.get(("mall", "game"), 0) == 50 * days_won  # once per day at most
         assert set(pocket for pocket, _ in granted) <= {*BUSINESS_OF_STORE.values(), "mall"}
     assert ledger.check_invariants(conn) == []
+
+    # offers: never more than the campaign's cap in any window of its period, only on
+    # Bean Bar visits, and one delivery per delivering event
+    deliveries = defaultdict(list)
+    for row in conn.execute("SELECT customer_id, ts_epoch, event_id FROM deliveries"):
+        deliveries[row[0]].append(row[1])
+        assert row[2] in {v["event_id"] for v in visits if v["store"] == "bean-bar-l1"}
+    for times in deliveries.values():
+        times.sort()
+        for i, start in enumerate(times):
+            assert sum(1 for t in times[i:] if t < start + CAP_PERIOD_S) <= 2
 
     # the same events again (a replayed outbox) change nothing
     before = conn.execute("SELECT COUNT(*), COALESCE(SUM(delta), 0) FROM journal").fetchone()
