@@ -113,6 +113,20 @@ def _messages(specs) -> list[Inbound]:
     return out
 
 
+def _check_offers(conn, visits) -> None:
+    """Never more than the campaign's cap in any window of its period, only on Bean Bar
+    visits, and one delivery per delivering event."""
+    deliveries = defaultdict(list)
+    bean_bar_events = {v["event_id"] for v in visits if v["store"] == "bean-bar-l1"}
+    for row in conn.execute("SELECT customer_id, ts_epoch, event_id FROM deliveries"):
+        deliveries[row[0]].append(row[1])
+        assert row[2] in bean_bar_events
+    for times in deliveries.values():
+        times.sort()
+        for i, start in enumerate(times):
+            assert sum(1 for t in times[i:] if t < start + CAP_PERIOD_S) <= 2
+
+
 def _check(config, store, customers, specs, batch):
     clock = Clock(START + HORIZON_MIN * 60)
     applier = Applier(config, store, clock)
@@ -157,16 +171,7 @@ def _check(config, store, customers, specs, batch):
         assert set(pocket for pocket, _ in granted) <= {*BUSINESS_OF_STORE.values(), "mall"}
     assert ledger.check_invariants(conn) == []
 
-    # offers: never more than the campaign's cap in any window of its period, only on
-    # Bean Bar visits, and one delivery per delivering event
-    deliveries = defaultdict(list)
-    for row in conn.execute("SELECT customer_id, ts_epoch, event_id FROM deliveries"):
-        deliveries[row[0]].append(row[1])
-        assert row[2] in {v["event_id"] for v in visits if v["store"] == "bean-bar-l1"}
-    for times in deliveries.values():
-        times.sort()
-        for i, start in enumerate(times):
-            assert sum(1 for t in times[i:] if t < start + CAP_PERIOD_S) <= 2
+    _check_offers(conn, visits)
 
     # the same events again (a replayed outbox) change nothing
     before = conn.execute("SELECT COUNT(*), COALESCE(SUM(delta), 0) FROM journal").fetchone()
