@@ -255,8 +255,17 @@ class Applier:
         out: Outgoing,
         counts: Counter[str],
     ) -> None:
-        """A gate's parking batch goes to the parking rules; anything else is dead-lettered."""
-        if not (isinstance(batch, ParkingBatch) and self.parking and self.parking.knows(node)):
+        """A gate's parking batches go to the parking rules and its heartbeats are kept like a
+        store node's; anything else is dead-lettered."""
+        gate = self.parking is not None and self.parking.knows(node)
+        if gate and isinstance(batch, HealthReport):
+            if self._first_time(
+                conn, event_id=batch.id, node=node, topic="health", out=out, counts=counts
+            ):
+                self._health(conn, batch, out)
+                counts["health"] += 1
+            return
+        if not (gate and isinstance(batch, ParkingBatch) and self.parking):
             self._dead_letter(conn, message, "unauthorised", f"unknown node {node!r}", counts)
             return
         for event in batch.events:

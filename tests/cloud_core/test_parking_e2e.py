@@ -132,3 +132,16 @@ def test_a_car_at_the_gate_earns_its_driver_the_entry_bonus_and_an_offer(
         store.close()
     assert balances == {"mall": 50}
     assert status == "open"
+
+    def gate_health_kept() -> bool:
+        store = open_store(config.database)
+        try:
+            row = store.conn.execute("SELECT last_health FROM nodes WHERE id = 'gate-north'")
+            found = row.fetchone()
+            dead = store.conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        finally:
+            store.close()
+        assert dead == 0, "the gate's messages must not be dead-lettered"
+        return found is not None and found[0] is not None
+
+    wait_until(gate_health_kept, what="the gate's heartbeat at the core")
