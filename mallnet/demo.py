@@ -11,7 +11,9 @@ API (never by importing them):
 4. two store nodes (``mallnet edge run``) replaying noisy traces made by
    ``mallnet edge simulate`` from those keys — shoppers browsing, strangers
    walking past — at accelerated speed;
-5. an inbox watcher that shows each credit notice and offer as it arrives.
+5. an inbox watcher that shows each credit notice and offer as it arrives;
+6. a parking gate (``mallnet edge gate``) reading a car's plate from frames made by
+   ``mallnet edge synth-frames``: Ann's registered car earns her the entry bonus.
 
 It ends with every shopper's wallet read back from the API, and exits 0 only
 if every expected visit was credited exactly once.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -79,6 +82,9 @@ SHOPPERS = (
     Shopper("Cat", "+44 20 7946 0003", ("book-nook-l2",)),
 )
 PASSERS_BY = 3
+GATE_NODE = "gate-north"
+DRIVER, DRIVER_PLATE = "Ann", "KA 7777 TX"
+PARKING_BONUS = 50
 
 
 class DemoError(MallnetError):
@@ -247,6 +253,7 @@ class _Demo:
         _secret(self.workdir / "core.password", self.core_password)
         for store in STORES:
             _secret(self.workdir / f"{store.node}.password", self.broker.add_user(store.node))
+        _secret(self.workdir / f"{GATE_NODE}.password", self.broker.add_user(GATE_NODE))
 
     def start_core(self) -> _Api:
         api_port = free_port()
@@ -266,11 +273,24 @@ class _Demo:
             str(api_port),
             *[arg for s in STORES for arg in ("--store", f"{s.id}:{s.business}:{s.node}")],
         )
+        self._add_car_park(core_dir / "core.yaml")
         core = self.procs.start("core", "core", "run", "--config", str(core_dir / "core.yaml"))
         api = _Api(api_port, (core_dir / "admin.key").read_text().strip())
         api.wait_healthy(30, lambda: core.poll() is None)
         log.info("core: API on http://127.0.0.1:%s, consumer on $share/core", api_port)
         return api
+
+    @staticmethod
+    def _add_car_park(core_yaml: Path) -> None:
+        """The mall's car park with its gate, in the core config (docs/parking.md)."""
+        config = yaml.safe_load(core_yaml.read_text(encoding="utf-8"))
+        secret = _secret(core_yaml.with_name("parking-hash.secret"), secrets.token_hex(32))
+        config["parking"] = {
+            "car_parks": [{"id": "north", "name": "North car park", "nodes": [GATE_NODE]}],
+            "entry_bonus": PARKING_BONUS,
+            "hash_secret_file": secret.name,
+        }
+        core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
     def register_shoppers(self, api: _Api) -> None:
         for shopper in SHOPPERS:
@@ -283,6 +303,9 @@ class _Demo:
                 shopper.name,
                 customer["id"],
             )
+        driver = next(c for c, name in self.inbox.names.items() if name == DRIVER)
+        api.call("POST", f"/customers/{driver}/vehicles", {"plate": DRIVER_PLATE, "country": "UA"})
+        log.info("attached %s's car to her wallet", DRIVER)
         now = datetime.now(UTC)
         api.call(
             "POST",
@@ -342,12 +365,60 @@ class _Demo:
         )
         return nodes
 
+    def start_gate(self) -> subprocess.Popen[bytes]:
+        frames = self.workdir / "gate-frames"
+        self.procs.run("edge", "synth-frames", "--out", str(frames), "--plate", DRIVER_PLATE)
+        config = {
+            "node": {"id": GATE_NODE, "mall": MALL},
+            "mqtt": {
+                "port": self.broker.port,
+                "username": GATE_NODE,
+                "password_file": str(self.workdir / f"{GATE_NODE}.password"),
+            },
+            "lanes": [
+                {
+                    "gate": "north-in",
+                    "direction": "entry",
+                    "camera": {"type": "file", "path": str(frames), "fps": 10},
+                    "countries": ["UA"],
+                }
+            ],
+            "outbox": {"path": str(self.workdir / f"{GATE_NODE}.outbox.sqlite")},
+            "at_end": "exit",
+        }
+        path = self.workdir / f"{GATE_NODE}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        log.info("gate: %s reads a car's plate from %s", GATE_NODE, frames)
+        return self.procs.start(GATE_NODE, "edge", "gate", "--config", str(path))
+
+    def parking_credits(self) -> int:
+        return sum(1 for _, notice in self.inbox.credits if notice.reason == "parking")
+
     def visit_credits(self) -> int:
         return sum(1 for _, notice in self.inbox.credits if notice.reason == "visit")
 
-    def finish(self, api: _Api, nodes: list[subprocess.Popen[bytes]]) -> bool:
-        credited = self.inbox.wait(lambda: self.visit_credits() >= EXPECTED_VISITS, self.timeout)
+    def finish(
+        self,
+        api: _Api,
+        nodes: list[subprocess.Popen[bytes]],
+        gate: subprocess.Popen[bytes] | None = None,
+    ) -> bool:
+        credited = self.inbox.wait(
+            lambda: (
+                self.visit_credits() >= EXPECTED_VISITS
+                and (gate is None or self.parking_credits() >= 1)
+            ),
+            self.timeout,
+        )
         deadline = time.monotonic() + 60
+        if gate is not None:
+            try:
+                code = gate.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise DemoError(f"{GATE_NODE} did not drain its outbox") from None
+            if code != 0:
+                raise DemoError(f"{GATE_NODE} exited with {code}")
+            log.info("parking: %d entry bonus credited at the gate", self.parking_credits())
         for store, node in zip(STORES, nodes, strict=True):
             try:
                 code = node.wait(max(1.0, deadline - time.monotonic()))
@@ -368,7 +439,8 @@ class _Demo:
             len(self.inbox.offers),
             json.dumps(api.call("GET", "/ingest/stats")),
         )
-        return credited and self.visit_credits() == EXPECTED_VISITS
+        parked = gate is None or self.parking_credits() == 1
+        return credited and self.visit_credits() == EXPECTED_VISITS and parked
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -394,7 +466,8 @@ def run_demo(workdir: Path | None = None, duration_s: float | None = None) -> in
         api = demo.start_core()
         demo.register_shoppers(api)
         demo.watch_inboxes()
-        ok = demo.finish(api, demo.start_nodes())
+        nodes = demo.start_nodes()
+        ok = demo.finish(api, nodes, demo.start_gate())
         if not ok:
             log.error("demo: visits were not credited exactly once; logs in %s", demo.procs.log_dir)
         return 0 if ok else 1

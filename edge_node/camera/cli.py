@@ -59,6 +59,17 @@ def add_camera_commands(edge_subparsers: Any) -> None:
     read.add_argument("--threads", type=int, default=1, help="OCR threads (default 1)")
     read.set_defaults(handler=_read_plate)
 
+    frames = edge_subparsers.add_parser(
+        "synth-frames", help="write a synthetic vehicle pass (JPEG frames) for a demo or a test"
+    )
+    frames.add_argument("--out", required=True, help="folder for the frames (created)")
+    frames.add_argument("--plate", required=True, help="the plate, e.g. KA7777TX")
+    frames.add_argument(
+        "--style", default="UA", choices=["UA", "FR", "ES", "US", "BR"], help="plate style"
+    )
+    frames.add_argument("--seed", type=int, default=0, help="scene seed")
+    frames.set_defaults(handler=_synth_frames)
+
     gate = edge_subparsers.add_parser(
         "gate", help="run a parking-gate node (cameras → plates → parking events)"
     )
@@ -67,6 +78,23 @@ def add_camera_commands(edge_subparsers: Any) -> None:
         "--validate-config", action="store_true", help="check the config, print problems, exit"
     )
     gate.set_defaults(handler=_gate)
+
+
+def _synth_frames(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import cv2
+
+    from edge_node.camera.formats import normalise
+    from edge_node.camera.synth import pass_frames
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = pass_frames(normalise(args.plate), args.style, args.seed)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(out / f"{index:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    log.info("wrote %d frames of a vehicle pass to %s", len(frames), out)
+    return 0
 
 
 def _gate(args: argparse.Namespace) -> int:

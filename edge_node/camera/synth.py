@@ -362,3 +362,24 @@ def labelled_set(
         condition = conditions[(i // len(STYLES)) % len(conditions)]
         samples.append(make_sample(seed * 100_003 + i, style, condition))
     return samples
+
+
+def empty_lane(seed: int, size: tuple[int, int] = (1280, 720)) -> Image8:
+    """The gate's view with no car: wall, ground and a few static stripes."""
+    rng = np.random.default_rng(seed)
+    fw, fh = size
+    frame = np.zeros((fh, fw, 3), np.uint8)
+    frame[:] = int(rng.integers(90, 170))
+    frame[int(fh * 0.6) :] = int(rng.integers(50, 90))
+    for _ in range(12):
+        x0, y0 = int(rng.integers(0, fw)), int(rng.integers(0, fh))
+        colour = tuple(int(c) for c in rng.integers(30, 200, 3))
+        cv2.line(frame, (x0, y0), (x0 + int(rng.integers(-300, 300)), y0), colour, 3)
+    return frame
+
+
+def pass_frames(plate: str, style: str, seed: int = 0, idle: int = 3, car: int = 4) -> list[Image8]:
+    """One vehicle pass as a gate camera sees it: empty lane, the car, empty lane."""
+    lane = empty_lane(seed)
+    vehicle = make_sample(seed, style, "clear", plate=plate).image
+    return [lane] * idle + [vehicle] * car + [lane] * idle

@@ -79,3 +79,14 @@ def test_read_plate_rejects_bad_arguments(images, capsys):
     assert main(["edge", "read-plate", "--country", "XX", str(paths["good"])]) == 2
     with pytest.raises(SystemExit):
         main(["edge", "read-plate", "--roi", "0,0,2", str(paths["good"])])
+
+
+def test_synth_frames_writes_a_readable_vehicle_pass(tmp_path, capsys):
+    out = tmp_path / "pass"
+    assert main(["edge", "synth-frames", "--out", str(out), "--plate", "KA 7777 TX"]) == 0
+    frames = sorted(out.glob("*.jpg"))
+    assert len(frames) == 10
+    assert main(["edge", "read-plate", "--json", str(frames[0]), str(frames[4])]) == 0
+    empty, car = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert empty["plate"] is None
+    assert car["plate"] == "KA7777TX"
