@@ -44,6 +44,13 @@ class OpenCVCamera(ConfigModel):
     read_failures: int = Field(
         default=3, ge=1, description="Failed reads in a row that count as a lost camera."
     )
+    timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Longest wait to open a stream or read a frame before it counts as failed "
+        "(a stalled RTSP stream must not hang the gate).",
+    )
 
     @model_validator(mode="after")
     def _backoff_order(self) -> OpenCVCamera:

@@ -132,10 +132,15 @@ class Capture(Protocol):
     def get(self, prop: int) -> float: ...
 
 
-def _cv2_capture(device: int | str) -> Capture:
+def _cv2_capture(device: int | str, timeout_s: float | None = None) -> Capture:
     import cv2
 
-    capture: Capture = cv2.VideoCapture(device)
+    if timeout_s is None:
+        capture: Capture = cv2.VideoCapture(device)
+        return capture
+    ms = int(timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    capture = cv2.VideoCapture(device, cv2.CAP_ANY, params)
     return capture
 
 
@@ -264,7 +269,7 @@ class OpenCVSource(FrameSource):
     ) -> None:
         self._config = config
         self._max_sleep = max_sleep_s
-        self._factory = capture_factory or _cv2_capture
+        self._factory = capture_factory or (lambda d: _cv2_capture(d, config.timeout_s))
         self._clock = clock
         self._sleep = sleep
         self._capture: Capture | None = None
