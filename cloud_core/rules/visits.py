@@ -96,21 +96,27 @@ def apply_visit(
     if inside_s < rules.min_dwell_s:
         return VisitResult("short")
     epoch = ts.timestamp()
-    if rules.cooldown_s > 0:
-        recent = conn.execute(
-            "SELECT 1 FROM visits WHERE customer_id = ? AND store = ?"
-            " AND ts_epoch > ? AND ts_epoch < ? LIMIT 1",
-            (customer, store.id, epoch - rules.cooldown_s, epoch + rules.cooldown_s),
-        ).fetchone()
-        if recent is not None:
-            return VisitResult("cooldown")
     day = local_day(ts, tz)
-    earned, stores_before, here_before = conn.execute(
-        "SELECT COALESCE(SUM(CASE WHEN business = :business THEN points END), 0),"
-        " COUNT(DISTINCT store), COALESCE(MAX(store = :store), 0)"
-        " FROM visits WHERE customer_id = :customer AND day = :day",
-        {"business": store.business, "store": store.id, "customer": customer, "day": day},
+    # one read for every check: the cooldown (either side of the event's time, this store)
+    # and today's points at this business, stores visited, and whether this one was
+    recent, earned, stores_before, here_before = conn.execute(
+        "SELECT COALESCE(MAX(store = :store AND ts_epoch > :lo AND ts_epoch < :hi), 0),"
+        " COALESCE(SUM(CASE WHEN day = :day AND business = :business THEN points END), 0),"
+        " COUNT(DISTINCT CASE WHEN day = :day THEN store END),"
+        " COALESCE(MAX(day = :day AND store = :store), 0)"
+        " FROM visits WHERE customer_id = :customer"
+        " AND (day = :day OR (store = :store AND ts_epoch > :lo AND ts_epoch < :hi))",
+        {
+            "business": store.business,
+            "store": store.id,
+            "customer": customer,
+            "day": day,
+            "lo": epoch - rules.cooldown_s,
+            "hi": epoch + rules.cooldown_s,
+        },
     ).fetchone()
+    if rules.cooldown_s > 0 and recent:
+        return VisitResult("cooldown")
     stores_today = int(stores_before) + (0 if here_before else 1)
     points = max(0, min(rules.points, rules.daily_cap - int(earned)))
     conn.execute(
@@ -134,7 +140,7 @@ def apply_visit(
         )
         if result.change is not None:
             notices.append(Notice(customer, credit_notice(result.change, text)))
-    if game.enabled and stores_today >= game.stores:
+    if game.enabled and not here_before and stores_today >= game.stores:  # a new store today
         text = f"+{game.points} points: {game.stores} different stores today"
         bonus = ledger.grant_limited(
             conn,
