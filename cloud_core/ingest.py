@@ -30,7 +30,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cloud_core import ledger
@@ -415,12 +415,21 @@ class Applier:
         )
 
     def expire(self) -> list[Notice]:
-        """The expiry job: zero due lots, journal each, return the inbox notices."""
+        """The expiry job: zero due lots, journal each, return the inbox notices; and
+        forget presence ids too old to matter (``processed_events`` stays bounded)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
+        # A presence id processed more than twice the stale age ago can go: a redelivery
+        # of that event now is stale anyway and credits nothing.
+        forget_before = now - timedelta(seconds=2 * self.config.ingest.max_event_age_s)
         with self.store.transaction() as conn:
             changes = ledger.expire_due(conn, now)
+            forgotten = conn.execute(
+                "DELETE FROM processed_events WHERE topic = 'presence' AND ts < ?",
+                (ledger.iso(forget_before),),
+            ).rowcount
         with self._lock:
             self.counters["expired_lots"] += len(changes)
+            self.counters["forgotten_ids"] += forgotten
         return [
             Notice(c.customer, credit_notice(c, f"{-c.delta} points expired in {c.pocket}"))
             for c in changes

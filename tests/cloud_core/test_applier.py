@@ -99,3 +99,18 @@ def _ids(inbound: Inbound) -> str:
     batch = decode(inbound.topic, inbound.payload).message
     assert isinstance(batch, PresenceBatch)
     return batch.events[0].id
+
+
+def test_old_processed_ids_are_forgotten_and_their_redelivery_still_credits_nothing(setup):
+    config, store, customer = setup
+    clock = Clock(START + 10)
+    applier = Applier(config, store, clock)
+    walker = Walker("store-1")
+    visit = message(walker, walker.event(key_of(1), START))
+    applier.apply([visit])
+    assert points(store, customer) == 10
+    clock.set(START + 2 * config.ingest.max_event_age_s + 60)
+    applier.expire()
+    assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
+    applier.apply([visit])  # a very late redelivery: unknown id now, but stale
+    assert points(store, customer) == 10 and applier.counters["stale"] == 1
