@@ -122,6 +122,11 @@ class Applier:
             self.counters.update(counts)
         return out
 
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counters (outcomes, duplicates, dead letters, batches…)."""
+        with self._lock:
+            return dict(self.counters)
+
     def kiosk_offers(self) -> KioskOffers:
         """The offers kiosks show now (active campaigns), newest deadline last."""
         now = datetime.fromtimestamp(self.clock(), UTC)
@@ -614,8 +619,8 @@ class Consumer:
             )
 
     def stats(self) -> dict[str, int]:
-        with self.applier._lock:
-            counts = dict(self.applier.counters)
+        """Counters of this worker since it started (outcomes, duplicates, delays…)."""
+        counts = self.applier.snapshot()
         counts["acked"] = self.acked
         counts["replays_seen"] = self.applier.resolver.replays
         delays = sorted(self._delays)
