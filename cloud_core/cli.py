@@ -62,8 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--store",
         action="append",
         default=[],
-        metavar="STORE:BUSINESS:NODE[,NODE]",
-        help="a store with its business and nodes; repeatable (default: one demo store)",
+        metavar="STORE:BUSINESS:NODE[,NODE][:NAME]",
+        help="a store with its business, nodes and display name; repeatable "
+        "(default: one demo store)",
     )
     demo.set_defaults(handler=_demo_config)
 
@@ -151,13 +152,14 @@ def _demo_config(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     stores = []
     for spec in args.store or ["bean-bar-l1:bean-bar:store-bean-bar-1"]:
-        try:
-            store_id, business, nodes = spec.split(":")
-        except ValueError:
-            log.error("--store wants STORE:BUSINESS:NODE[,NODE], got %r", spec)
+        parts = spec.split(":", 3)
+        if len(parts) < 3:
+            log.error("--store wants STORE:BUSINESS:NODE[,NODE][:NAME], got %r", spec)
             return 2
+        store_id, business, nodes = parts[:3]
+        name = parts[3] if len(parts) == 4 else store_id
         stores.append(
-            {"id": store_id, "name": store_id, "business": business, "nodes": nodes.split(",")}
+            {"id": store_id, "name": name, "business": business, "nodes": nodes.split(",")}
         )
     keys = {role: f"k-{role}-{secrets.token_urlsafe(24)}" for role in ("admin", "kiosk")}
     tenant_keys = {s["business"]: f"k-tenant-{secrets.token_urlsafe(24)}" for s in stores}

@@ -75,7 +75,7 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
                 "--api-port",
                 str(port),
                 "--store",
-                "bean-bar-l1:bean-bar:store-1",
+                "bean-bar-l1:bean-bar:store-1:Bean Bar",
             ]
         )
         == 0
@@ -132,7 +132,7 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
 
             wait_until(credited, timeout=30, what="the credit notice")
             notice = decode(inbox.messages[0].topic, inbox.messages[0].payload).message
-            assert isinstance(notice, CreditNotice) and notice.points == 10
+            assert isinstance(notice, CreditNotice) and notice.text == "+10 points at Bean Bar"
             assert inbox.messages[0].topic == INBOX.topic(MALL, customer)
             wait_until(lambda: event.id in receipted_ids(receipts), what="the receipt")
             wallet = api.get(f"/customers/{customer}/wallet").json()
