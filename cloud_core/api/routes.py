@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud_core import identity, ledger, offers
 from cloud_core.api import models as m
@@ -22,7 +22,7 @@ from cloud_core.api.auth import (
     Staff,
     own_business,
 )
-from cloud_core.errors import NotFound
+from cloud_core.errors import InvalidInput, NotFound
 from cloud_core.ledger import from_iso
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -273,10 +273,10 @@ def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.Ca
     """A tenant creates campaigns for its own business only (its key sets `business`)."""
     business = body.business or caller.business
     if business is None:
-        from fastapi import HTTPException
-
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "an admin must give the business")
     own_business(caller, business)
+    if business not in {store.business for store in ctx.config.stores}:
+        raise InvalidInput(f"no store of the mall belongs to business {business!r}")
     campaign = offers.Campaign(
         id=body.id,
         business=business,

@@ -247,6 +247,16 @@ def test_bad_calls_get_clear_4xx_and_change_nothing(api):
         client.post("/customers", json={"phone": "07911 123458"}, headers=h("bean")).status_code
         == 403
     )
+    ghost = {
+        "id": "ghost",
+        "business": "nobody",
+        "title": "t",
+        "text": "x",
+        "starts_at": "2026-11-01T00:00:00Z",
+        "ends_at": "2026-12-01T00:00:00Z",
+    }
+    r = client.post("/campaigns", json=ghost, headers=h("admin"))
+    assert r.status_code == 422 and "nobody" in r.json()["detail"]
     assert counts(app) == before
     refused = client.get("/ingest/stats", headers=h("admin")).json()["api_refused"]
     assert {"401", "403", "404", "409", "422"} <= set(refused) and refused["422"] >= 6
