@@ -86,6 +86,9 @@ class RapidOcrReader:
             "Global.text_score": 0.3,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            # ONNX Runtime's own arena reuses its buffers across frames of varying size; without
+            # it malloc fragmentation lifts peak RSS by ~80 MB (bench/anpr.py, docs/benchmarks.md).
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
             "Det.model_path": str(det),
             "Rec.model_path": str(rec),
         }

@@ -55,7 +55,7 @@ class ReaderSettings:
     min_confidence: float = 0.5
     max_fixes: float = 2.0  # fix cost allowed per read (see formats.match_format)
     fallback: bool = True  # run the text detector when localisation finds nothing valid
-    fallback_width: int = 960  # downscale the frame to this width before detecting
+    fallback_width: int = 640  # downscale the frame to this width before detecting
 
 
 def _to_read(line: TextLine, fitted: FormatMatch, box: Box) -> PlateRead:
