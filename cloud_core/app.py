@@ -104,6 +104,7 @@ class CoreApp:
                 on_message=on_message,
                 manual_ack=True,
                 persistent_session=True,
+                receive_maximum=ingest.receive_maximum,
             )
 
         publisher = MqttClient(self.config.mqtt, f"{ingest.client_id}-out")

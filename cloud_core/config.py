@@ -110,6 +110,13 @@ class IngestSettings(ConfigModel):
         le=1000,
         description="How long to wait for more messages before committing a partial batch.",
     )
+    receive_maximum: int = Field(
+        default=2000,
+        ge=1,
+        le=65535,
+        description="Most unacknowledged messages the broker may have in flight to this worker "
+        "(MQTT 5 Receive Maximum): bounds the worker's memory after an outage backlog.",
+    )
     max_event_age_s: float = Field(
         default=48 * 3600,
         gt=0,

@@ -107,8 +107,10 @@ class MqttClient:
         persistent_session: bool = False,
         session_expiry_s: int = 24 * 3600,
         on_connected: Callable[[], None] | None = None,
+        receive_maximum: int | None = None,
     ) -> None:
         self._settings = settings
+        self._receive_maximum = receive_maximum
         self._client_id = client_id
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
@@ -167,6 +169,8 @@ class MqttClient:
         """Connect in the background; reconnects with backoff until ``stop``."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s if self._persistent else 0
+        if self._receive_maximum is not None:  # unacked QoS 1/2 messages the broker may send
+            props.ReceiveMaximum = self._receive_maximum
         try:
             self._client.connect_async(
                 self._settings.host,
