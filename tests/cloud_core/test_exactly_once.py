@@ -176,3 +176,38 @@ def test_two_workers_on_one_shared_subscription_credit_each_visit_once(
     assert all(s.get("events", 0) + s.get("duplicates", 0) > 0 for s in stats), stats
     assert sum(s.get("credited", 0) for s in stats) == 3 * 8
     assert sum(s.get("duplicates", 0) for s in stats) == 3 * 8 * 3
+
+
+def test_a_broker_restart_loses_no_visit_and_credits_none_twice(
+    tmp_path, broker, core_settings, run_core, connect
+):
+    config = make_config(
+        tmp_path,
+        core_settings,
+        visits={"points": 10, "min_dwell_s": 60, "cooldown_s": 0, "daily_cap": 100},
+    )
+    customers = [register(config, n, f"+44 7911 1230{n:02d}") for n in (1, 2)]
+    app = run_core(config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    from tests.cloud_core.helpers import START
+
+    before = walker.batch([walker.event(key_of(1), START + 10)])
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(before)).wait(10)
+    receipts.wait_for(1)
+    broker.stop()  # graceful: sessions and subscriptions are saved
+    broker.start()
+    assert node.wait_connected(20) and app.consumer is not None
+    wait_until(lambda: app.consumer.client.connected, timeout=20, what="the core to reconnect")
+    after = walker.batch([walker.event(key_of(2), START + 20)])
+
+    def receipted() -> bool:
+        if after.events[0].id in receipted_ids(receipts):
+            return True
+        # a node resends until its receipt comes (as the edge outbox does)
+        node.publish(PRESENCE.topic(MALL, "store-1"), encode(after))
+        return False
+
+    wait_until(receipted, timeout=20, what="the visit after the restart")
+    assert wallet(config, customers[0]) == {"bean-bar": 10}
+    assert wallet(config, customers[1]) == {"bean-bar": 10}
