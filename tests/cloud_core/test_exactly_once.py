@@ -16,7 +16,7 @@ from cloud_core.ingest import EXIT_AFTER_COMMIT_ENV
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
-from tests.cloud_core.helpers import CORE_PASSWORD, STORES, Walker, key_of, make_config
+from tests.cloud_core.helpers import CORE_PASSWORD, START, STORES, Walker, key_of, make_config
 from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
 from tests.conftest import MALL, wait_until
 
@@ -147,8 +147,6 @@ def test_two_workers_on_one_shared_subscription_credit_each_visit_once(
     ]
     nodes = {n: receipts_collector(connect, n) for n in ("store-1", "store-2", "store-3")}
     sent: dict[str, set[str]] = {n: set() for n in nodes}
-    from tests.cloud_core.helpers import START
-
     for n, node in enumerate(nodes):
         walker = Walker(node)
         _, client = nodes[node]
@@ -190,8 +188,6 @@ def test_a_broker_restart_loses_no_visit_and_credits_none_twice(
     app = run_core(config)
     receipts, node = receipts_collector(connect, "store-1")
     walker = Walker("store-1")
-    from tests.cloud_core.helpers import START
-
     before = walker.batch([walker.event(key_of(1), START + 10)])
     node.publish(PRESENCE.topic(MALL, "store-1"), encode(before)).wait(10)
     receipts.wait_for(1)
