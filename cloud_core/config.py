@@ -69,6 +69,24 @@ class VisitOverrides(ConfigModel):
     expires_after_s: float | None = Field(default=None, gt=0, description="Lifetime (s).")
 
 
+class NodeTuning(ConfigModel):
+    """Presence tuning pushed to a store's nodes (retained `NodeConfig`); unset: node's own."""
+
+    radius_m: float | None = Field(default=None, gt=0, le=100, description="Presence radius.")
+    enter_dwell_s: float | None = Field(
+        default=None, ge=0, le=3600, description="Seconds in range before an enter."
+    )
+    exit_timeout_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Seconds unheard before an exit."
+    )
+    dwell_report_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Interval of dwell reports."
+    )
+    rx_adjust_db: float | None = Field(
+        default=None, ge=-30, le=30, description="Receiver calibration offset (dB)."
+    )
+
+
 class StoreConfig(ConfigModel):
     id: Ident = Field(description="Store id (unique in the mall).")
     name: str = Field(min_length=1, max_length=120, description="Shown to shoppers.")
@@ -81,6 +99,11 @@ class StoreConfig(ConfigModel):
     )
     visits: VisitOverrides = Field(
         default_factory=VisitOverrides, description="Overrides of the default visit rules."
+    )
+    node_tuning: NodeTuning | None = Field(
+        default=None,
+        description="Presence tuning the core pushes to this store's nodes (retained, with a "
+        "revision that increases with every change).",
     )
 
 

@@ -49,10 +49,12 @@ from mallnet.wire.payloads import (
     FootfallBatch,
     HealthReport,
     KioskOffers,
+    NodeConfig,
     OfferCard,
     ParkingBatch,
     PresenceBatch,
     PresenceEvent,
+    PresenceTuning,
     Receipt,
 )
 from mallnet.wire.topics import (
@@ -60,6 +62,7 @@ from mallnet.wire.topics import (
     HEALTH,
     INBOX,
     KIOSK_OFFERS,
+    NODE_CONFIG,
     PARKING,
     PRESENCE,
     RECEIPTS,
@@ -120,6 +123,29 @@ class Applier:
         counts["messages"] += len(messages)
         with self._lock:
             self.counters.update(counts)
+        return out
+
+    def node_configs(self) -> list[tuple[str, NodeConfig]]:
+        """The `NodeConfig` of every node whose store sets `node_tuning`; its revision goes up
+        (persisted, so across restarts and workers) whenever the tuning changes."""
+        out = []
+        with self.store.transaction() as conn:
+            for node, store in sorted(self.stores_by_node.items()):
+                if store.node_tuning is None:
+                    continue
+                tuning = PresenceTuning(**store.node_tuning.model_dump())
+                payload = tuning.model_dump_json(exclude_none=True)
+                row = conn.execute(
+                    "SELECT revision, payload FROM node_configs WHERE node = ?", (node,)
+                ).fetchone()
+                revision = 1 if row is None else int(row[0]) + (row[1] != payload)
+                conn.execute(
+                    "INSERT INTO node_configs (node, revision, payload) VALUES (?, ?, ?)"
+                    " ON CONFLICT (node) DO UPDATE SET revision = excluded.revision,"
+                    " payload = excluded.payload",
+                    (node, revision, payload),
+                )
+                out.append((node, NodeConfig(revision=revision, presence=tuning)))
         return out
 
     def snapshot(self) -> dict[str, int]:
@@ -486,6 +512,7 @@ class Consumer:
         self._kiosk_offers_interval_s = kiosk_offers_interval_s
         self._kiosk_offers: tuple[OfferCard, ...] | None = None
         self._next_expiry = self._next_offers = 0.0
+        self._node_configs_sent = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="core-ingest", daemon=True)
         self._exit_after = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or 0)
@@ -533,6 +560,13 @@ class Consumer:
 
     def _jobs(self) -> None:
         """The periodic jobs, on the worker thread between batches."""
+        if not self._node_configs_sent and self.publisher.connected:
+            self._node_configs_sent = True
+            try:
+                self._publish_node_configs()
+            except sqlite3.Error:
+                log.exception("node configs could not be written; retrying")
+                self._node_configs_sent = False
         now = time.monotonic()
         if now >= self._next_expiry:
             self._next_expiry = now + self._expiry_interval_s
@@ -599,6 +633,14 @@ class Consumer:
         self._publish_notices(out.notices)
         if out.points:
             self.telemetry.write(out.points)
+
+    def _publish_node_configs(self) -> None:
+        """Retained presence tuning for the nodes of stores that set it (once per start)."""
+        mall = self.applier.config.mall
+        for node, config in self.applier.node_configs():
+            self.publisher.publish(
+                NODE_CONFIG.topic(mall, node), encode(config), qos=1, retain=True
+            )
 
     def _publish_kiosk_offers(self) -> None:
         """Retained offer lists for the configured kiosks, republished when they change."""

@@ -177,6 +177,19 @@ def m002_campaign_bonus(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE campaigns ADD COLUMN bonus_points INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m003_node_configs(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE node_configs (
+            node TEXT PRIMARY KEY,
+            revision INTEGER NOT NULL,
+            payload TEXT NOT NULL
+        );
+        """
+    )
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 

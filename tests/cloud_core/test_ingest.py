@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cloud_core import identity, ledger, offers
+from cloud_core.config import NodeTuning
 from cloud_core.store import open_store
 from mallnet.mqtt import MqttClient
 from mallnet.wire import decode, encode
@@ -313,3 +314,35 @@ def test_a_campaign_with_bonus_points_pays_them_within_its_frequency_cap(
         receipts.wait_for(n)
     assert wallet(core_config, ann) == {"bean-bar": 10 + 5 + 10}  # the bonus once: cap 1
     assert app.consumer.stats()["credited"] == 2
+
+
+def test_nodes_get_their_stores_tuning_with_a_rising_revision(core_config, run_core, connect):
+    from mallnet.wire.payloads import NodeConfig
+    from mallnet.wire.topics import NODE_CONFIG
+
+    def tuned(radius: float, client_id: str):
+        stores = tuple(
+            s.model_copy(update={"node_tuning": NodeTuning(radius_m=radius, dwell_report_s=60)})
+            if s.id == "bean-bar-l1"
+            else s
+            for s in core_config.stores
+        )
+        ingest = core_config.ingest.model_copy(update={"client_id": client_id})
+        return core_config.model_copy(update={"stores": stores, "ingest": ingest})
+
+    configs = Collector()
+    connect("store-1", subscriptions=[(NODE_CONFIG.topic(MALL, "store-1"), 1)], on_message=configs)
+    run_core(tuned(4.0, "core-a"))
+    first = decode(configs.wait_for(1)[0].topic, configs.messages[0].payload).message
+    assert isinstance(first, NodeConfig) and first.presence is not None
+    assert (first.revision, first.presence.radius_m, first.presence.dwell_report_s) == (1, 4.0, 60)
+    run_core(tuned(4.0, "core-b"))  # same tuning: same revision
+    configs.wait_for(2)
+    run_core(tuned(6.5, "core-c"))  # changed: the revision goes up
+    wait_until(lambda: len(configs.messages) >= 3, what="three node configs")
+    revisions = []
+    for message in configs.messages:
+        config = decode(message.topic, message.payload).message
+        assert isinstance(config, NodeConfig) and config.presence is not None
+        revisions.append((config.revision, config.presence.radius_m))
+    assert revisions == [(1, 4.0), (1, 4.0), (2, 6.5)]
