@@ -57,6 +57,16 @@ def _broker_add_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_acl(args: argparse.Namespace) -> int:
+    from mallnet.broker import render_acl
+    from mallnet.wire.topics import check_id
+
+    text = render_acl(check_id(args.mall, "mall"), check_id(args.core_user, "core user"))
+    Path(args.out).write_text(text, encoding="utf-8")
+    log.info("wrote the ACL for mall %s to %s", args.mall, args.out)
+    return 0
+
+
 def _broker_run(args: argparse.Namespace) -> int:
     from mallnet.broker import DevBroker
 
@@ -109,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-file", required=True, help="Mosquitto password file")
     add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
     add.set_defaults(handler=_broker_add_device)
+    acl = bsub.add_parser("acl", help="render mqtt_broker/acl.template for a mall")
+    acl.add_argument("--mall", required=True, help="the mall id in topics")
+    acl.add_argument("--core-user", default="core", help="the core's broker user")
+    acl.add_argument("--out", required=True, help="where to write the ACL file")
+    acl.set_defaults(handler=_broker_acl)
     run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
     run.add_argument("--data-dir", required=True)
     run.add_argument("--mall", default="demo")

@@ -108,3 +108,13 @@ def test_diagnose_redacts_secrets_and_personal_data(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "hunter2" not in out and "+380501234567" not in out and "aa:bb:cc" not in out
     assert '"host": "127.0.0.1"' in out and '"parsed": false' in out
+
+
+def test_broker_acl_renders_the_template_for_a_mall(tmp_path):
+    out = tmp_path / "mallnet.acl"
+    assert main(["broker", "acl", "--mall", "riverside", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "pattern write mall/v1/riverside/nodes/%u/presence" in text
+    assert "user core\ntopic readwrite mall/v1/riverside/#" in text
+    assert "@" not in text.replace("%u", "")
+    assert main(["broker", "acl", "--mall", "River/Side", "--out", str(out)]) == 2
