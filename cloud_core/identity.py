@@ -49,12 +49,21 @@ def new_customer_id() -> str:
     return "c" + secrets.token_hex(12)
 
 
-def _bump_keys(conn: sqlite3.Connection) -> None:
+def _bump_keys(conn: sqlite3.Connection, *, removal: bool = False) -> None:
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'key_generation'")
+    if removal:
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'key_removals'")
 
 
 def key_generation(conn: sqlite3.Connection) -> int:
+    """Goes up with every beacon key attached or removed (the resolver reloads on a change)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'key_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def key_removals(conn: sqlite3.Connection) -> int:
+    """Goes up when keys are removed (erasure): then the resolver reloads every key."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'key_removals'").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -156,7 +165,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
-    _bump_keys(conn)
+    _bump_keys(conn, removal=True)
     return removed
 
 
@@ -172,8 +181,10 @@ class Resolution:
 class TagResolver:
     """Tag id → customer in O(1), for the windows an event's time accepts.
 
-    ``load_keys`` returns every (customer, key bytes); it is called again when
-    ``key_generation`` changes (a key was attached or a customer erased).
+    ``load_keys`` returns every (customer, key bytes); it is called again when the key
+    generation changes. With ``load_keys_after`` (key id → the (id, customer, key) of newer
+    keys), keys attached since the last refresh are added to the cached windows instead,
+    and everything is reloaded only when keys were removed.
     """
 
     def __init__(
@@ -182,30 +193,53 @@ class TagResolver:
         clock: Clock,
         *,
         cached_windows: int = 16,
+        load_keys_after: Callable[[int], Iterable[tuple[int, str, bytes]]] | None = None,
     ) -> None:
         self._load_keys = load_keys
+        self._load_keys_after = load_keys_after
         self._clock = clock
         self._cached_windows = max(cached_windows, 4)
         self._keys: list[tuple[str, bytes]] = []
         self._tables: OrderedDict[int, dict[str, str]] = OrderedDict()
         self._generation = -1
+        self._removals = -1
+        self._max_id = 0
         self._lock = threading.Lock()
         self.replays = 0
         self.unknown = 0
+        self.full_loads = 0
 
-    def refresh(self, generation: int) -> None:
-        """Reload keys if ``generation`` changed; precompute the current window ±1."""
+    def refresh(self, generation: int, removals: int = 0) -> None:
+        """Catch up with key changes; precompute the current window ±1."""
         with self._lock:
             if generation != self._generation:
-                self._keys = list(self._load_keys())
-                self._tables.clear()
-                self._generation = generation
-                log.info(
-                    "resolver loaded %d beacon keys (generation %d)", len(self._keys), generation
-                )
+                if self._load_keys_after is not None and removals == self._removals:
+                    self._add_new_keys()
+                else:
+                    self._reload()
+                self._generation, self._removals = generation, removals
             current = identity.window_of(self._clock())
             for window in (current - 1, current, current + 1):
                 self._table(window)
+
+    def _reload(self) -> None:
+        self.full_loads += 1
+        self._tables.clear()
+        if self._load_keys_after is not None:
+            rows = list(self._load_keys_after(0))
+            self._keys = [(customer, key) for _, customer, key in rows]
+            self._max_id = max((key_id for key_id, _, _ in rows), default=0)
+        else:
+            self._keys = list(self._load_keys())
+        log.info("resolver loaded %d beacon keys", len(self._keys))
+
+    def _add_new_keys(self) -> None:
+        assert self._load_keys_after is not None
+        for key_id, customer, key in self._load_keys_after(self._max_id):
+            self._keys.append((customer, key))
+            self._max_id = max(self._max_id, key_id)
+            for window, table in self._tables.items():
+                table[identity.tag_id(key, window)] = customer
 
     def _table(self, window: int) -> dict[str, str]:
         table = self._tables.get(window)
@@ -231,6 +265,16 @@ class TagResolver:
                     return Resolution(None, replayed=True)
             self.unknown += 1
             return Resolution(None)
+
+
+def load_keys_after(conn: sqlite3.Connection, after: int) -> list[tuple[int, str, bytes]]:
+    """Beacon keys with an id above ``after``: (id, customer, key bytes)."""
+    return [
+        (int(row[0]), str(row[1]), bytes.fromhex(row[2]))
+        for row in conn.execute(
+            "SELECT id, customer_id, key_hex FROM beacon_keys WHERE id > ? ORDER BY id", (after,)
+        )
+    ]
 
 
 def load_all_keys(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:

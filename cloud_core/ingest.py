@@ -35,7 +35,13 @@ from zoneinfo import ZoneInfo
 
 from cloud_core import ledger
 from cloud_core.config import CoreConfig, StoreConfig, VisitRules
-from cloud_core.identity import TagResolver, key_generation, load_all_keys
+from cloud_core.identity import (
+    TagResolver,
+    key_generation,
+    key_removals,
+    load_all_keys,
+    load_keys_after,
+)
 from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.parking import ParkingRules
 from cloud_core.rules.visits import Notice, apply_visit, credit_notice
@@ -99,7 +105,11 @@ class Applier:
         self.tz = ZoneInfo(config.timezone)
         self.stores_by_node: dict[str, StoreConfig] = config.store_of_node()
         self.rules: dict[str, VisitRules] = {s.id: config.rules_for(s) for s in config.stores}
-        self.resolver = resolver or TagResolver(lambda: load_all_keys(store.conn), clock)
+        self.resolver = resolver or TagResolver(
+            lambda: load_all_keys(store.conn),
+            clock,
+            load_keys_after=lambda after: load_keys_after(store.conn, after),
+        )
         self.parking = (  # car parks: docs/parking.md
             ParkingRules(config.parking, self.tz, config.mall) if config.parking else None
         )
@@ -111,7 +121,7 @@ class Applier:
         out = Outgoing(now_iso=ledger.iso(datetime.fromtimestamp(self.clock(), UTC)))
         counts: Counter[str] = Counter()
         with self.store.transaction() as conn:
-            self.resolver.refresh(key_generation(conn))
+            self.resolver.refresh(key_generation(conn), key_removals(conn))
             for message in messages:
                 self._apply_one(conn, message, out, counts)
             conn.executemany(

@@ -190,6 +190,11 @@ def m003_node_configs(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_key_removals(db: sqlite_utils.Database) -> None:
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_removals', 0)")
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 

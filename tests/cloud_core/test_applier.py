@@ -63,6 +63,12 @@ def test_a_key_attached_while_running_is_picked_up(setup, tmp_path):
         identity.attach_beacon_key(conn, bob, key_of(2).hex())
     applier.apply([message(walker, walker.event(key_of(2), START + 5))])
     assert points(store, bob) == 10
+    assert applier.resolver.full_loads == 1  # the new key was added, nothing reloaded
+    with store.transaction() as conn:
+        identity.erase_customer(conn, bob)
+    applier.apply([message(walker, walker.event(key_of(2), START + 4000))])
+    assert applier.resolver.full_loads == 2  # a removal reloads everything
+    assert applier.counters["unknown_tag"] == 2 and points(store, bob) == 0
 
 
 class BrokenResolver(TagResolver):
