@@ -21,6 +21,13 @@ from edge_node.errors import SourceError
 log = logging.getLogger(__name__)
 
 
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceFormatError("not UTF-8") from None
+
+
 class ReplaySource:
     """A ``BeaconSource`` reading a JSONL trace."""
 
@@ -53,15 +60,15 @@ class ReplaySource:
 
     async def adverts(self) -> AsyncIterator[Advert]:
         try:
-            handle = self.path.open(encoding="utf-8")
+            handle = self.path.open("rb")  # decoded per line: one bad byte spoils one line
         except OSError as exc:
             raise SourceError(f"cannot read trace {self.path}: {exc.strerror}") from None
         with handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    advert = advert_from_json(line)
+                    advert = advert_from_json(_text(raw))
                 except TraceFormatError as exc:
                     self.stats.bad_lines += 1
                     log.warning("%s:%d: skipped: %s", self.path, number, exc)

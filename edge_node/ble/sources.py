@@ -16,6 +16,7 @@ TX power or ``null``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +45,9 @@ class Advert:
         )
 
 
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z: later times are not dates
+
+
 class TraceFormatError(ValueError):
     """One JSONL line that is not an advert."""
 
@@ -66,6 +70,8 @@ def advert_from_json(line: str) -> Advert:
         raise TraceFormatError(f"missing field {exc.args[0]!r}") from None
     if not isinstance(t, int | float) or isinstance(t, bool):
         raise TraceFormatError("t must be a number")
+    if not (math.isfinite(t) and 0 <= t <= MAX_TIME):
+        raise TraceFormatError("t must be a Unix time between 1970 and 9999")
     if not isinstance(addr, str) or not isinstance(mfr_hex, str):
         raise TraceFormatError("addr and mfr must be strings")
     if not isinstance(rssi, int) or isinstance(rssi, bool) or not -127 <= rssi <= 20:

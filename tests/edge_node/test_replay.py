@@ -96,3 +96,22 @@ def test_trace_line_round_trip_and_errors() -> None:
     ]:
         with pytest.raises(TraceFormatError):
             advert_from_json(bad)
+
+
+def test_lines_that_are_not_utf8_or_not_a_time_are_counted_and_skipped(tmp_path: Path) -> None:
+    """A corrupt byte or an impossible time spoils one line, never the replay (or the node)."""
+    good = A.to_json().encode()
+    bad_times = [
+        good.replace(b'"t":1000.0', b'"t":' + value) for value in (b"NaN", b"Infinity", b"1e300")
+    ]
+    assert all(line != good for line in bad_times)
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b"\n".join([good, b"\xff\xfe{garbage", *bad_times, good]) + b"\n")
+    fake = FakeTime()
+    source = ReplaySource(trace, speed=1, clock=fake.clock, sleep=fake.sleep)
+    adverts = asyncio.run(_collect(source))
+    assert [a.t for a in adverts] == [1000.0, 1000.0]
+    assert source.stats.bad_lines == 4
+    for line in bad_times:
+        with pytest.raises(TraceFormatError, match="Unix time"):
+            advert_from_json(line.decode())
