@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_node.camera.errors import CameraError, OcrUnavailable
 from edge_node.camera.reader import PlateRead, vote
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class LaneStats:
     reads: int = 0  # frames that went to the plate reader
     plates: int = 0  # passes that produced a plate
     rejected: int = 0  # passes whose vote was too weak
+    errors: int = 0  # frames the plate reader failed on (logged, counted, skipped)
 
 
 @dataclass
@@ -163,7 +165,7 @@ class GateLane:
     def _read_into(self, current: _Pass, image: Image8, ts: float) -> PlateRead | None:
         self.stats.reads += 1
         current.last_read = ts
-        read = self._read(image)
+        read = self._safe_read(image)
         if read is not None:
             current.reads.append(read)
             agreeing = [
@@ -177,6 +179,17 @@ class GateLane:
                 return self._finish(current, ts)
         return None
 
+    def _safe_read(self, image: Image8) -> PlateRead | None:
+        """The reader's plate, or None when it fails on this frame (the lane carries on)."""
+        try:
+            return self._read(image)
+        except OcrUnavailable:
+            raise  # no engine at all: nothing to carry on with
+        except CameraError as exc:
+            self.stats.errors += 1
+            log.warning("plate reader failed on a frame (%d so far): %s", self.stats.errors, exc)
+            return None
+
     def _recheck(self, current: _Pass, image: Image8, ts: float) -> PlateRead | None:
         """After the plate is out, read now and then: the next car may follow at once."""
         if ts - current.last_read < self.settings.recheck_s:
@@ -184,7 +197,7 @@ class GateLane:
             return None
         self.stats.reads += 1
         current.last_read = ts
-        read = self._read(image)
+        read = self._safe_read(image)
         if read is None or read.plate == current.plate:
             return None
         if read.confidence < self.settings.early_confidence:

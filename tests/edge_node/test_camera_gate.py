@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_node.camera.errors import CameraError, OcrUnavailable
 from edge_node.camera.formats import formats_for
 from edge_node.camera.gate import GateLane, MotionGate, MotionSettings, PassSettings, roi_pixels
 from edge_node.camera.ocr import RapidOcrReader
@@ -150,6 +151,32 @@ def test_a_pass_without_agreement_is_voted_when_it_ends():
     found = _drive(lane, [idle] * 3 + [car] * 10 + [idle] * 3)
     assert found == [(pytest.approx(0.9), "AB1234CE")]  # 0.6 s after the last motion
     assert lane.flush(10.0) is None
+
+
+def test_a_frame_the_reader_fails_on_is_counted_and_the_pass_goes_on():
+    """An OCR failure on one frame (the engine raising on odd input) never stops the gate."""
+    idle, car = _idle(), make_sample(9, "UA").image
+    good, _ = _plate_when(car, "AB1234CE")
+    calls = 0
+
+    def flaky(image: np.ndarray) -> PlateRead | None:
+        nonlocal calls
+        calls += 1
+        if calls % 2:
+            raise CameraError("OCR failed on a 3x1 crop")
+        read: PlateRead | None = good(image)
+        return read
+
+    lane = GateLane(flaky, passes=PassSettings(hold_s=1.0, early_votes=3))
+    found = _drive(lane, [idle] * 2 + [car] * 10 + [idle] * 15)
+    assert [plate for _, plate in found] == ["AB1234CE"]
+    assert lane.stats.errors == (calls + 1) // 2 >= 3 and lane.stats.plates == 1
+
+    def gone(_image: np.ndarray) -> PlateRead | None:
+        raise OcrUnavailable("rapidocr is not installed")
+
+    with pytest.raises(OcrUnavailable):  # no engine at all is not a bad frame
+        _drive(GateLane(gone), [idle, car])
 
 
 def test_flush_closes_an_open_pass():
