@@ -202,11 +202,7 @@ def load_node_config(path: Path | str) -> EdgeConfig:
         updates["source"] = config.source.model_copy(
             update={"path": _rebase(config.source.path, base)}
         )
-    mqtt = config.mqtt
-    if mqtt.password_file is not None:
-        updates["mqtt"] = mqtt.model_copy(
-            update={"password_file": _rebase(mqtt.password_file, base)}
-        )
+    updates["mqtt"] = config.mqtt.relative_to(base)  # password file, TLS CA, cert and key
     return config.model_copy(update=updates)
 
 

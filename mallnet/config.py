@@ -112,6 +112,27 @@ class MqttSettings(ConfigModel):
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(default=30, gt=0, description="Reconnect delay ceiling.")
 
+    def relative_to(self, base: Path) -> MqttSettings:
+        """These settings with relative file paths (password, CA, client cert and key) under
+        ``base``, the config file's folder."""
+
+        def under(path: Path) -> Path:
+            return path if path.is_absolute() else base / path
+
+        update: dict[str, object] = {}
+        if self.password_file is not None:
+            update["password_file"] = under(self.password_file)
+        tls = self.tls
+        if tls is not None:
+            update["tls"] = tls.model_copy(
+                update={
+                    "ca_file": under(tls.ca_file),
+                    "cert_file": under(tls.cert_file) if tls.cert_file is not None else None,
+                    "key_file": under(tls.key_file) if tls.key_file is not None else None,
+                }
+            )
+        return self.model_copy(update=update)
+
     def resolve_password(self) -> str | None:
         if self.password_file is not None:
             try:

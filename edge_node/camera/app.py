@@ -105,6 +105,7 @@ class GateApp:
             self.node,
             batch_size=config.outbox.batch_size,
             max_inflight=config.outbox.max_inflight,
+            max_inflight_batches=config.outbox.max_inflight_batches,
             receipt_timeout_s=config.outbox.receipt_timeout_s,
         )
         self.reader = reader or RapidOcrReader(threads=config.reader.threads)

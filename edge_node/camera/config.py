@@ -148,8 +148,5 @@ def load_gate_config(path: Path | str) -> GateConfig:
     }
     if config.crops is not None:
         updates["crops"] = config.crops.model_copy(update={"dir": _rebase(config.crops.dir, base)})
-    if config.mqtt.password_file is not None:
-        updates["mqtt"] = config.mqtt.model_copy(
-            update={"password_file": _rebase(config.mqtt.password_file, base)}
-        )
+    updates["mqtt"] = config.mqtt.relative_to(base)  # password file, TLS CA, cert and key
     return config.model_copy(update=updates)

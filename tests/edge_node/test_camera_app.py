@@ -264,3 +264,33 @@ def test_gate_command_runs_with_a_lost_camera_and_stops_cleanly_on_sigterm(broke
         watch.stop()
     text = log.read_text()
     assert "cannot open camera" in text and "Traceback" not in text
+
+
+def test_gate_config_paths_are_relative_to_the_file_and_every_outbox_field_is_used(
+    tmp_path, broker
+):
+    """TLS files next to the config resolve there (as docs/parking.md's example has it), and
+    the outbox's `max_inflight_batches` reaches the publisher, as on a store node."""
+    path = gate_config(
+        tmp_path,
+        broker,
+        "unused",
+        tmp_path,
+        outbox={"path": "outbox.sqlite", "max_inflight_batches": 3, "batch_size": 7},
+    )
+    data = yaml.safe_load(path.read_text())
+    data["mqtt"]["tls"] = {"ca_file": "ca.crt", "cert_file": "gate.crt", "key_file": "/k/gate.key"}
+    path.write_text(yaml.safe_dump(data))
+    config = load_gate_config(path)
+    tls = config.mqtt.tls
+    assert tls is not None
+    assert (tls.ca_file, tls.cert_file) == (tmp_path / "ca.crt", tmp_path / "gate.crt")
+    assert tls.key_file == Path("/k/gate.key")
+    del data["mqtt"]["tls"]
+    path.write_text(yaml.safe_dump(data))
+    config = load_gate_config(path)
+    app = GateApp(config, reader=object(), sources=[object()])  # type: ignore[arg-type, list-item]
+    try:
+        assert (app.publisher.max_inflight_batches, app.publisher.batch_size) == (3, 7)
+    finally:
+        app.outbox.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,8 +145,29 @@ def test_the_cli_runs_as_a_module_and_record_needs_an_adapter(tmp_path: Path) ->
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    data = yaml.safe_load((FIRMWARE / "node.example.yaml").read_text(encoding="utf-8"))
-    assert data["source"]["type"] == "bleak"
+    # Without BlueZ (no system bus here), `record` says so and exits 2: no traceback.
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={tmp_path / 'no-bus'}")
+    out = tmp_path / "capture.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "mallnet.cli", "edge", "record", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "cannot reach BlueZ for hci0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_simulate_reports_an_unreadable_keys_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = ["edge", "simulate", "--out", str(tmp_path / "t.jsonl"), "--prefix", PREFIX_HEX]
+    assert main([*args, "--keys-file", str(tmp_path / "missing.keys")]) == 2
+    assert "cannot read --keys-file" in caplog.text
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 def test_validate_config_warns_about_a_missing_password_file(
@@ -158,3 +180,20 @@ def test_validate_config_warns_about_a_missing_password_file(
     (tmp_path / "store-a.password").write_text("secret\n")
     assert main(["edge", "run", "--config", str(config), "--validate-config"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_tls_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    """`relative paths resolve against the config file's folder` holds for TLS files too."""
+    data = yaml.safe_load((FIRMWARE / "node.example.yaml").read_text(encoding="utf-8"))
+    data["mqtt"]["tls"] = {"ca_file": "certs/ca.crt", "cert_file": "node.crt", "key_file": "/k/n"}
+    data["mqtt"]["password_file"] = "node.password"
+    data["outbox"]["path"] = "outbox.sqlite"
+    path = tmp_path / "etc" / "node.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_node_config(path)
+    tls = config.mqtt.tls
+    assert tls is not None
+    assert tls.ca_file == path.parent / "certs" / "ca.crt"
+    assert tls.cert_file == path.parent / "node.crt" and tls.key_file == Path("/k/n")
+    assert config.mqtt.password_file == path.parent / "node.password"
