@@ -81,6 +81,7 @@ class EdgeApp:
         )
         self.health = HealthMonitor(self.node, wall(), config.health.thermal_zone)
         self.config_revision = -1
+        self.rejected_configs = 0  # malformed or invalid NodeConfig pushes, logged and ignored
         self._node_configs: queue.SimpleQueue[NodeConfig] = queue.SimpleQueue()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,6 +128,7 @@ class EdgeApp:
             try:
                 decoded = decode(message.topic, message.payload)
             except WireError as exc:
+                self.rejected_configs += 1
                 log.warning("rejected node config: %s", exc)
                 return
             if isinstance(decoded.message, NodeConfig):
@@ -151,6 +153,7 @@ class EdgeApp:
             try:
                 tuned = self.config.presence.tuned(pushed.presence)
             except ValueError as exc:
+                self.rejected_configs += 1
                 log.warning("node config revision %d rejected: %s", pushed.revision, exc)
                 continue
             self.engine.apply(tuned)
@@ -186,6 +189,8 @@ class EdgeApp:
             "events": self.pipeline.events,
             "invalid_events": self.pipeline.invalid,
             "tracked_tags": self.engine.tracked,
+            "config_revision": self.config_revision,
+            "rejected_configs": self.rejected_configs,
             "source": {
                 "scanner_restarts": self.source.stats.scanner_restarts,
                 "adapter_resets": self.source.stats.adapter_resets,

@@ -108,9 +108,16 @@ def test_core_tuning_heartbeat_and_clean_stop(broker: DevBroker, tmp_path: Path)
         assert (app.engine.settings.radius_m, app.engine.settings.rx_adjust_db) == (2.0, -2)
         core.publish(topic, encode(NodeConfig(revision=2, presence=None))).wait(10)  # older
         core.publish(topic, b'{"v": 1, "revision": "x"}').wait(10)  # malformed
+        core.publish(topic, b"\xff not json").wait(10)  # not even JSON
+        # valid on the wire, but below the node's own 1 s floor for dwell reports
+        unusable = NodeConfig(revision=5, presence=PresenceTuning(dwell_report_s=0.5))
+        core.publish(topic, encode(unusable)).wait(10)
         core.publish(topic, encode(NodeConfig(revision=4, presence=PresenceTuning()))).wait(10)
         wait_until(lambda: app.config_revision == 4, what="newer tuning applied")
         assert app.engine.settings.radius_m == 4.0  # an empty tuning restores the file config
+        assert app.engine.settings.dwell_report_s == app.config.presence.dwell_report_s  # 5 refused
+        counted = app.counters()
+        assert (counted["rejected_configs"], counted["config_revision"]) == (3, 4)
 
         def reports() -> list[HealthReport]:
             out = []
