@@ -87,11 +87,11 @@ def _simulate(args: argparse.Namespace) -> int:
     prefix = identity.parse_prefix(args.prefix)
     keys = [identity.parse_key(k) for k in args.key]
     if args.keys_file:
-        keys += [
-            identity.parse_key(line.strip())
-            for line in Path(args.keys_file).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        try:
+            lines = Path(args.keys_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --keys-file {args.keys_file}: {exc}") from None
+        keys += [identity.parse_key(line.strip()) for line in lines if line.strip()]
     rng = random.Random(args.seed)
     start = time.time() if args.start == "now" else float(args.start)
     walks: list[simulate.Walk] = []

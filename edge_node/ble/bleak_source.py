@@ -122,6 +122,8 @@ class BleakSource:
                 await scanner.start()
                 self.mode = "passive"
                 return scanner
+            except OSError as exc:  # no system bus at all (BlueZ/D-Bus not running)
+                raise SourceError(f"cannot reach BlueZ for {adapter}: {exc}") from exc
             except BleakError as exc:
                 if mode == "passive":
                     raise SourceError(f"passive scanning refused on {adapter}: {exc}") from exc
@@ -137,7 +139,7 @@ class BleakSource:
         )
         try:
             await scanner.start()
-        except BleakError as exc:
+        except (BleakError, OSError) as exc:  # OSError: no system bus (BlueZ/D-Bus not running)
             raise SourceError(f"cannot scan on {adapter}: {exc}") from exc
         self.mode = "active"
         return scanner
