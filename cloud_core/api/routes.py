@@ -84,6 +84,24 @@ def register_customer(body: m.CustomerIn, ctx: Ctx, _caller: AdminOrKiosk) -> m.
     return _customer_out(ctx, customer)
 
 
+@customers.get("", summary="Find a customer by phone number")
+def find_customer(
+    ctx: Ctx,
+    _caller: AdminOrKiosk,
+    phone: Annotated[
+        str,
+        Query(min_length=3, max_length=32, description="Any common format, e.g. 07911 123456."),
+    ],
+) -> m.CustomerOut:
+    """The customer registered with this phone number (404 if none), e.g. at a kiosk."""
+    e164 = identity.normalise_phone(phone, ctx.config.default_region)
+    with ctx.store.read() as conn:
+        row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
+    if row is None:
+        raise NotFound("no customer with this phone number")
+    return _customer_out(ctx, row[0])
+
+
 @customers.get("/{customer}", summary="Read a customer")
 def read_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.CustomerOut:
     return _customer_out(ctx, customer)

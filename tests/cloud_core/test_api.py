@@ -119,6 +119,14 @@ def test_kiosk_registers_a_customer_and_attaches_a_beacon_key(api):
     assert r.json() == {"plate": "AB12CDE"}
     r = client.get(f"/customers/{body['id']}", headers=h("admin"))
     assert r.json()["beacon_keys"] == 1 and r.json()["vehicles"] == ["AB12CDE"]
+    found = client.get("/customers", params={"phone": "+44 7911 123456"}, headers=h("kiosk"))
+    assert found.status_code == 200 and found.json()["id"] == body["id"]
+    missing = client.get("/customers", params={"phone": "07911 123499"}, headers=h("kiosk"))
+    assert missing.status_code == 404
+    assert (
+        client.get("/customers", params={"phone": "07911 123456"}, headers=h("bean")).status_code
+        == 403
+    )
     # the same phone again, written differently, is a conflict
     r = client.post("/customers", json={"phone": "+44 7911 123456"}, headers=h("kiosk"))
     assert r.status_code == 409 and "already registered" in r.json()["detail"]
