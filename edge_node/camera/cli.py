@@ -16,14 +16,38 @@ to load, 2 when the OCR engine is not installed, else 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mallnet.errors import FrameError
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _needs_camera_extra(handler: Handler) -> Handler:
+    """Exit 2 with a hint, not a traceback, where the ``camera`` extra is not installed
+    (a store Pi has only ``edge``: no OpenCV, numpy or OCR engine)."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ImportError as exc:
+            log.error(
+                "`mallnet edge %s` needs the camera extra (pip install 'mallnet[camera]'): %s",
+                args.edge_command,
+                exc,
+            )
+            return 2
+
+    return run
+
 
 DEFAULT_COUNTRIES = ("EU", "US", "BR")
 
@@ -57,7 +81,7 @@ def add_camera_commands(edge_subparsers: Any) -> None:
         "--no-fallback", action="store_true", help="skip the slow whole-frame text detector"
     )
     read.add_argument("--threads", type=int, default=1, help="OCR threads (default 1)")
-    read.set_defaults(handler=_read_plate)
+    read.set_defaults(handler=_needs_camera_extra(_read_plate))
 
     frames = edge_subparsers.add_parser(
         "synth-frames", help="write a synthetic vehicle pass (JPEG frames) for a demo or a test"
@@ -68,7 +92,7 @@ def add_camera_commands(edge_subparsers: Any) -> None:
         "--style", default="UA", choices=["UA", "FR", "ES", "US", "BR"], help="plate style"
     )
     frames.add_argument("--seed", type=int, default=0, help="scene seed")
-    frames.set_defaults(handler=_synth_frames)
+    frames.set_defaults(handler=_needs_camera_extra(_synth_frames))
 
     gate = edge_subparsers.add_parser(
         "gate", help="run a parking-gate node (cameras → plates → parking events)"
@@ -77,7 +101,7 @@ def add_camera_commands(edge_subparsers: Any) -> None:
     gate.add_argument(
         "--validate-config", action="store_true", help="check the config, print problems, exit"
     )
-    gate.set_defaults(handler=_gate)
+    gate.set_defaults(handler=_needs_camera_extra(_gate))
 
 
 def _synth_frames(args: argparse.Namespace) -> int:

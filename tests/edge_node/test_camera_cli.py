@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -90,3 +94,38 @@ def test_synth_frames_writes_a_readable_vehicle_pass(tmp_path, capsys):
     empty, car = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert empty["plate"] is None
     assert car["plate"] == "KA7777TX"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["read-plate", "gate.jpg"],
+        ["synth-frames", "--out", "frames", "--plate", "AA1234BB"],
+        ["gate", "--config", "gate.yaml"],
+    ],
+)
+def test_camera_commands_on_a_node_without_the_camera_extra(argv, tmp_path):
+    """A store Pi installs only `edge`: the camera commands say what is missing (exit 2)."""
+    (tmp_path / "gate.yaml").write_text(
+        "node: {id: gate-north, mall: m}\nmqtt: {}\noutbox: {path: o.sqlite}\n"
+        "lanes: [{gate: north-in, direction: entry, camera: {type: file, path: f}}]\n"
+    )
+    code = (
+        "import sys\n"
+        "for name in ('cv2', 'numpy', 'rapidocr', 'onnxruntime', 'PIL'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "from mallnet.cli import main\n"
+        f"sys.exit(main(['edge', *{argv!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs the camera extra" in result.stderr
+    assert "Traceback" not in result.stderr
