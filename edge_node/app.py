@@ -47,7 +47,7 @@ def build_source(config: EdgeConfig) -> BeaconSource:
         return ReplaySource(settings.path, speed=settings.speed)
     from edge_node.ble.bleak_source import BleakSource
 
-    return BleakSource(settings)
+    return BleakSource(settings, retry_first_start=True)  # an adapter may come up late
 
 
 class EdgeApp:

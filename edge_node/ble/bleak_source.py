@@ -74,8 +74,12 @@ class BleakSource:
         *,
         clock: Callable[[], float] = time.time,
         reset_adapter: Callable[[str], Awaitable[None]] = power_cycle_adapter,
+        retry_first_start: bool = False,
     ) -> None:
         self.settings = settings
+        # A node keeps trying when the adapter is not there yet (bluetoothd still starting at
+        # boot, a USB dongle replugged); `mallnet edge record` fails at once instead.
+        self.retry_first_start = retry_first_start
         self.stats = SourceStats(extra={"non_apple": 0, "passive_refused": 0, "queue_overflow": 0})
         self.mode: str | None = None  # the mode actually in use
         self._clock = clock
@@ -154,8 +158,14 @@ class BleakSource:
 
     async def adverts(self) -> AsyncIterator[Advert]:
         self._queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        scanner = await self._start()
-        log.info("scanning on %s (%s)", self.settings.adapter, self.mode)
+        scanner: Any = None
+        try:
+            scanner = await self._start()
+            log.info("scanning on %s (%s)", self.settings.adapter, self.mode)
+        except SourceError as exc:
+            if not self.retry_first_start:
+                raise
+            log.error("cannot start scanning (%s); the watchdog keeps trying", exc)
         fruitless = 0
         try:
             while True:
@@ -182,6 +192,7 @@ class BleakSource:
                     )
                     try:
                         scanner = await self._start()
+                        log.info("scanning on %s (%s)", self.settings.adapter, self.mode)
                     except SourceError as exc:  # try again at the next watchdog period
                         scanner = None
                         log.error("scanner restart failed: %s", exc)

@@ -49,8 +49,8 @@ class BlueZ:
         obj = self.adapter(adapter)
         return list(obj.GetMethodCalls(method, dbus_interface="org.freedesktop.DBus.Mock"))
 
-    def add_device(self, address: str = ADDRESS) -> Any:
-        path = self.mock.AddDevice("hci0", address, "tag", dbus_interface=MOCK_IFACE)
+    def add_device(self, address: str = ADDRESS, adapter: str = "hci0") -> Any:
+        path = self.mock.AddDevice(adapter, address, "tag", dbus_interface=MOCK_IFACE)
         device = self.bus.get_object("org.bluez", path)
         # dbusmock's bluez5 template types ManufacturerData and ServiceData as arrays of
         # dicts (aa{qv}, aa{sv}); BlueZ's are dicts. Give the device BlueZ's types first.
@@ -219,6 +219,47 @@ def test_watchdog_restarts_the_scanner_then_resets_the_adapter(bluez: BlueZ) -> 
     log = bluez.log.read_text()
     powered = [line for line in log.splitlines() if "Adapter1.Powered" in line and "Set" in line]
     assert len(powered) == 2 and "False" in powered[0] and "True" in powered[1]
+
+
+def test_a_node_waits_for_an_adapter_that_is_not_there_yet(bluez: BlueZ) -> None:
+    """At boot the adapter may come up after the node: the node keeps trying, counted,
+    and scans once it appears (`mallnet edge record` fails at once instead)."""
+    from edge_node.errors import SourceError
+
+    settings = BleakSourceSettings(type="bleak", adapter="hci1", watchdog_s=0.1)
+
+    async def start_once() -> None:
+        await anext(aiter(BleakSource(settings).adverts()))
+
+    with pytest.raises(SourceError):
+        asyncio.run(start_once())
+
+    source = BleakSource(settings, reset_adapter=_no_reset, retry_first_start=True)
+
+    async def scenario() -> Advert:
+        stream = aiter(source.adverts())
+        pending = asyncio.ensure_future(anext(stream))
+        try:
+            await _until(lambda: source.stats.scanner_restarts >= 2)
+            assert source.mode is None and not pending.done()  # still no adapter
+            bluez.mock.AddAdapter("hci1", "store-b", dbus_interface=MOCK_IFACE)
+            await _until(lambda: source.mode is not None)
+            device = bluez.add_device(adapter="hci1")
+            async with asyncio.timeout(10):
+                while True:
+                    bluez.advertise(device, {0x004C: _frame()[2:]}, -65)
+                    done, _ = await asyncio.wait({pending}, timeout=0.5)
+                    if done:
+                        return pending.result()
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    assert asyncio.run(scenario()).rssi == -65
+    assert source.mode == "active"
+
+
+async def _no_reset(_adapter: str) -> None:
+    """No adapter to power-cycle yet."""
 
 
 def test_record_writes_live_adverts_as_a_replayable_trace(bluez: BlueZ, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge_node.app import build_source
+from edge_node.ble.bleak_source import BleakSource
 from edge_node.ble.replay import ReplaySource
 from edge_node.cli import schema_texts
 from edge_node.config import (
@@ -30,6 +32,8 @@ FIRMWARE = ROOT / "firmware_config"
 def test_examples_are_valid() -> None:
     node = load_node_config(FIRMWARE / "node.example.yaml")
     assert isinstance(node.source, BleakSourceSettings)
+    source = build_source(node)
+    assert isinstance(source, BleakSource) and source.retry_first_start  # adapter may be late
     assert node.ibeacon.prefix_bytes == bytes.fromhex(PREFIX_HEX)
     for demo in sorted((FIRMWARE / "demo").glob("store-*.yaml")):
         config = load_node_config(demo)
