@@ -101,15 +101,25 @@ class DevBroker:
         self.conf_file = data_dir / "mosquitto.conf"
         self.log_file = data_dir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._passwords: dict[str, str] = {}
         data_dir.mkdir(parents=True, exist_ok=True)
         self.acl_file.write_text(render_acl(mall, core_user))
 
     def add_user(self, user: str, password: str | None = None) -> str:
-        """Add a credential; a running broker reloads it (SIGHUP)."""
+        """Add or replace a credential; a running broker reloads it (SIGHUP).
+
+        Replacing a password makes Mosquitto disconnect clients logged in as that user.
+        """
         password = add_credential(self.password_file, user, password)
+        self._passwords[user] = password
         if self.running:
             self.reload()
         return password
+
+    def credential(self, user: str) -> str:
+        """The password of a user this instance added, adding the user on first use."""
+        known = self._passwords.get(user)
+        return known if known is not None else self.add_user(user)
 
     def _render(self) -> str:
         tls = ""

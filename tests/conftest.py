@@ -60,8 +60,9 @@ def broker(tmp_path: Path) -> Iterator[DevBroker]:
 
 
 def settings_for(broker: DevBroker, user: str) -> MqttSettings:
-    """Credentials for a (new) broker user."""
-    password = broker.add_user(user)
+    """Credentials for a broker user (added on first use; later calls reuse its password,
+    so clients already logged in as that user stay connected)."""
+    password = broker.credential(user)
     return MqttSettings(
         port=broker.port,
         username=user,

@@ -215,3 +215,14 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_a_second_client_of_the_same_user_does_not_kick_the_first(broker, connect):
+    first = connect(NODE)
+    connect(NODE, "store-bean-bar-1-second")
+    assert first.connected
+    assert (
+        first.publish(PRESENCE.topic(MALL, NODE), encode(EXAMPLES["PresenceBatch"])).wait(10)
+        in (0, 16)  # 16: accepted, no subscriber
+    )
+    assert first.counters.connects == 1
