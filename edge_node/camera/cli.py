@@ -109,12 +109,17 @@ def _synth_frames(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from edge_node.camera.formats import normalise
+    from edge_node.camera.formats import formats_for, match_format, normalise
     from edge_node.camera.synth import pass_frames
 
+    plate = normalise(args.plate)
+    fitted = match_format(plate, formats_for([args.style]), max_fixes=0, max_dropped=0)
+    if fitted is None or fitted.plate != plate:
+        log.error("%r is not a %s plate (a gate would never read it)", args.plate, args.style)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    frames = pass_frames(normalise(args.plate), args.style, args.seed)
+    frames = pass_frames(plate, args.style, args.seed)
     for index, frame in enumerate(frames):
         cv2.imwrite(str(out / f"{index:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
     log.info("wrote %d frames of a vehicle pass to %s", len(frames), out)

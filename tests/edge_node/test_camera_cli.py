@@ -96,6 +96,16 @@ def test_synth_frames_writes_a_readable_vehicle_pass(tmp_path, capsys):
     assert car["plate"] == "KA7777TX"
 
 
+@pytest.mark.parametrize(("plate", "style"), [("!!!", "UA"), ("", "FR"), ("AB123CD", "UA")])
+def test_synth_frames_refuses_a_plate_of_no_format(plate, style, tmp_path, caplog):
+    """Frames of a plate no gate could read would make a demo or a test that proves nothing."""
+    out = tmp_path / "pass"
+    args = ["edge", "synth-frames", "--out", str(out), "--plate", plate, "--style", style]
+    assert main(args) == 2
+    assert f"is not a {style} plate" in caplog.text
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
