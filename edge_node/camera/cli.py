@@ -137,6 +137,10 @@ def _gate(args: argparse.Namespace) -> int:
             sys.stderr.write(problem + "\n")
         return 2
     if args.validate_config:
+        try:
+            config.mqtt.resolve_password()
+        except ConfigError as exc:  # may be provisioned later (ansible); say so, don't fail
+            sys.stderr.write(f"{args.config}: warning: mqtt.password_file: {exc}\n")
         lanes = ", ".join(f"{lane.gate}/{lane.direction}" for lane in config.lanes)
         sys.stdout.write(f"{args.config}: ok (gate node {config.node.id}: {lanes})\n")
         return 0

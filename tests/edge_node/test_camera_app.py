@@ -186,6 +186,19 @@ def test_gate_config_errors_name_the_line(tmp_path, broker, capsys):
     assert main(["edge", "gate", "--config", str(path), "--validate-config"]) == 2
 
 
+def test_gate_validate_config_warns_about_a_missing_password_file(tmp_path, broker, capsys):
+    """As `edge run --validate-config`: a credential not provisioned yet only warns."""
+    path = gate_config(tmp_path, broker, "unused", tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["mqtt"] = {"username": GATE_NODE, "password_file": "gate.password"}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["edge", "gate", "--config", str(path), "--validate-config"]) == 0
+    assert "warning: mqtt.password_file" in capsys.readouterr().err
+    (tmp_path / "gate.password").write_text("secret\n")
+    assert main(["edge", "gate", "--config", str(path), "--validate-config"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_the_documented_gate_config_is_valid():
     from edge_node.camera.config import GateConfig
 
