@@ -34,6 +34,7 @@ from edge_node.errors import SourceError
 log = logging.getLogger(__name__)
 
 IBEACON_PATTERN = bytes((0x4C, 0x00, 0x02, 0x15))
+RSSI_MIN, RSSI_MAX = -127, 20  # dBm a real advert can have (the trace format's range too)
 QUEUE_LIMIT = 20_000  # adverts waiting for the loop; beyond it they are dropped and counted
 _APPLE_LE = APPLE_COMPANY_ID.to_bytes(2, "little")
 
@@ -80,7 +81,9 @@ class BleakSource:
         # A node keeps trying when the adapter is not there yet (bluetoothd still starting at
         # boot, a USB dongle replugged); `mallnet edge record` fails at once instead.
         self.retry_first_start = retry_first_start
-        self.stats = SourceStats(extra={"non_apple": 0, "passive_refused": 0, "queue_overflow": 0})
+        self.stats = SourceStats(
+            extra={"non_apple": 0, "passive_refused": 0, "queue_overflow": 0, "bad_rssi": 0}
+        )
         self.mode: str | None = None  # the mode actually in use
         self._clock = clock
         self._reset_adapter = reset_adapter
@@ -95,8 +98,12 @@ class BleakSource:
             self.stats.extra["non_apple"] += 1
             return
         assert self._queue is not None
+        rssi = int(data.rssi)
+        if not RSSI_MIN <= rssi <= RSSI_MAX:  # 127 is HCI's "not available": never a distance
+            self.stats.extra["bad_rssi"] += 1
+            return
         advert = Advert(
-            self._clock(), device.address, int(data.rssi), _APPLE_LE + bytes(payload), data.tx_power
+            self._clock(), device.address, rssi, _APPLE_LE + bytes(payload), data.tx_power
         )
         try:
             self._queue.put_nowait(advert)

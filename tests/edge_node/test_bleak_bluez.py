@@ -161,6 +161,27 @@ def test_active_scan_with_duplicate_data_when_bluez_has_no_monitor_api(bluez: Bl
     assert bluez.calls("StartDiscovery") and bluez.calls("StopDiscovery")
 
 
+def test_an_advert_without_a_real_rssi_is_counted_not_yielded(bluez: BlueZ) -> None:
+    """HCI's 127 ("RSSI not available") would read as a tag touching the node: a false enter."""
+    source = BleakSource(BleakSourceSettings(type="bleak", watchdog_s=30))
+
+    async def scenario() -> Advert:
+        device = bluez.add_device()
+        stream = aiter(source.adverts())
+        first = asyncio.ensure_future(anext(stream))
+        try:
+            await _until(lambda: source.mode is not None)
+            bluez.advertise(device, {0x004C: _frame()[2:]}, 127)
+            await _until(lambda: source.stats.extra["bad_rssi"] >= 1)
+            bluez.advertise(device, {0x004C: _frame()[2:]}, -71)
+            return await asyncio.wait_for(first, 10)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    assert asyncio.run(scenario()).rssi == -71
+    assert source.stats.extra["bad_rssi"] == 1 and source.stats.adverts == 1
+
+
 def test_passive_scan_with_an_ibeacon_or_pattern_when_bluez_allows(
     bluez_experimental: BlueZ,
 ) -> None:
