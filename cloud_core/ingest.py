@@ -7,6 +7,13 @@ applies up to ``batch_max`` messages per transaction, and only after ``COMMIT``
 acknowledges each message to the broker (manual ack) and publishes the receipts the
 nodes wait for and the customers' inbox notices.
 
+Inbox notices are at least once: each is written to ``pending_notices`` (its id, topic
+and payload) in the transaction of the credit that makes it, published with QoS 1 after
+the commit, and deleted only once the broker has acknowledged that publish (reason code
+0 or 16). On start-up and after every reconnect of the publishing connection, what is
+still pending is published again, in order; a repeat carries the same notice id, so an
+app can drop it.
+
 Exactly once: each event id is inserted into ``processed_events`` in the transaction
 that applies its effects, so a redelivery (a broker resend after a crash between commit
 and ack, a node resending from its outbox, a second worker) is recognised, counted as a
@@ -47,7 +54,8 @@ from cloud_core.parking import ParkingRules
 from cloud_core.rules.visits import Notice, apply_visit, credit_notice
 from cloud_core.store import Store
 from cloud_core.telemetry import Point, TelemetrySink
-from mallnet.mqtt import Inbound, MqttClient
+from mallnet.errors import MqttError
+from mallnet.mqtt import Inbound, MqttClient, PublishTicket
 from mallnet.wire import WireError, decode, encode
 from mallnet.wire.payloads import (
     MAX_BATCH,
@@ -81,6 +89,20 @@ EXIT_AFTER_COMMIT_ENV = "MALLNET_CORE_TEST_EXIT_AFTER_COMMIT"
 Clock = Callable[[], float]
 
 
+#: The broker's PUBACK reason codes that mean it took a publish (16: no subscribers).
+PUBLISHED = (0, 16)
+
+
+@dataclass(frozen=True)
+class PendingNotice:
+    """An inbox notice written in a committed transaction, until the broker acknowledges it."""
+
+    seq: int
+    id: str
+    topic: str
+    payload: bytes
+
+
 @dataclass
 class Outgoing:
     """What one committed batch publishes (and, while it is built, its processed rows)."""
@@ -88,6 +110,7 @@ class Outgoing:
     now_iso: str
     receipts: dict[str, list[str]] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
+    pending: list[PendingNotice] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
     processed: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
     campaigns: list[Campaign] | None = None  # read once per batch, when a visit needs them
@@ -116,8 +139,12 @@ class Applier:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def apply(self, messages: Sequence[Inbound]) -> Outgoing:
-        """Apply messages in one transaction; returns what to publish once it committed."""
+    def apply(self, messages: Sequence[Inbound], *, published: Sequence[int] = ()) -> Outgoing:
+        """Apply messages in one transaction; returns what to publish once it committed.
+
+        ``published``: pending notices (``seq``) the broker has acknowledged since the last
+        transaction, deleted in this one.
+        """
         out = Outgoing(now_iso=ledger.iso(datetime.fromtimestamp(self.clock(), UTC)))
         counts: Counter[str] = Counter()
         with self.store.transaction() as conn:
@@ -129,11 +156,51 @@ class Applier:
                 " VALUES (?, ?, ?, ?, ?)",
                 out.processed.values(),
             )
+            out.pending = self._keep_notices(conn, out.notices, out.now_iso)
+            self._forget_notices(conn, published)
         counts["batches"] += 1
         counts["messages"] += len(messages)
         with self._lock:
             self.counters.update(counts)
         return out
+
+    def _keep_notices(
+        self, conn: sqlite3.Connection, notices: Sequence[Notice], now_iso: str
+    ) -> list[PendingNotice]:
+        """Write notices to ``pending_notices`` (in the caller's transaction), in order."""
+        kept = []
+        for notice in notices:
+            topic = INBOX.topic(self.config.mall, notice.customer)
+            payload = encode(notice.message)
+            cursor = conn.execute(
+                "INSERT INTO pending_notices (id, customer_id, topic, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (notice.message.id, notice.customer, topic, payload, now_iso),
+            )
+            seq = cursor.lastrowid
+            assert seq is not None
+            kept.append(PendingNotice(seq, notice.message.id, topic, payload))
+        return kept
+
+    @staticmethod
+    def _forget_notices(conn: sqlite3.Connection, published: Sequence[int]) -> None:
+        conn.executemany("DELETE FROM pending_notices WHERE seq = ?", [(s,) for s in published])
+
+    def notices_published(self, published: Sequence[int]) -> None:
+        """Delete pending notices the broker has acknowledged (own transaction)."""
+        if published:
+            with self.store.transaction() as conn:
+                self._forget_notices(conn, published)
+
+    def pending_notices(self) -> list[PendingNotice]:
+        """Every notice not yet acknowledged by the broker, oldest first."""
+        with self.store.read() as conn:
+            return [
+                PendingNotice(int(row[0]), str(row[1]), str(row[2]), bytes(row[3]))
+                for row in conn.execute(
+                    "SELECT seq, id, topic, payload FROM pending_notices ORDER BY seq"
+                )
+            ]
 
     def node_configs(self) -> list[tuple[str, NodeConfig]]:
         """The `NodeConfig` of every node whose store sets `node_tuning`; its revision goes up
@@ -200,6 +267,7 @@ class Applier:
             for node, ids in out.receipts.items():
                 merged.receipts.setdefault(node, []).extend(ids)
             merged.notices.extend(out.notices)
+            merged.pending.extend(out.pending)
             merged.points.extend(out.points)
         return merged
 
@@ -455,9 +523,9 @@ class Applier:
             Point("node_health", {"mall": self.config.mall, "node": report.node}, fields, report.ts)
         )
 
-    def expire(self) -> list[Notice]:
-        """The expiry job: zero due lots, journal each, return the inbox notices; and
-        forget presence ids too old to matter (``processed_events`` stays bounded)."""
+    def expire(self) -> list[PendingNotice]:
+        """The expiry job: zero due lots, journal each, keep and return the inbox notices;
+        and forget presence ids too old to matter (``processed_events`` stays bounded)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         # A presence id processed more than twice the stale age ago can go: a redelivery
         # of that event now is stale anyway and credits nothing.
@@ -468,13 +536,15 @@ class Applier:
                 "DELETE FROM processed_events WHERE topic = 'presence' AND ts < ?",
                 (ledger.iso(forget_before),),
             ).rowcount
+            notices = [
+                Notice(c.customer, credit_notice(c, f"{-c.delta} points expired in {c.pocket}"))
+                for c in changes
+            ]
+            pending = self._keep_notices(conn, notices, ledger.iso(now))
         with self._lock:
             self.counters["expired_lots"] += len(changes)
             self.counters["forgotten_ids"] += forgotten
-        return [
-            Notice(c.customer, credit_notice(c, f"{-c.delta} points expired in {c.pocket}"))
-            for c in changes
-        ]
+        return pending
 
 
 def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
@@ -529,6 +599,12 @@ class Consumer:
         self._committed = 0
         self.acked = 0
         self.failed_batches = 0
+        # pending notices (seq) published on this process's connection and not yet
+        # acknowledged; and those acknowledged, to delete in the next transaction
+        self._notice_tickets: dict[int, PublishTicket] = {}
+        self._notices_published: list[int] = []
+        self._publisher_connects = 0
+        self.notices_refused = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -539,6 +615,8 @@ class Consumer:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._settle_notices(deadline=time.monotonic() + min(timeout, 5.0))
         self.client.stop()
         if self.publisher is not self.client:
             self.publisher.stop()
@@ -570,6 +648,23 @@ class Consumer:
 
     def _jobs(self) -> None:
         """The periodic jobs, on the worker thread between batches."""
+        connects = self.publisher.counters.connects
+        if connects != self._publisher_connects and self.publisher.connected:
+            # start-up or a reconnect: publish again what is pending (a crash before the
+            # broker took it, another worker's, one the broker refused)
+            self._publisher_connects = connects
+            try:
+                self._send_notices(self.applier.pending_notices(), skip_in_flight=True)
+            except sqlite3.Error:
+                log.exception("pending notices could not be read; retrying")
+                self._publisher_connects = 0
+        self._collect_published()
+        if self._notices_published and self._queue.empty():
+            try:
+                self.applier.notices_published(self._notices_published)
+                self._notices_published.clear()
+            except sqlite3.Error:
+                log.exception("published notices could not be forgotten; retrying")
         if not self._node_configs_sent and self.publisher.connected:
             self._node_configs_sent = True
             try:
@@ -581,7 +676,7 @@ class Consumer:
         if now >= self._next_expiry:
             self._next_expiry = now + self._expiry_interval_s
             try:
-                self._publish_notices(self.applier.expire())
+                self._send_notices(self.applier.expire())
             except sqlite3.Error:
                 log.exception("expiry job failed; retrying later")
         if self.applier.config.kiosks and now >= self._next_offers and self.publisher.connected:
@@ -600,7 +695,8 @@ class Consumer:
                 continue
             batch = [message for _, message in taken]
             try:
-                out = self.applier.apply(batch)
+                out = self.applier.apply(batch, published=self._notices_published)
+                self._notices_published.clear()
             except sqlite3.OperationalError:
                 # Locked, busy or out of disk: nothing was committed and nothing acked.
                 # Put the messages back and retry soon (the broker would redeliver them
@@ -640,7 +736,7 @@ class Consumer:
             for start in range(0, len(ids), MAX_BATCH * 4):
                 receipt = Receipt(ts=now, ids=tuple(ids[start : start + MAX_BATCH * 4]))
                 self.publisher.publish(RECEIPTS.topic(mall, node), encode(receipt), qos=1)
-        self._publish_notices(out.notices)
+        self._send_notices(out.pending)
         if out.points:
             self.telemetry.write(out.points)
 
@@ -663,17 +759,58 @@ class Consumer:
             self.publisher.publish(KIOSK_OFFERS.topic(mall, kiosk), payload, qos=1, retain=True)
         self._kiosk_offers = current.offers
 
-    def _publish_notices(self, notices: Sequence[Notice]) -> None:
-        mall = self.applier.config.mall
-        for notice in notices:
-            self.publisher.publish(
-                INBOX.topic(mall, notice.customer), encode(notice.message), qos=1
+    def _send_notices(
+        self, pending: Sequence[PendingNotice], *, skip_in_flight: bool = False
+    ) -> None:
+        """Publish kept notices (QoS 1), in order; each stays kept until the broker acks it.
+
+        paho itself sends again, after a reconnect, what it had in flight; so on a reconnect
+        only what has no publish in flight on this connection is sent again.
+        """
+        for notice in pending:
+            if skip_in_flight and notice.seq in self._notice_tickets:
+                continue
+            self._notice_tickets[notice.seq] = self.publisher.publish(
+                notice.topic, notice.payload, qos=1
             )
+
+    def _collect_published(self) -> None:
+        """Move acknowledged notice publishes to ``_notices_published`` (deleted with the
+        next transaction); a refused one stays pending for the next (re)connect."""
+        for seq, ticket in list(self._notice_tickets.items()):
+            if not ticket.done:
+                continue
+            del self._notice_tickets[seq]
+            reason = ticket.wait(0)
+            if reason in PUBLISHED:
+                self._notices_published.append(seq)
+            else:
+                self.notices_refused += 1
+                log.warning("the broker refused an inbox notice (reason %d); kept", reason)
+
+    def _settle_notices(self, deadline: float) -> None:
+        """On stop: wait (until ``deadline``) for notices in flight, forget the acked ones."""
+        for ticket in list(self._notice_tickets.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.publisher.connected:
+                break
+            try:
+                ticket.wait(remaining)
+            except MqttError:
+                break
+        self._collect_published()
+        try:
+            self.applier.notices_published(self._notices_published)
+            self._notices_published.clear()
+        except sqlite3.Error:
+            log.exception("published notices could not be forgotten; sent again at start")
 
     def stats(self) -> dict[str, int]:
         """Counters of this worker since it started (outcomes, duplicates, delays…)."""
         counts = self.applier.snapshot()
         counts["acked"] = self.acked
+        counts["notices_in_flight"] = len(self._notice_tickets)
+        counts["notices_refused"] = self.notices_refused
         counts["replays_seen"] = self.applier.resolver.replays
         delays = sorted(self._delays)
         if delays:

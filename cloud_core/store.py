@@ -195,6 +195,25 @@ def m004_key_removals(db: sqlite_utils.Database) -> None:
     db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_removals', 0)")
 
 
+@migrations()
+def m005_pending_notices(db: sqlite_utils.Database) -> None:
+    # inbox notices written with the credit that makes them, deleted once the broker has
+    # acknowledged their publish: at least once, in order (seq), across crashes
+    db.executescript(
+        """
+        CREATE TABLE pending_notices (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX pending_notices_customer ON pending_notices(customer_id);
+        """
+    )
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 

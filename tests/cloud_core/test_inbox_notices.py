@@ -1,0 +1,114 @@
+"""Inbox notices are at least once: a core killed after its commit and before it published the
+notices sends them when it comes back (same ids), also when the broker was down meanwhile."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from cloud_core.store import open_store
+from mallnet.wire import decode, encode
+from mallnet.wire.payloads import CreditNotice, OfferNotice
+from mallnet.wire.topics import INBOX, PRESENCE
+from tests.cloud_core.helpers import Walker, key_of
+from tests.cloud_core.test_exactly_once import start_core, write_config
+from tests.cloud_core.test_ingest import (
+    add_campaign,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
+)
+from tests.conftest import MALL, Collector, wait_until
+
+
+def pending_notices(config) -> list[tuple[str, str]]:
+    store = open_store(config.database)
+    try:
+        with store.read() as conn:
+            rows = conn.execute("SELECT id, topic FROM pending_notices ORDER BY seq").fetchall()
+    finally:
+        store.close()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+@pytest.mark.parametrize("broker_down", [False, True], ids=["restart", "broker-restart"])
+def test_notices_of_a_batch_committed_before_a_crash_arrive_after_the_restart(
+    tmp_path, broker, core_config, connect, core_client, *, broker_down
+):
+    config_path = write_config(tmp_path, broker)
+    config = core_config  # the subprocess's database file, for the helpers
+    ann = register(config, 1, "+44 7911 123001")
+    bob = register(config, 2, "+44 7911 123002")
+    add_campaign(config)
+    inbox = Collector()
+    core_client(
+        "inbox-watch",
+        subscriptions=[(INBOX.filter(MALL), 1)],
+        on_message=inbox,
+        persistent_session=True,  # keeps what arrives while the broker restarts
+    )
+    receipts, node = receipts_collector(connect, "store-1")
+    log = tmp_path / "core.log"
+    walker = Walker("store-1")
+    now = time.time()
+    # no cooldown: Ann's two visits and Bob's one credit 3 times; the offer goes to each once
+    first = walker.batch(
+        [
+            walker.event(key_of(1), now - 30),
+            walker.event(key_of(2), now - 20),
+            walker.event(key_of(1), now - 10),
+        ]
+    )
+
+    core = start_core(config_path, log, crash_after=1)
+    try:
+
+        def crashed() -> bool:
+            if core.poll() is not None:
+                return True
+            node.publish(PRESENCE.topic(MALL, "store-1"), encode(first)).wait(10)
+            return False
+
+        wait_until(crashed, timeout=30, what="the core to crash after its first commit")
+        assert core.returncode == 9, log.read_text()
+    finally:
+        if core.poll() is None:
+            core.kill()
+            core.wait()
+    kept = pending_notices(config)
+    assert len(kept) == 5  # 3 credits, 2 offers: committed with the credits, not yet sent
+    assert inbox.messages == []
+
+    if broker_down:
+        broker.stop()  # graceful: the sessions (and the core's unacked batch) are kept
+    core = start_core(config_path, log)
+    try:
+        if broker_down:
+            broker.start()
+        wait_until(
+            lambda: first.events[0].id in receipted_ids(receipts),
+            timeout=30,
+            what="the redelivered batch to be receipted",
+        )
+        got = inbox.wait_for(len(kept), timeout=30)
+        wait_until(lambda: pending_notices(config) == [], timeout=30, what="notices acked")
+    finally:
+        core.send_signal(signal.SIGTERM)
+        assert core.wait(20) == 0, log.read_text()
+
+    notices: list[tuple[str, CreditNotice | OfferNotice]] = []
+    for message in got:
+        notice = decode(message.topic, message.payload).message
+        assert isinstance(notice, CreditNotice | OfferNotice)
+        notices.append((message.topic, notice))
+    # every kept notice arrived, with the id it was kept under, in the order it was kept
+    first_seen = list(dict.fromkeys((n.id, topic) for topic, n in notices))
+    assert first_seen == kept
+    assert {type(n) for _, n in notices} == {CreditNotice, OfferNotice}
+    credits = sorted((t.split("/")[4], n.points) for t, n in notices if isinstance(n, CreditNotice))
+    assert credits == sorted([(ann, 10), (ann, 10), (bob, 10)])
+    assert wallet(config, ann) == {"bean-bar": 20}  # the redelivery credited nothing again
+    assert wallet(config, bob) == {"bean-bar": 10}
