@@ -28,6 +28,7 @@ from edge_node.health import HealthMonitor, Snapshot
 from edge_node.outbox import Outbox
 from edge_node.publisher import Publisher
 from mallnet import __version__
+from mallnet.errors import FrameError
 from mallnet.frames.sources import FrameSource, Image8, open_source
 from mallnet.ids import new_event_id
 from mallnet.mqtt import MqttClient, Will
@@ -49,6 +50,7 @@ class Lane:
     last_frame: Image8 | None = None
     last_ts: float = 0.0
     ended: bool = False
+    bad_frames: int = 0  # frames the source could not hand over (logged, counted, skipped)
 
 
 def lane_reader(
@@ -172,7 +174,17 @@ class GateApp:
         for lane in self.lanes:
             if lane.ended:
                 continue
-            frame = lane.source.read()
+            try:
+                frame = lane.source.read()
+            except FrameError as exc:  # e.g. a camera delivering an unsupported pixel format
+                lane.bad_frames += 1
+                log.warning(
+                    "%s: bad frame skipped (%d so far): %s",
+                    lane.settings.gate,
+                    lane.bad_frames,
+                    exc,
+                )
+                continue
             if frame is None:
                 if lane.source.finished:
                     lane.ended = True

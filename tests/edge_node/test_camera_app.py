@@ -171,6 +171,40 @@ def test_a_lost_camera_shows_in_health(tmp_path, broker):
         app.outbox.close()
 
 
+def test_a_frame_the_source_cannot_hand_over_is_skipped(tmp_path, broker):
+    """A camera delivering one frame in a pixel format we cannot use costs that frame only."""
+    from mallnet.errors import FrameError
+    from mallnet.frames.sources import Frame, FrameSource, SourceHealth
+
+    class Flaky(FrameSource):
+        def __init__(self) -> None:
+            self.script: list[Exception | int] = [
+                FrameError("frames must be uint8, got uint16"),
+                1,
+                2,
+            ]
+
+        def read(self) -> Frame | None:
+            if not self.script:
+                self.finished = True
+                return None
+            item = self.script.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return Frame(idle_frame(), float(item), int(item))
+
+        def health(self) -> SourceHealth:
+            return SourceHealth(True, 0, 0, 0, None, None)
+
+    config = load_gate_config(gate_config(tmp_path, broker, "unused", tmp_path))
+    app = GateApp(config, reader=object(), sources=[Flaky()])  # type: ignore[arg-type]
+    try:
+        assert [app.step(), app.step(), app.step(), app.step()] == [0, 1, 1, 0]
+        assert app.lanes[0].bad_frames == 1 and app.ended
+    finally:
+        app.outbox.close()
+
+
 def test_gate_config_errors_name_the_line(tmp_path, broker, capsys):
     password = broker.add_user(GATE_NODE)
     path = gate_config(tmp_path, broker, password, tmp_path)
