@@ -26,7 +26,8 @@ Everything that crosses the broker is defined in `mallnet/wire/`: topic specs
 - A device's broker user name is its node or kiosk id; the broker's ACL lets it
   publish only under its own `nodes/{{id}}/…` or `kiosks/{{id}}/…` topics.
 - Payloads are compact UTF-8 JSON, at most {MAX_PAYLOAD_BYTES} bytes; fields
-  that are `null` are left out.
+  that are `null` are left out. Numbers are finite: `NaN` and `Infinity`
+  (not JSON) are `schema` errors.
 - Every event carries `v` (schema version), `id` (a UUIDv7 made at its
   source, the idempotency key everywhere), `seq` (the source's monotonic
   sequence number) and `ts` (UTC, ISO 8601). Device messages are batches of up

@@ -44,9 +44,10 @@ Version = Literal[1]
 
 
 class WireModel(BaseModel):
-    """Base of every payload: frozen, strict, unknown fields rejected."""
+    """Base of every payload: frozen, strict, unknown fields rejected, numbers finite
+    (``NaN`` and ``Infinity`` are not JSON, and would poison sums and stored rows)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Event(WireModel):

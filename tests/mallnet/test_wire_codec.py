@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mallnet.wire import MAX_PAYLOAD_BYTES, WireError, WireErrorKind, decode, encode
 from mallnet.wire.examples import EXAMPLES
-from mallnet.wire.topics import ALL_TOPICS, PRESENCE, RECEIPTS, parse_topic
+from mallnet.wire.topics import ALL_TOPICS, HEALTH, PRESENCE, RECEIPTS, parse_topic
 
 GOOD_TOPIC = PRESENCE.topic("m1", "store-bean-bar-1")
 GOOD = json.loads(encode(EXAMPLES["PresenceBatch"]))
@@ -49,6 +49,13 @@ def _mutate(**changes):
     return json.dumps(body).encode()
 
 
+def _raw_number(token: str) -> bytes:
+    """The example with a bare ``NaN``/``Infinity`` (Python's JSON extension) as ``inside_s``."""
+    text = json.dumps(GOOD, separators=(",", ":"))
+    assert '"inside_s":0.0' in text
+    return text.replace('"inside_s":0.0', f'"inside_s":{token}', 1).encode()
+
+
 MALFORMED = {
     "bad json": (GOOD_TOPIC, b'{"v":1,', WireErrorKind.JSON),
     "not utf-8": (GOOD_TOPIC, b"\xff\xfe\x00", WireErrorKind.JSON),
@@ -80,6 +87,13 @@ MALFORMED = {
         PRESENCE.topic("m1", "store-other"),
         encode(EXAMPLES["PresenceBatch"]),
         WireErrorKind.MISMATCH,
+    ),
+    "NaN": (GOOD_TOPIC, _raw_number("NaN"), WireErrorKind.SCHEMA),
+    "Infinity": (GOOD_TOPIC, _raw_number("Infinity"), WireErrorKind.SCHEMA),
+    "unbounded Infinity": (
+        HEALTH.topic("m1", "store-bean-bar-1"),
+        encode(EXAMPLES["HealthReport"]).replace(b'"cpu_temp_c":51.2', b'"cpu_temp_c":Infinity'),
+        WireErrorKind.SCHEMA,
     ),
     "topic too short": (
         "mall/v1/m1/nodes/x",
