@@ -166,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MallnetError as exc:
         log.error("%s", exc)
         return 2
+    except OSError as exc:  # an output folder that does not exist, a file we may not write …
+        log.error("%s", exc)
+        log.debug("where it happened", exc_info=True)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -118,3 +118,16 @@ def test_broker_acl_renders_the_template_for_a_mall(tmp_path):
     assert "user core\ntopic readwrite mall/v1/riverside/#" in text
     assert "@" not in text.replace("%u", "")
     assert main(["broker", "acl", "--mall", "River/Side", "--out", str(out)]) == 2
+
+
+def test_a_file_that_cannot_be_written_is_an_error_line_not_a_traceback(tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    out = blocked / "mallnet.acl"
+    assert main(["broker", "acl", "--mall", "m1", "--out", str(out)]) == 2
+    assert str(out) in caplog.text and "Traceback" not in caplog.text
+    key = "ab" * 32
+    trace = blocked / "t.jsonl"
+    assert (
+        main(["edge", "simulate", "--out", str(trace), "--prefix", "f7a3e1c2", "--key", key]) == 2
+    )
