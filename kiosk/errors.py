@@ -1,0 +1,13 @@
+"""The kiosk's exception hierarchy."""
+
+from __future__ import annotations
+
+from mallnet.errors import MallnetError
+
+
+class KioskError(MallnetError):
+    """Base of every error raised by ``kiosk``."""
+
+
+class ImageError(KioskError):
+    """An image that cannot be read (missing, corrupt, not an image)."""
