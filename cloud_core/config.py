@@ -28,6 +28,15 @@ class VisitRules(ConfigModel):
     min_dwell_s: float = Field(
         default=60, ge=0, le=86_400, description="Seconds inside the store before a visit counts."
     )
+    join_gap_s: float = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        description="A customer's presences at a store that end and start again within this "
+        "time count as one continuous stay for `min_dwell_s` (a shopper's beacon id rotates "
+        "every 600 s and the node cannot link the old and new ids; cover the nodes' "
+        "exit_timeout_s + enter_dwell_s).",
+    )
     cooldown_s: float = Field(
         default=3600,
         ge=0,
@@ -61,6 +70,9 @@ class VisitOverrides(ConfigModel):
 
     points: int | None = Field(default=None, ge=0, le=100_000, description="Points per visit.")
     min_dwell_s: float | None = Field(default=None, ge=0, description="Minimum dwell (s).")
+    join_gap_s: float | None = Field(
+        default=None, ge=0, le=3600, description="Presences this close join (s)."
+    )
     cooldown_s: float | None = Field(default=None, ge=0, description="Cooldown (s).")
     daily_cap: int | None = Field(default=None, ge=0, description="Daily cap (points).")
     expiry: Literal["none", "end_of_day", "after"] | None = Field(

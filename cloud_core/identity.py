@@ -149,11 +149,11 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     """Erase everything personal about a customer; returns rows removed per table.
 
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
-    offer deliveries, daily rule counters, idempotency keys naming the customer, lots,
-    journal rows and inbox notices not yet published. Nothing that names the customer is
-    left, so the wallet's points are gone too (an erased customer cannot come back for
-    them). Aggregates that never named anyone (footfall, processed event ids, which hold
-    no customer) stay.
+    presence segments, offer deliveries, daily rule counters, idempotency keys naming the
+    customer, lots, journal rows and inbox notices not yet published. Nothing that names
+    the customer is left, so the wallet's points are gone too (an erased customer cannot
+    come back for them). Aggregates that never named anyone (footfall, processed event
+    ids, which hold no customer) stay.
     """
     require_customer(conn, customer)
     removed = {}
@@ -165,6 +165,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
         "daily_grants",
         "journal",
         "pending_notices",
+        "presence_segments",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount

@@ -454,8 +454,9 @@ class Applier:
         rules = self.rules[store.id]
         outcome: str
         ts_epoch = event.ts.timestamp()
-        if event.inside_s < rules.min_dwell_s:
-            outcome = "short"  # cheap exit before resolving: enters and early dwells
+        if event.kind == "enter" and event.inside_s < rules.min_dwell_s:
+            # cheap exit before resolving: the tag's later dwells and exit cover its enter
+            outcome = "short"
         elif self.clock() - ts_epoch > self.config.ingest.max_event_age_s:
             outcome = "stale"
         else:
@@ -536,6 +537,10 @@ class Applier:
                 "DELETE FROM processed_events WHERE topic = 'presence' AND ts < ?",
                 (ledger.iso(forget_before),),
             ).rowcount
+            # a stay that ended before then can only be joined by a stale event
+            conn.execute(
+                "DELETE FROM presence_segments WHERE end_epoch < ?", (forget_before.timestamp(),)
+            )
             notices = [
                 Notice(c.customer, credit_notice(c, f"{-c.delta} points expired in {c.pocket}"))
                 for c in changes

@@ -214,6 +214,23 @@ def m005_pending_notices(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_presence_segments(db: sqlite_utils.Database) -> None:
+    # a customer's continuous presence at a store, joined across rotating tag ids
+    db.executescript(
+        """
+        CREATE TABLE presence_segments (
+            id INTEGER PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            start_epoch REAL NOT NULL,
+            end_epoch REAL NOT NULL
+        );
+        CREATE INDEX presence_segments_pair ON presence_segments(customer_id, store, end_epoch);
+        """
+    )
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 

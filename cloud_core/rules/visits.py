@@ -3,8 +3,14 @@
 ``apply_visit`` is a function of one resolved presence event and the ledger state,
 run inside the ingest transaction that also marks the event processed:
 
-1. a visit qualifies once the shopper has been inside ``min_dwell_s`` (a dwell or
-   exit event whose ``inside_s`` reaches it);
+1. a visit qualifies once the shopper has been inside ``min_dwell_s`` continuously:
+   each dwell or exit event covers ``[ts - inside_s, ts]``, and the customer's presences
+   at the store that overlap or lie within ``join_gap_s`` of each other are one stay
+   (``join_presence``). A shopper's beacon id rotates every 600 s and the node cannot
+   link the two ids, so a stay across a rotation arrives as the old tag's exit and the
+   new tag's enter/dwell/exit; the core resolves both to the customer and joins them.
+   The joined stay is the same whatever order its pieces arrive in, from whichever of
+   the store's nodes;
 2. cooldown: no second visit for the same customer and store within ``cooldown_s``
    of another (checked on both sides of the event's time, so the order in which
    nodes' events arrive does not matter, and whichever node of the store saw it);
@@ -79,6 +85,46 @@ def credit_notice(change: ledger.Change, text: str) -> CreditNotice:
     )
 
 
+def join_presence(
+    conn: sqlite3.Connection,
+    *,
+    customer: str,
+    store: str,
+    start: float,
+    end: float,
+    gap_s: float,
+) -> tuple[float, float]:
+    """Record that ``customer`` was at ``store`` from ``start`` to ``end`` (epoch seconds)
+    and return the continuous stay this belongs to.
+
+    Every stored segment that overlaps ``[start - gap_s, end + gap_s]`` is merged with it
+    into one row, so the segments are the connected pieces of everything seen so far,
+    whatever the order it arrived in.
+    """
+    rows = conn.execute(
+        "SELECT id, start_epoch, end_epoch FROM presence_segments"
+        " WHERE customer_id = ? AND store = ? AND end_epoch >= ? AND start_epoch <= ?",
+        (customer, store, start - gap_s, end + gap_s),
+    ).fetchall()
+    lo = min([start, *(float(r[1]) for r in rows)])
+    hi = max([end, *(float(r[2]) for r in rows)])
+    if not rows:
+        conn.execute(
+            "INSERT INTO presence_segments (customer_id, store, start_epoch, end_epoch)"
+            " VALUES (?, ?, ?, ?)",
+            (customer, store, lo, hi),
+        )
+        return lo, hi
+    keep, *merged = rows
+    conn.executemany("DELETE FROM presence_segments WHERE id = ?", [(r[0],) for r in merged])
+    if (lo, hi) != (float(keep[1]), float(keep[2])):
+        conn.execute(
+            "UPDATE presence_segments SET start_epoch = ?, end_epoch = ? WHERE id = ?",
+            (lo, hi, keep[0]),
+        )
+    return lo, hi
+
+
 def apply_visit(
     conn: sqlite3.Connection,
     *,
@@ -93,9 +139,17 @@ def apply_visit(
     inside_s: float,
     campaigns: Sequence[Campaign] | None = None,
 ) -> VisitResult:
-    if inside_s < rules.min_dwell_s:
-        return VisitResult("short")
     epoch = ts.timestamp()
+    start, end = join_presence(
+        conn,
+        customer=customer,
+        store=store.id,
+        start=epoch - inside_s,
+        end=epoch,
+        gap_s=rules.join_gap_s,
+    )
+    if end - start < rules.min_dwell_s:
+        return VisitResult("short")
     day = local_day(ts, tz)
     # one read for every check: the cooldown (either side of the event's time, this store)
     # and today's points at this business, stores visited, and whether this one was

@@ -1,5 +1,6 @@
 """Visit rules at the ingest seam (``Applier``) under hypothesis-generated event sequences:
-cooldowns, daily caps, the game, expiry and pocket isolation hold in any arrival order."""
+cooldowns, daily caps, the game, expiry and pocket isolation hold in any arrival order, and a
+customer's presences (tags rotating every 600 s) join into the same stays whatever the order."""
 
 from __future__ import annotations
 
@@ -34,8 +35,16 @@ event_spec = st.tuples(
     st.builds(
         lambda h, m: h * 60 + m, st.sampled_from([0, 1, 2, 6, 13, 14, 15, 30]), st.integers(0, 59)
     ),
-    st.sampled_from([0.0, 30.0, 60.0, 240.0]),  # inside_s
+    st.sampled_from([0.0, 30.0, 50.0, 60.0, 240.0]),  # inside_s
 )
+STORE_OF_NODE = {
+    "store-1": "bean-bar-l1",
+    "store-1b": "bean-bar-l1",
+    "store-2": "shoe-hub",
+    "store-3": "book-nook",
+}
+JOIN_GAP_S = 120.0
+MIN_DWELL_S = 60.0
 
 
 def _setup(tmp: Path):
@@ -94,6 +103,9 @@ def _setup(tmp: Path):
 @given(specs=st.lists(event_spec, min_size=1, max_size=30), batch=st.integers(1, 5))
 # a shopper back every 30 minutes: the campaign's cap, cooldown and daily cap all bite
 @example(specs=[(1, "store-1", m, 240.0) for m in (0, 30, 60, 90, 120)], batch=2)
+# a stay across a tag rotation (10:10), seen by both Bean Bar nodes, arriving late piece first:
+# 50 s + 50 s, each short alone
+@example(specs=[(1, "store-1b", 11, 50.0), (1, "store-1", 9, 50.0)], batch=1)
 def test_cooldowns_caps_game_expiry_and_pockets_hold(specs, batch):
     with tempfile.TemporaryDirectory() as tmp:
         config, store, customers = _setup(Path(tmp))
@@ -111,6 +123,50 @@ def _messages(specs) -> list[Inbound]:
         event = walker.event(key_of(who), START + minute * 60, "dwell", inside)
         out.append(Inbound(PRESENCE.topic(MALL, node), encode(walker.batch([event])), 1, False, 0))
     return out
+
+
+def _stays(specs) -> dict[tuple[int, str], list[tuple[float, float]]]:
+    """The model: each customer's time per store, pieces within the join gap merged."""
+    pieces = defaultdict(list)
+    for who, node, minute, inside in specs:
+        end = START + minute * 60
+        pieces[(who, STORE_OF_NODE[node])].append((end - inside, end))
+    stays: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for pair, intervals in pieces.items():
+        merged: list[list[float]] = []
+        for lo, hi in sorted(intervals):
+            if merged and lo <= merged[-1][1] + JOIN_GAP_S:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        stays[pair] = [(lo, hi) for lo, hi in merged]
+    return stays
+
+
+def _check_stays(conn, customers, specs, visits, cooldown) -> None:
+    """The stored stays are the model's (so independent of the arrival order); every stay
+    long enough has a visit within the cooldown, and every visit lies in a long enough stay."""
+    who_of = {cid: n for n, cid in customers.items()}
+    stored: defaultdict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+    for row in conn.execute(
+        "SELECT customer_id, store, start_epoch, end_epoch FROM presence_segments"
+        " ORDER BY start_epoch"
+    ):
+        stored[(who_of[row[0]], row[1])].append((row[2], row[3]))
+    stays = _stays(specs)
+    assert dict(stored) == stays
+    for (who, store_id), pieces in stays.items():
+        mine = [
+            v["ts_epoch"]
+            for v in visits
+            if v["customer_id"] == customers[who] and v["store"] == store_id
+        ]
+        for lo, hi in pieces:
+            if hi - lo >= MIN_DWELL_S:  # not lost: credited, capped, or in another's cooldown
+                near = cooldown[store_id]
+                assert any(lo - near <= t <= hi + near for t in mine), (who, store_id, lo, hi)
+        for t in mine:
+            assert any(lo <= t <= hi and hi - lo >= MIN_DWELL_S for lo, hi in pieces)
 
 
 def _check_offers(conn, visits) -> None:
@@ -133,9 +189,11 @@ def _check(config, store, customers, specs, batch):
     messages = _messages(specs)
     for start in range(0, len(messages), batch):
         applier.apply(messages[start : start + batch])
-    qualifying = sum(1 for _, _, _, inside in specs if inside >= 60)
+    long_enough = sum(1 for _, _, _, inside in specs if inside >= MIN_DWELL_S)
     counts = applier.counters
-    assert counts["credited"] + counts["capped"] + counts["cooldown"] == qualifying
+    judged = counts["credited"] + counts["capped"] + counts["cooldown"]
+    assert judged + counts["short"] == len(specs)
+    assert judged >= long_enough  # joined pieces may qualify where each alone is short
 
     conn = store.conn
     visits = conn.execute("SELECT * FROM visits ORDER BY ts_epoch").fetchall()
@@ -153,6 +211,7 @@ def _check(config, store, customers, specs, batch):
         assert all(b - a >= cooldown[store_id] for a, b in itertools.pairwise(times))
     for (_, business, _), earned in per_day.items():  # daily cap per business
         assert earned <= daily_cap[business]
+    _check_stays(conn, customers, specs, visits, cooldown)
 
     # pocket isolation: each business pocket holds exactly its stores' visit points
     for customer in customers.values():
