@@ -326,7 +326,7 @@ class Applier:
                 ids.append(ff.id)
                 if not self._first_time(
                     conn, event_id=ff.id, node=node, topic=topic.spec.name, out=out, counts=counts
-                ):
+                ) or self._stale(ff.id, ff.window_start, out, counts):
                     continue
                 hour = ff.window_start.strftime("%Y-%m-%dT%H:00Z")
                 conn.execute(
@@ -348,7 +348,7 @@ class Applier:
         elif isinstance(payload, HealthReport):
             if self._first_time(
                 conn, event_id=payload.id, node=node, topic=topic.spec.name, out=out, counts=counts
-            ):
+            ) and not self._stale(payload.id, payload.ts, out, counts):
                 self._health(conn, payload, out)
                 counts["health"] += 1
         else:  # subscribed topics only carry the types above
@@ -370,7 +370,7 @@ class Applier:
         if gate and isinstance(batch, HealthReport):
             if self._first_time(
                 conn, event_id=batch.id, node=node, topic="health", out=out, counts=counts
-            ):
+            ) and not self._stale(batch.id, batch.ts, out, counts):
                 self._health(conn, batch, out)
                 counts["health"] += 1
             return
@@ -388,6 +388,16 @@ class Applier:
                 counts[parked.outcome] += 1
                 counts["points"] += parked.points
                 out.processed[event.id] = (event.id, node, "parking", parked.outcome, out.now_iso)
+
+    def _stale(self, event_id: str, ts: datetime, out: Outgoing, counts: Counter[str]) -> bool:
+        """A footfall or health event older than ``max_event_age_s`` is not applied (outcome
+        ``stale``): its id may be forgotten already, and counting it again must not happen."""
+        if self.clock() - ts.timestamp() <= self.config.ingest.max_event_age_s:
+            return False
+        node, topic = out.processed[event_id][1:3]
+        out.processed[event_id] = (event_id, node, topic, "stale", out.now_iso)
+        counts[f"stale_{topic}"] += 1
+        return True
 
     @staticmethod
     def _processed_among(conn: sqlite3.Connection, event_ids: Sequence[str]) -> set[str]:
@@ -526,15 +536,17 @@ class Applier:
 
     def expire(self) -> list[PendingNotice]:
         """The expiry job: zero due lots, journal each, keep and return the inbox notices;
-        and forget presence ids too old to matter (``processed_events`` stays bounded)."""
+        and forget presence, footfall and health ids too old to matter (``processed_events``
+        stays bounded)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
-        # A presence id processed more than twice the stale age ago can go: a redelivery
-        # of that event now is stale anyway and credits nothing.
+        # An id processed more than twice the stale age ago can go: a redelivery of that
+        # event now is stale anyway and credits (or counts) nothing.
         forget_before = now - timedelta(seconds=2 * self.config.ingest.max_event_age_s)
         with self.store.transaction() as conn:
             changes = ledger.expire_due(conn, now)
             forgotten = conn.execute(
-                "DELETE FROM processed_events WHERE topic = 'presence' AND ts < ?",
+                "DELETE FROM processed_events WHERE topic IN ('presence', 'footfall', 'health')"
+                " AND ts < ?",
                 (ledger.iso(forget_before),),
             ).rowcount
             # a stay that ended before then can only be joined by a stale event

@@ -11,8 +11,9 @@ from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import PresenceBatch
-from mallnet.wire.topics import PRESENCE
+from mallnet.wire.topics import FOOTFALL, HEALTH, PRESENCE
 from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
+from tests.cloud_core.test_telemetry import BASE, footfall, health
 from tests.conftest import MALL
 
 
@@ -120,3 +121,32 @@ def test_old_processed_ids_are_forgotten_and_their_redelivery_still_credits_noth
     assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
     applier.apply([visit])  # a very late redelivery: unknown id now, but stale
     assert points(store, customer) == 10 and applier.counters["stale"] == 1
+
+
+def test_footfall_and_health_ids_are_forgotten_too_and_a_late_redelivery_counts_nothing(setup):
+    config, store, _ = setup
+    clock = Clock(BASE + 600)
+    applier = Applier(config, store, clock)
+    walker = Walker("store-1")
+    late = [
+        Inbound(FOOTFALL.topic(MALL, "store-1"), encode(footfall(walker, 0, 3)), 1, False, 0),
+        Inbound(HEALTH.topic(MALL, "store-1"), encode(health(walker, 2)), 1, False, 0),
+    ]
+    applier.apply(late)
+
+    def kept() -> list[tuple[object, ...]]:
+        rows = store.conn.execute("SELECT unique_tags, adverts, windows FROM footfall")
+        return [tuple(r) for r in rows] + [
+            tuple(r) for r in store.conn.execute("SELECT last_health, last_seen FROM nodes")
+        ]
+
+    before = kept()
+    assert before[0] == (3, 120, 1) and applier.counters["health"] == 1
+    clock.set(BASE + 600 + 2 * config.ingest.max_event_age_s + 60)
+    applier.expire()
+    assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
+    applier.apply(late)  # unknown ids now, but too old to count again
+    assert kept() == before
+    assert (applier.counters["stale_footfall"], applier.counters["stale_health"]) == (1, 1)
+    outcomes = dict(store.conn.execute("SELECT topic, outcome FROM processed_events").fetchall())
+    assert outcomes == {"footfall": "stale", "health": "stale"}
