@@ -285,6 +285,21 @@ def test_erasing_a_customer_removes_everything_personal(api):
     client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("kiosk"))
     client.post(f"/customers/{customer}/vehicles", json={"plate": "AB12CDE"}, headers=h("admin"))
     seed_points(app, customer)
+    store = open_store(app.config.database)
+    try:
+        with store.transaction() as conn:  # a stay in progress and a notice not yet published
+            conn.execute(
+                "INSERT INTO presence_segments (customer_id, store, start_epoch, end_epoch)"
+                " VALUES (?, 'bean-bar-l1', ?, ?)",
+                (customer, START, START + 30),
+            )
+            conn.execute(
+                "INSERT INTO pending_notices (id, customer_id, topic, payload, created_at)"
+                " VALUES ('n-1', ?, ?, x'7b7d', '2026-11-23T10:00:00Z')",
+                (customer, f"mall/v1/{app.config.mall}/customers/{customer}/inbox"),
+            )
+    finally:
+        store.close()
     assert client.delete(f"/customers/{customer}", headers=h("bean")).status_code == 403
     r = client.delete(f"/customers/{customer}", headers=h("admin"))
     assert r.status_code == 200 and r.json()["removed"]["customers"] == 1
@@ -299,6 +314,8 @@ def test_erasing_a_customer_removes_everything_personal(api):
             "daily_grants",
             "journal",
             "lots",
+            "presence_segments",
+            "pending_notices",
         ):
             (n,) = store.conn.execute(
                 f"SELECT COUNT(*) FROM {table} WHERE customer_id = ?",
