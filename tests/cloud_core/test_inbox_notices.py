@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cloud_core import ledger
 from cloud_core.store import open_store
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 from mallnet.wire.topics import INBOX, PRESENCE
-from tests.cloud_core.helpers import Walker, key_of
+from tests.cloud_core.helpers import START, Walker, key_of, make_config
 from tests.cloud_core.test_exactly_once import start_core, write_config
 from tests.cloud_core.test_ingest import (
     add_campaign,
@@ -112,3 +114,54 @@ def test_notices_of_a_batch_committed_before_a_crash_arrive_after_the_restart(
     assert credits == sorted([(ann, 10), (ann, 10), (bob, 10)])
     assert wallet(config, ann) == {"bean-bar": 20}  # the redelivery credited nothing again
     assert wallet(config, bob) == {"bean-bar": 10}
+
+
+def test_a_notice_made_while_the_broker_is_down_is_kept_until_the_broker_has_it(
+    tmp_path, broker, core_settings, run_core, core_client, *, clock
+):
+    config = make_config(
+        tmp_path, core_settings, ingest={"batch_wait_ms": 1, "expiry_interval_s": 0.05}
+    )
+    ann = register(config, 1, "+44 7911 123001")
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            at = datetime.fromtimestamp(START, UTC)
+            ledger.grant(
+                conn,
+                customer=ann,
+                pocket="bean-bar",
+                points=10,
+                reason="visit",
+                idem_key="seed",
+                now=at,
+                expires_at=at + timedelta(seconds=60),
+            )
+    finally:
+        store.close()
+    inbox = Collector()
+    core_client(
+        "inbox-watch",
+        subscriptions=[(INBOX.filter(MALL), 1)],
+        on_message=inbox,
+        persistent_session=True,
+    )
+    app = run_core(config)
+    assert app.consumer is not None
+    publisher = app.consumer.publisher
+    broker.stop()
+    wait_until(lambda: not publisher.connected, what="the core to notice the broker is gone")
+    clock.set(START + 120)  # the expiry job zeroes the lot and makes a notice, broker down
+    wait_until(lambda: len(pending_notices(config)) == 1, what="the expiry notice kept")
+    ((notice_id, topic),) = pending_notices(config)
+    broker.start()
+    (message,) = inbox.wait_for(1, timeout=30)
+    notice = decode(message.topic, message.payload).message
+    assert isinstance(notice, CreditNotice)
+    assert (message.topic, notice.id, notice.points, notice.reason) == (
+        topic,
+        notice_id,
+        -10,
+        "expiry",
+    )
+    wait_until(lambda: pending_notices(config) == [], timeout=20, what="the broker's ack")
