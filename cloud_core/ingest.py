@@ -23,7 +23,8 @@ with its topic and reason, counted, and acked; it never stops the consumer.
 
 Test hook: if the environment variable ``MALLNET_CORE_TEST_EXIT_AFTER_COMMIT`` is set to
 N, the process calls ``os._exit(9)`` right after its N-th committed batch, before acking
-it — a crash at the worst moment, used by the exactly-once tests. Never set it elsewhere.
+it and before publishing its receipts and inbox notices — a crash at the worst moment,
+used by the exactly-once and inbox tests. Never set it elsewhere.
 """
 
 from __future__ import annotations
