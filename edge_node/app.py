@@ -26,7 +26,7 @@ from edge_node.config import EdgeConfig, ReplaySourceSettings
 from edge_node.health import HealthMonitor, Snapshot
 from edge_node.outbox import Outbox
 from edge_node.pipeline import Pipeline
-from edge_node.publisher import Publisher
+from edge_node.publisher import Publisher, drain_exit_code
 from mallnet import __version__
 from mallnet.ids import new_event_id
 from mallnet.mqtt import Inbound, MqttClient, Will
@@ -222,6 +222,10 @@ class EdgeApp:
         log.info("source ended; idling")
         return None
 
+    def _last_heartbeat(self) -> None:
+        if self.client.connected:
+            self._heartbeat()
+
     async def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, for a replay with ``at_end: exit``, drained."""
         self._loop = asyncio.get_running_loop()
@@ -252,16 +256,12 @@ class EdgeApp:
                     next_health = mono + self.config.health.interval_s
                     self._heartbeat()
                 self.publisher.pump(self.wall())
-                if drain_deadline is not None:
-                    if self.outbox.depth == 0:
-                        log.info("outbox drained; stopping")
-                        if self.client.connected:
-                            self._heartbeat()
-                        break
-                    if mono > drain_deadline:
-                        log.error("%d events still unreceipted; stopping", self.outbox.depth)
-                        code = 1
-                        break
+                drained = drain_exit_code(
+                    self.outbox.depth, mono, drain_deadline, self._last_heartbeat
+                )
+                if drained is not None:
+                    code = drained
+                    break
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), PUMP_INTERVAL_S)

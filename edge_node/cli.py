@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,20 +21,13 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "firmware_config" / "sche
 
 def _run(args: argparse.Namespace) -> int:
     from edge_node.config import load_node_config
+    from edge_node.config_check import load_or_report, report_valid
 
-    try:
-        config = load_node_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems or [str(exc)]:
-            sys.stderr.write(problem + "\n")
+    config = load_or_report(load_node_config, args.config)
+    if config is None:
         return 2
     if args.validate_config:
-        try:
-            config.mqtt.resolve_password()
-        except ConfigError as exc:  # may be provisioned later (ansible); say so, don't fail
-            sys.stderr.write(f"{args.config}: warning: mqtt.password_file: {exc}\n")
-        sys.stdout.write(f"{args.config}: ok (node {config.node.id})\n")
-        return 0
+        return report_valid(args.config, config.mqtt, f"node {config.node.id}")
     from edge_node.app import EdgeApp
 
     app = EdgeApp(config)

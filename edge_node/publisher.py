@@ -180,3 +180,20 @@ class Publisher:
             else:
                 batches.append([event])
         return batches
+
+
+def drain_exit_code(
+    depth: int, mono: float, deadline: float | None, on_drained: Callable[[], None]
+) -> int | None:
+    """At the end of a finite source: the exit code once the outbox is drained (0, after
+    ``on_drained``, e.g. a last heartbeat) or the drain deadline passed (1); None to go on."""
+    if deadline is None:
+        return None
+    if depth == 0:
+        log.info("outbox drained; stopping")
+        on_drained()
+        return 0
+    if mono > deadline:
+        log.error("%d events still unreceipted; stopping", depth)
+        return 1
+    return None

@@ -26,7 +26,7 @@ from edge_node.camera.ocr import RapidOcrReader, TextReader
 from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame
 from edge_node.health import HealthMonitor, Snapshot
 from edge_node.outbox import Outbox
-from edge_node.publisher import Publisher
+from edge_node.publisher import Publisher, drain_exit_code
 from mallnet import __version__
 from mallnet.errors import FrameError
 from mallnet.frames.sources import FrameSource, Image8, open_source
@@ -225,6 +225,10 @@ class GateApp:
         report = report.model_copy(update={"camera_ok": self.camera_ok()})
         self.client.publish(HEALTH.topic(self.mall, self.node), encode(report), qos=HEALTH.qos)
 
+    def _last_heartbeat(self) -> None:
+        if self.client.connected:
+            self.heartbeat()
+
     def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, with ``at_end: exit``, until drained."""
         previous = {
@@ -248,16 +252,12 @@ class GateApp:
                     next_prune = mono + PRUNE_INTERVAL_S
                     self.crops.prune(self.wall())
                 self.publisher.pump(self.wall())
-                if drain_deadline is not None:
-                    if self.outbox.depth == 0:
-                        log.info("outbox drained; stopping")
-                        if self.client.connected:
-                            self.heartbeat()
-                        break
-                    if mono > drain_deadline:
-                        log.error("%d events still unreceipted; stopping", self.outbox.depth)
-                        code = 1
-                        break
+                drained = drain_exit_code(
+                    self.outbox.depth, mono, drain_deadline, self._last_heartbeat
+                )
+                if drained is not None:
+                    code = drained
+                    break
                 if not busy:
                     time.sleep(IDLE_SLEEP_S)
         finally:

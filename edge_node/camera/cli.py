@@ -128,22 +128,14 @@ def _synth_frames(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from edge_node.camera.config import load_gate_config
-    from mallnet.errors import ConfigError
+    from edge_node.config_check import load_or_report, report_valid
 
-    try:
-        config = load_gate_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems or [str(exc)]:
-            sys.stderr.write(problem + "\n")
+    config = load_or_report(load_gate_config, args.config)
+    if config is None:
         return 2
     if args.validate_config:
-        try:
-            config.mqtt.resolve_password()
-        except ConfigError as exc:  # may be provisioned later (ansible); say so, don't fail
-            sys.stderr.write(f"{args.config}: warning: mqtt.password_file: {exc}\n")
         lanes = ", ".join(f"{lane.gate}/{lane.direction}" for lane in config.lanes)
-        sys.stdout.write(f"{args.config}: ok (gate node {config.node.id}: {lanes})\n")
-        return 0
+        return report_valid(args.config, config.mqtt, f"gate node {config.node.id}: {lanes}")
     from edge_node.camera.app import GateApp
 
     return GateApp(config).run()
