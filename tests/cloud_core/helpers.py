@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+import yaml
+
+from cloud_core.app import CoreApp
 from cloud_core.config import CoreConfig
 from mallnet import identity
-from mallnet.broker import DevBroker
+from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
 from mallnet.ids import UuidV7Factory
 from mallnet.wire.payloads import PresenceBatch, PresenceEvent
@@ -135,3 +141,21 @@ class Walker:
 
     def batch(self, events: list[PresenceEvent]) -> PresenceBatch:
         return PresenceBatch(node=self.node, events=tuple(events))
+
+
+@contextlib.contextmanager
+def serve_api(
+    tmp_path: Path, keys: list[dict[str, str]], **overrides: Any
+) -> Iterator[tuple[httpx.Client, CoreApp]]:
+    """The core's API alone on real uvicorn with these API keys, and an httpx client for it."""
+    keys_file = tmp_path / "api-keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": keys}))
+    port = free_port()
+    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)}, **overrides)
+    app = CoreApp(config, only="api", clock=Clock(START))
+    app.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client, app
+    finally:
+        app.stop()

@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import yaml
 
 from cloud_core import ledger
 from cloud_core.app import CoreApp
 from cloud_core.store import open_store
-from mallnet.broker import free_port
-from tests.cloud_core.helpers import START, Clock, make_config
+from tests.cloud_core.helpers import START, Clock, make_config, serve_api
 
 KEYS = {
     "admin": "k-admin-0123456789abcdef",
@@ -27,34 +25,22 @@ KEYS = {
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
-    keys_file = tmp_path / "api-keys.yaml"
-    keys_file.write_text(
-        yaml.safe_dump(
+    with serve_api(
+        tmp_path,
+        [
+            {"name": "office", "role": "admin", "key": KEYS["admin"]},
+            {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
+            {"name": "bean", "role": "tenant", "business": "bean-bar", "key": KEYS["bean"]},
             {
-                "keys": [
-                    {"name": "office", "role": "admin", "key": KEYS["admin"]},
-                    {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
-                    {"name": "bean", "role": "tenant", "business": "bean-bar", "key": KEYS["bean"]},
-                    {
-                        "name": "shoe",
-                        "role": "tenant",
-                        "business": "shoe-hub",
-                        "key_sha256": hashlib.sha256(KEYS["shoe"].encode()).hexdigest(),
-                    },
-                    {"name": "store-1", "role": "node", "node": "store-1", "key": KEYS["node"]},
-                ]
-            }
-        )
-    )
-    port = free_port()
-    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)})
-    app = CoreApp(config, only="api", clock=Clock(START))
-    app.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client, app
-    finally:
-        app.stop()
+                "name": "shoe",
+                "role": "tenant",
+                "business": "shoe-hub",
+                "key_sha256": hashlib.sha256(KEYS["shoe"].encode()).hexdigest(),
+            },
+            {"name": "store-1", "role": "node", "node": "store-1", "key": KEYS["node"]},
+        ],
+    ) as served:
+        yield served
 
 
 def h(who: str) -> dict[str, str]:

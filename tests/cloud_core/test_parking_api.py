@@ -8,14 +8,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import yaml
 
 from cloud_core import identity
 from cloud_core.app import CoreApp
 from cloud_core.parking import ParkingRules, make_validation_code
 from cloud_core.store import open_store
-from mallnet.broker import free_port
-from tests.cloud_core.helpers import START, Clock, make_config
+from tests.cloud_core.helpers import serve_api
 from tests.cloud_core.test_parking import PARKING, T0, Gate
 
 KEYS = {
@@ -27,32 +25,21 @@ KEYS = {
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
-    keys_file = tmp_path / "api-keys.yaml"
-    keys_file.write_text(
-        yaml.safe_dump(
+    with serve_api(
+        tmp_path,
+        [
+            {"name": "office", "role": "admin", "key": KEYS["admin"]},
+            {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
             {
-                "keys": [
-                    {"name": "office", "role": "admin", "key": KEYS["admin"]},
-                    {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
-                    {
-                        "name": "cinema",
-                        "role": "tenant",
-                        "business": "cinema",
-                        "key": KEYS["cinema"],
-                    },
-                ]
-            }
-        )
-    )
-    port = free_port()
-    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)}, parking=PARKING)
-    app = CoreApp(config, only="api", clock=Clock(START))
-    app.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client, app
-    finally:
-        app.stop()
+                "name": "cinema",
+                "role": "tenant",
+                "business": "cinema",
+                "key": KEYS["cinema"],
+            },
+        ],
+        parking=PARKING,
+    ) as served:
+        yield served
 
 
 def h(who: str) -> dict[str, str]:
