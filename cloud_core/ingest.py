@@ -287,10 +287,10 @@ class Applier:
         reason: str,
         counts: Counter[str],
     ) -> None:
-        """Keep a rejected message, bounded: its first ``payload_max_bytes`` with its full
-        size and SHA-256; a retained message already kept (same topic and hash, redelivered
-        at a reconnect) is counted, not kept again. The row bound is applied before the
-        transaction commits (``_trim_dead_letters``)."""
+        """Keep a rejected message, bounded: its first ``payload_max_bytes`` (all of it
+        for kind ``error``) with its full size and SHA-256; a retained message already kept
+        (same topic and hash, redelivered at a reconnect) is counted, not kept again. The row
+        bound is applied before the transaction commits (``_trim_dead_letters``)."""
         bounds = self.config.ingest.dead_letters
         node = node_of(message.topic)
         digest = hashlib.sha256(message.payload).hexdigest()
@@ -305,7 +305,9 @@ class Applier:
             count_for_node(conn, node, "repeat")
             return
         size = len(message.payload)
-        kept = message.payload[: bounds.payload_max_bytes]
+        # one that decoded and tripped a bug (``error``) is a contract batch, bounded by its
+        # schema: kept whole, for a replay once the bug is fixed
+        kept = message.payload if kind == "error" else message.payload[: bounds.payload_max_bytes]
         log.warning(
             "dead letter from %s (%s, %d bytes): %s", message.topic, kind, size, reason[:200]
         )

@@ -20,6 +20,7 @@ from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import FOOTFALL, PRESENCE, STATUS
 from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
+from tests.cloud_core.test_applier import BrokenResolver, message
 from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
 from tests.conftest import MALL, wait_until
 
@@ -65,6 +66,19 @@ def test_a_large_junk_payload_is_kept_truncated_with_its_size_and_hash(bounded):
         "truncated_bytes": 1_000_000 - 64,
     }
     assert applier.counters["dead_letters.truncated"] == 1
+
+
+def test_a_message_that_trips_a_bug_is_kept_whole_for_a_replay(bounded):
+    config, store = bounded  # payload_max_bytes: 64
+    clock = Clock(START + 10)
+    walker = Walker("store-1")
+    events = [walker.event(key_of(7), START + i) for i in range(3)]
+    applier = Applier(config, store, clock, BrokenResolver(store, clock, events[0].tag))
+    poisoned = message(walker, *events)
+    applier.apply_isolating([poisoned])
+    row = store.conn.execute("SELECT kind, payload, size FROM dead_letters").fetchone()
+    assert row["kind"] == "error" and len(poisoned.payload) > 64
+    assert bytes(row["payload"]) == poisoned.payload and row["size"] == len(poisoned.payload)
 
 
 def test_only_the_newest_dead_letters_are_kept_and_evictions_are_counted_per_node(bounded):
