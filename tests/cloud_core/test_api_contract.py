@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import HTTPException
 
 from cloud_core import ledger
 from cloud_core.api.models import Problem
@@ -111,6 +112,28 @@ def test_every_error_is_one_problem_shape_and_the_openapi_says_so(api):
                     assert list(response["content"]) == ["application/problem+json"], (
                         f"{method} {path} {code}"
                     )
+
+
+def test_a_429_or_a_bug_anywhere_is_a_problem_too(api):
+    """Nothing answers 429 today and no route should fail; a route added later that does gets
+    the same shape (our own seam: a route added to the running app)."""
+    client, app = api
+    assert app.server is not None
+    fastapi_app = app.server.config.app
+
+    def slow_down() -> None:
+        raise HTTPException(429, "too many requests with this key", {"Retry-After": "3"})
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    fastapi_app.add_api_route("/slow-down", slow_down, include_in_schema=False)
+    fastapi_app.add_api_route("/broken", broken, include_in_schema=False)
+    r = client.get("/slow-down")
+    assert_problem(r, 429, "/slow-down")
+    assert r.headers["retry-after"] == "3" and r.json()["title"] == "Too Many Requests"
+    body = assert_problem(client.get("/broken"), 500, "/broken")
+    assert body["detail"] == "internal error (logged)"  # no traceback or message leaks
 
 
 def test_the_api_key_is_a_security_scheme_every_guarded_operation_names(api):
@@ -232,6 +255,19 @@ def test_history_footfall_and_campaigns_page_and_filter_by_time(api):
         return [(f["hour"][11:13], f["node"]) for f in r.json()]
 
     assert len(hours()) == 12
+    # the page is cut by the database, not in Python: every list query carries its LIMIT
+    statements: list[str] = []
+    api_conn = app._stores[-1].conn  # the API's own connection
+    api_conn.set_trace_callback(statements.append)
+    try:
+        hours(limit=1)
+        campaigns_page = client.get("/campaigns", params={"limit": 1}, headers=h("admin"))
+        deltas(limit=1)
+    finally:
+        api_conn.set_trace_callback(None)
+    assert campaigns_page.status_code == 200
+    for table in ("footfall", "campaigns", "journal"):
+        assert any(f"FROM {table}" in q and "LIMIT" in q for q in statements), table
     assert hours(limit=3) == [("10", "store-1"), ("10", "store-2"), ("11", "store-1")]
     assert hours(limit=3, offset=3) == [("11", "store-2"), ("12", "store-1"), ("12", "store-2")]
     assert hours(since="2026-11-23T13:30:00Z", until="2026-11-23T15:00:00Z") == [
