@@ -43,27 +43,43 @@ def _wire_docs(args: argparse.Namespace) -> int:
 
 
 def _broker_add_device(args: argparse.Namespace) -> int:
-    from mallnet.broker import add_credential
+    from mallnet.dynsec import Role, add_device
     from mallnet.wire.topics import check_id
 
-    check_id(args.user, "device")
-    password = add_credential(Path(args.password_file), args.user)
+    role = Role(args.role)
+    path = Path(args.dynsec_file)
+    password = add_device(path, check_id(args.mall, "mall"), args.user, role)
     secret = Path(args.secret_out)
     secret.parent.mkdir(parents=True, exist_ok=True)
     secret.touch(mode=0o600, exist_ok=True)
     secret.chmod(0o600)
     secret.write_text(password + "\n", encoding="utf-8")
-    log.info("added %s to %s; its password is in %s", args.user, args.password_file, secret)
+    log.info(
+        "added %s (%s) to %s; its password is in %s; restart Mosquitto to apply",
+        args.user,
+        role,
+        path,
+        secret,
+    )
+    return 0
+
+
+def _broker_remove_device(args: argparse.Namespace) -> int:
+    from mallnet.dynsec import remove_device
+
+    if not remove_device(Path(args.dynsec_file), args.user):
+        log.error("%s is not in %s", args.user, args.dynsec_file)
+        return 1
+    log.info("removed %s from %s; restart Mosquitto to apply", args.user, args.dynsec_file)
     return 0
 
 
 def _broker_acl(args: argparse.Namespace) -> int:
-    from mallnet.broker import render_acl
+    from mallnet.dynsec import Role, role_acls
     from mallnet.wire.topics import check_id
 
-    text = render_acl(check_id(args.mall, "mall"), check_id(args.core_user, "core user"))
-    Path(args.out).write_text(text, encoding="utf-8")
-    log.info("wrote the ACL for mall %s to %s", args.mall, args.out)
+    acls = role_acls(check_id(args.mall, "mall"), args.user, Role(args.role))
+    sys.stdout.write("".join(f"{a['acltype']} {a['topic']}\n" for a in acls))
     return 0
 
 
@@ -74,8 +90,7 @@ def _broker_run(args: argparse.Namespace) -> int:
     broker.start()
     log.info("dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir)
     try:
-        assert broker._proc is not None
-        broker._proc.wait()
+        broker.wait()
     except KeyboardInterrupt:
         pass
     finally:
@@ -114,15 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser("broker", help="development broker and device credentials")
     bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
-    add = bsub.add_parser("add-device", help="create a device's broker credential")
-    add.add_argument("user", help="the node or kiosk id (its broker user name)")
-    add.add_argument("--password-file", required=True, help="Mosquitto password file")
+    roles = ["store", "gate", "kiosk", "core"]
+    dynsec = "/var/lib/mosquitto/mallnet-dynsec.json"
+    add = bsub.add_parser("add-device", help="create or replace a broker identity")
+    add.add_argument("user", help="the node or kiosk id (its broker user and client id)")
+    add.add_argument("--role", required=True, choices=roles, help="what the identity may do")
+    add.add_argument("--mall", required=True, help="the mall id in topics")
+    add.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
     add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
     add.set_defaults(handler=_broker_add_device)
-    acl = bsub.add_parser("acl", help="render mqtt_broker/acl.template for a mall")
+    remove = bsub.add_parser("remove-device", help="revoke a broker identity")
+    remove.add_argument("user", help="the node or kiosk id")
+    remove.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
+    remove.set_defaults(handler=_broker_remove_device)
+    acl = bsub.add_parser("acl", help="print what an identity may publish and subscribe to")
+    acl.add_argument("user", help="the node or kiosk id (any id for the core)")
+    acl.add_argument("--role", required=True, choices=roles)
     acl.add_argument("--mall", required=True, help="the mall id in topics")
-    acl.add_argument("--core-user", default="core", help="the core's broker user")
-    acl.add_argument("--out", required=True, help="where to write the ACL file")
     acl.set_defaults(handler=_broker_acl)
     run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
     run.add_argument("--data-dir", required=True)
