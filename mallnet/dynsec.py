@@ -192,17 +192,17 @@ def load_dynsec(path: Path) -> dict[str, Any]:
 
 
 def save_dynsec(path: Path, doc: dict[str, Any]) -> None:
-    """Write atomically, mode 0600, keeping the owner of an existing file (``mosquitto``)."""
+    """Write atomically, mode 0600, owned like the file it replaces or else like its folder
+    (``mosquitto`` in ``/var/lib/mosquitto``), so the broker can read and rewrite it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        owner = path.stat() if path.exists() else None
+        owner = path.stat() if path.exists() else path.parent.stat()
         tmp = path.with_name(f".{path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(doc, out, indent=1)
-        if owner is not None:
-            with contextlib.suppress(PermissionError):
-                os.chown(tmp, owner.st_uid, owner.st_gid)
+        with contextlib.suppress(PermissionError):
+            os.chown(tmp, owner.st_uid, owner.st_gid)
         tmp.replace(path)
     except OSError as exc:
         raise DynsecError(f"cannot write {path}: {exc}") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import getpass
+import signal
 import socket
 import ssl
 import subprocess
@@ -25,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mallnet.broker import DevBroker, dynsec_plugin, free_port
+from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
 from mallnet.dynsec import PUBLISHES, READS, DynsecError, Role, add_device, check_identity
 from mallnet.mqtt import NOT_AUTHORIZED, MqttClient
@@ -201,20 +203,26 @@ def debian_prod_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Target,
         assert old in prod
         prod = prod.replace(old, new)
     (etc / "conf.d" / "mallnet.conf").write_text(prod)
-    # tests run as this user, not as `mosquitto` (the only addition to the two files)
-    (etc / "conf.d" / "zz-test-user.conf").write_text(f"user {getpass.getuser()}\n")
+    # tests run as this user, not as `mosquitto`, and see reloads in the log (the only
+    # additions to the two files)
+    test_only = f"user {getpass.getuser()}\nlog_type information\n"
+    (etc / "conf.d" / "zz-test-only.conf").write_text(test_only)
     passwords = {
         user: add_device(data / "mallnet-dynsec.json", MALL, user, role)
         for user, role in IDENTITIES.items()
     }
     conf = etc / "mosquitto.conf"
+    prod_target = Target("prod", port, passwords, certs / "ca.crt", certs)
+    return _start(conf, prod_target), prod_target, conf
+
+
+def _start(conf: Path, target: Target) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
-    wait_until(lambda: _accepts(port) or proc.poll() is not None, 10, "the production broker")
+    wait_until(lambda: _accepts(target.port) or proc.poll() is not None, 10, "the broker")
     if proc.poll() is not None:
         err = proc.stderr.read().decode() if proc.stderr else ""
-        log = (logs / "mosquitto.log").read_text() if (logs / "mosquitto.log").exists() else ""
-        raise AssertionError(f"the production config did not start: {err} {log}")
-    return proc, Target("prod", port, passwords, certs / "ca.crt", certs), conf
+        raise AssertionError(f"the production config did not start: {err}")
+    return proc
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
@@ -436,3 +444,34 @@ def test_a_revoked_device_is_disconnected_at_once_and_cannot_return(broker):
         assert device.counters.connects == 1
     finally:
         device.stop()
+
+
+def test_the_documented_add_and_revoke_procedure_in_production(tmp_path):
+    """docs/operations.md: `mallnet broker add-device` edits the plugin's file, which Mosquitto
+    2.0.11 reads only at start — a reload (SIGHUP, `systemctl reload`) does not apply it, a
+    restart does; `remove-device` and a restart revoke."""
+    proc, prod, conf = debian_prod_broker(tmp_path)
+    dynsec = tmp_path / "var-lib" / "mallnet-dynsec.json"
+    secret = tmp_path / "new.secret"
+    new = "store-new-1"
+    add = ["broker", "add-device", new, "--role", "store", "--mall", MALL]
+    try:
+        assert main([*add, "--dynsec-file", str(dynsec), "--secret-out", str(secret)]) == 0
+        prod.passwords[new] = secret.read_text().strip()
+        proc.send_signal(signal.SIGHUP)
+        log = tmp_path / "log" / "mosquitto.log"  # Debian's log_dest, moved
+        wait_until(lambda: "Reloading config" in log.read_text(), 10, "the reload")
+        assert Raw(prod, new, new).connect() == NOT_AUTHORIZED
+        _end(proc)
+        proc = _start(conf, prod)
+        device = Raw(prod, new, new)
+        assert device.connect() == 0
+        assert device.publish(PRESENCE.topic(MALL, new)) in (0, 16)
+        device.close()
+        assert main(["broker", "remove-device", new, "--dynsec-file", str(dynsec)]) == 0
+        _end(proc)
+        proc = _start(conf, prod)
+        assert Raw(prod, new, new).connect() == NOT_AUTHORIZED
+    finally:
+        _end(proc)
+        gc.collect()
