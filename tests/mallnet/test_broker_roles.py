@@ -475,3 +475,24 @@ def test_the_documented_add_and_revoke_procedure_in_production(tmp_path):
     finally:
         _end(proc)
         gc.collect()
+
+
+def _security_lines(text: str) -> set[str]:
+    keys = ("allow_anonymous", "per_listener_settings", "plugin", "password_file", "acl_file")
+    lines = [line.split() for line in text.splitlines() if line.split()]
+    found = {" ".join(words) for words in lines if words[0] in keys and words[0] != "plugin"}
+    return found | {f"plugin {Path(words[1]).name}" for words in lines if words[0] == "plugin"}
+
+
+def test_dev_and_prod_configs_carry_the_same_protections(tmp_path):
+    dev = _security_lines(DevBroker(tmp_path / "dev", mall=MALL)._render())
+    prod = _security_lines(Path("mqtt_broker/mosquitto.prod.conf").read_text())
+    assert (
+        dev
+        == prod
+        == {
+            "per_listener_settings false",
+            "allow_anonymous false",
+            "plugin mosquitto_dynamic_security.so",
+        }
+    )  # no password_file/acl_file: they would not check subscriptions
