@@ -86,6 +86,8 @@ def check_identity(user: str, role: Role) -> str:
     reserved = user == "core" or user.startswith("core-")
     if role is not Role.CORE and reserved:
         raise DynsecError(f"{user!r}: ids 'core' and 'core-*' are reserved for the core")
+    if user == ADMIN_USER:
+        raise DynsecError(f"{user!r} is reserved for the broker's admin identity")
     return user
 
 

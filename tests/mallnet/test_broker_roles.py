@@ -7,8 +7,10 @@ into a temp dir, its paths moved there) over TLS. Attackers are raw paho clients
 
 from __future__ import annotations
 
+import base64
 import gc
 import getpass
+import json
 import signal
 import socket
 import ssl
@@ -28,7 +30,15 @@ from paho.mqtt.properties import Properties
 from mallnet.broker import DevBroker, dynsec_plugin, free_port
 from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
-from mallnet.dynsec import PUBLISHES, READS, DynsecError, Role, add_device, check_identity
+from mallnet.dynsec import (
+    PUBLISHES,
+    READS,
+    DynsecError,
+    Role,
+    add_device,
+    check_identity,
+    hash_password,
+)
 from mallnet.mqtt import NOT_AUTHORIZED, MqttClient
 from mallnet.wire.topics import (
     ALL_TOPICS,
@@ -395,6 +405,8 @@ def test_device_ids_cannot_take_the_cores_names():
     for reserved in ("core", "core-1", "core-2-out"):
         with pytest.raises(DynsecError):
             check_identity(reserved, Role.STORE)
+    with pytest.raises(DynsecError):
+        check_identity("mallnet-admin", Role.CORE)
     assert check_identity("core-1", Role.CORE) == "core-1"
     assert check_identity("corner-shop-1", Role.STORE) == "corner-shop-1"
 
@@ -496,3 +508,11 @@ def test_dev_and_prod_configs_carry_the_same_protections(tmp_path):
             "plugin mosquitto_dynamic_security.so",
         }
     )  # no password_file/acl_file: they would not check subscriptions
+
+
+def test_password_hashes_match_the_ones_mosquitto_ctrl_makes(tmp_path):
+    made = tmp_path / "ctrl.json"
+    subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(made), "admin", "pw-1234"], check=True)
+    [client] = json.loads(made.read_text())["clients"]
+    salt = base64.b64decode(client["salt"])
+    assert hash_password("pw-1234", salt, client["iterations"]) == client["password"]
