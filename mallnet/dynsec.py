@@ -296,14 +296,25 @@ class DynsecControl:
                 raise DynsecError(f"{reply['command']} for {user}: {error}")
 
     def remove_identity(self, user: str) -> None:
-        [reply] = self.run([{"command": "deleteClient", "username": user}])
-        if reply.get("error"):
-            raise DynsecError(f"deleteClient {user}: {reply['error']}")
+        """Delete the client (its connections are closed at once) and its own role."""
+        [found] = self.run([{"command": "getClient", "username": user}])
+        if found.get("error"):
+            raise DynsecError(f"{user}: {found['error']}")
+        roles = [r["rolename"] for r in found["data"]["client"].get("roles", [])]
+        own = [r for r in roles if any(r.endswith(f"-{kind}-{user}") for kind in PUBLISHES)]
+        commands = [{"command": "deleteClient", "username": user}]
+        commands += [{"command": "deleteRole", "rolename": rolename} for rolename in own]
+        for reply in self.run(commands):
+            if reply.get("error"):
+                raise DynsecError(f"{reply['command']} {user}: {reply['error']}")
 
 
 def add_admin(doc: dict[str, Any], password: str) -> None:
-    """The identity ``DynsecControl`` uses: only ``$CONTROL/dynamic-security/#``."""
+    """Add or replace the identity ``DynsecControl`` uses: only ``$CONTROL/dynamic-security/#``
+    (it manages identities; it can neither read nor write the mall's topics)."""
     control = "$CONTROL/dynamic-security/#"
+    remove_identity(doc, ADMIN_USER)
+    doc["roles"] = [r for r in doc["roles"] if r["rolename"] != ADMIN_USER]
     doc["roles"].append(
         {
             "rolename": ADMIN_USER,
@@ -314,3 +325,12 @@ def add_admin(doc: dict[str, Any], password: str) -> None:
         }
     )
     doc["clients"].append(_client_entry(ADMIN_USER, password, ADMIN_USER, ADMIN_USER))
+
+
+def write_admin(path: Path) -> str:
+    """Add or replace the admin identity in a file; returns its new random password."""
+    password = secrets.token_urlsafe(24)
+    doc = load_dynsec(path)
+    add_admin(doc, password)
+    save_dynsec(path, doc)
+    return password

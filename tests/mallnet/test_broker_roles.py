@@ -516,3 +516,56 @@ def test_password_hashes_match_the_ones_mosquitto_ctrl_makes(tmp_path):
     [client] = json.loads(made.read_text())["clients"]
     salt = base64.b64decode(client["salt"])
     assert hash_password("pw-1234", salt, client["iterations"]) == client["password"]
+
+
+def test_live_add_and_revoke_on_the_production_layout(tmp_path):
+    """`--live`: the admin identity (made once, before a restart) changes the running broker
+    through `$CONTROL/dynamic-security/v1`: a new device connects at once, a revoked one is
+    disconnected at once, and the plugin keeps its file current for the next start."""
+    proc, prod, conf = debian_prod_broker(tmp_path)
+    dynsec = tmp_path / "var-lib" / "mallnet-dynsec.json"
+    admin_secret = tmp_path / "admin.secret"
+    live = tmp_path / "broker-admin.yaml"
+    new, secret = "kiosk-live-1", tmp_path / "kiosk.secret"
+    try:
+        assert (
+            main(
+                [
+                    "broker",
+                    "add-admin",
+                    "--dynsec-file",
+                    str(dynsec),
+                    "--secret-out",
+                    str(admin_secret),
+                ]
+            )
+            == 0
+        )
+        _end(proc)
+        proc = _start(conf, prod)
+        live.write_text(
+            f"host: localhost\nport: {prod.port}\nusername: mallnet-admin\n"
+            f"password_file: admin.secret\ntls: {{ca_file: {prod.ca_file}}}\n"
+        )
+        add = ["broker", "add-device", new, "--role", "kiosk", "--mall", MALL]
+        assert main([*add, "--secret-out", str(secret), "--live", str(live)]) == 0
+        prod.passwords[new] = secret.read_text().strip()
+        device = Raw(prod, new, new)
+        assert device.connect() == 0  # no restart needed
+        assert device.publish(STATUS.topic(MALL, new)) == NOT_AUTHORIZED  # a kiosk, not a node
+        assert new in dynsec.read_text()  # the plugin saved it
+        assert main(["broker", "remove-device", new, "--live", str(live)]) == 0
+        device._wait(lambda: device.disconnects >= 1, "disconnect of the revoked kiosk")
+        device.close()
+        assert Raw(prod, new, new).connect() == NOT_AUTHORIZED
+        assert new not in dynsec.read_text()
+        # the admin identity may manage identities, nothing else
+        prod.passwords["mallnet-admin"] = admin_secret.read_text().strip()
+        admin = Raw(prod, "mallnet-admin", "mallnet-admin")
+        assert admin.connect() == 0
+        assert admin.publish(PRESENCE.topic(MALL, NODE)) == NOT_AUTHORIZED
+        assert admin.subscribe("#", PRESENCE.filter(MALL)) == [0x87, 0x87]
+        admin.close()
+    finally:
+        _end(proc)
+        gc.collect()
