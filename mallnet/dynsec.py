@@ -265,7 +265,10 @@ class DynsecControl:
                     raise DynsecError("the broker did not answer a dynamic-security command")
             finally:
                 client.stop()
-        responses: list[dict[str, Any]] = json.loads(replies[0].payload)["responses"]
+        try:
+            responses: list[dict[str, Any]] = json.loads(replies[0].payload)["responses"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DynsecError(f"unreadable answer from the broker: {exc}") from exc
         return responses
 
     def set_identity(self, mall: str, user: str, role: Role, password: str) -> None:

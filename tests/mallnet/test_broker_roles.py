@@ -2,7 +2,8 @@
 
 The production config runs inside Debian's own ``/etc/mosquitto/mosquitto.conf`` layout (copied
 into a temp dir, its paths moved there) over TLS. Attackers are raw paho clients and
-``mosquitto_sub``/``mosquitto_pub``: clients we did not write.
+``mosquitto_sub``/``mosquitto_pub``: clients we did not write. (Past 400 lines because its two
+helpers, the bare paho client and the Debian layout, serve only these tests.)
 """
 
 from __future__ import annotations
