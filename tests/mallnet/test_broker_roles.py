@@ -171,6 +171,9 @@ class Raw:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        sock = self.client.socket()  # a refused client's socket is not always closed by paho
+        if sock is not None:
+            sock.close()
 
 
 def _accepts(port: int) -> bool:
@@ -270,6 +273,7 @@ def raw(target: Target) -> Iterator[Any]:
     yield make
     for client in clients:
         client.close()
+    gc.collect()  # anything left open shows up in the test that opened it
 
 
 def _sub_attacker(
