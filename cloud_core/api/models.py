@@ -191,7 +191,9 @@ class CampaignIn(BaseModel):
     image_url: str | None = Field(default=None, max_length=500, description="Image URL.")
     starts_at: AwareDatetime = Field(description="Start of validity.")
     ends_at: AwareDatetime = Field(description="End of validity.")
-    stores: list[Ident] = Field(default=[], description="Target stores (of this business).")
+    stores: list[Ident] = Field(
+        default=[], description="Target stores (of this business; the mall's: any, or car parks)."
+    )
     zones: list[Ident] = Field(default=[], description="Target zones.")
     segment: Literal["all", "new", "returning", "drivers"] = Field(
         default="all", description="Customer segment."
