@@ -155,8 +155,8 @@ def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> P
     Exact first. Otherwise (``fuzzy``) a registered plate that differs from the read only
     in OCR look-alikes (``O``/``0``/``D``/``Q``, ``S``/``5``, ``A``/``4`` … — the gate
     reader's own table, ``mallnet.plates``), in at most ``MAX_CONFUSABLES`` places, and only
-    if it is the one such plate: when two registered plates are equally likely readings,
-    the read is nobody's (``ambiguous``). Any other difference (``S`` read as ``G``) is no
+    if no other registered plate is as likely a reading (as few look-alike swaps away):
+    when two are, the read is nobody's (``ambiguous``). Any other difference (``S`` read as ``G``) is no
     match: an unregistered car. Costs one indexed lookup, plus one more when not exact.
     """
     read = normalise_plate(read)
@@ -165,18 +165,19 @@ def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> P
         return PlateMatch("exact", str(row[0]), read)
     if not fuzzy or len(read) < 4:
         return PlateMatch("none")
-    near = [
-        (str(plate), str(customer))
+    near = sorted(
+        (sum(a != b for a, b in zip(str(plate), read, strict=True)), str(plate), str(customer))
         for plate, customer in conn.execute(
             "SELECT plate, customer_id FROM vehicles WHERE plate_fold = ?", (fold_plate(read),)
         )
-        if sum(a != b for a, b in zip(str(plate), read, strict=True)) <= MAX_CONFUSABLES
-    ]
+    )
+    near = [candidate for candidate in near if candidate[0] <= MAX_CONFUSABLES]
     if not near:
         return PlateMatch("none")
-    if len(near) > 1:
-        return PlateMatch("ambiguous")
-    return PlateMatch("confusable", near[0][1], near[0][0])
+    if len(near) > 1 and near[1][0] == near[0][0]:
+        return PlateMatch("ambiguous")  # two plates as likely: nobody's
+    _, plate, customer = near[0]
+    return PlateMatch("confusable", customer, plate)
 
 
 # -- applying events ---------------------------------------------------------------------
