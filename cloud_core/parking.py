@@ -156,8 +156,9 @@ def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> P
     in OCR look-alikes (``O``/``0``/``D``/``Q``, ``S``/``5``, ``A``/``4`` … — the gate
     reader's own table, ``mallnet.plates``), in at most ``MAX_CONFUSABLES`` places, and only
     if no other registered plate is as likely a reading (as few look-alike swaps away):
-    when two are, the read is nobody's (``ambiguous``). Any other difference (``S`` read as ``G``) is no
-    match: an unregistered car. Costs one indexed lookup, plus one more when not exact.
+    when two are, the read is nobody's (``ambiguous``). Any other difference (``S`` read as
+    ``G``) is no match: an unregistered car. Costs one indexed lookup, plus one more when not
+    exact.
     """
     read = normalise_plate(read)
     row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (read,)).fetchone()
