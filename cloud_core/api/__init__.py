@@ -33,7 +33,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description=(
             "Every call but `/health` needs an `X-API-Key` header. Roles: `admin` (the mall "
             "office), `tenant` (one business: its own stores, campaigns, pocket and statistics), "
-            "`kiosk` (register customers, attach beacon keys, wallets, offers) and `node`."
+            "`kiosk` (register customers, find the one who identified by phone with rate limits, "
+            "wallets, offers; no e-mail, plates or beacon keys) and `node`."
         ),
     )
     app.state.ctx = ctx
