@@ -155,7 +155,9 @@ def read_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.CustomerOut:
 
 @customers.delete("/{customer}", summary="Erase a customer")
 def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
-    """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries and wallet."""
+    """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries, parking sessions,
+    dead letters naming the customer and the wallet — from the tables and from the database
+    files (secure delete, then the WAL checkpointed and truncated)."""
     with ctx.store.transaction() as conn:
         removed = identity.erase_customer(conn, customer)
     ctx.store.checkpoint()  # and from the files: no WAL frame keeps a copy
