@@ -180,6 +180,14 @@ class IngestSettings(ConfigModel):
         gt=0,
         description="Older presence events are receipted but credit nothing (counted as stale).",
     )
+    max_clock_skew_s: float = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="Events dated more than this after the core's clock are receipted but "
+        "applied to nothing (outcome `future`): a node's clock running ahead, or an event "
+        "forged with a future window's beacon id, never credits today.",
+    )
     expiry_interval_s: float = Field(
         default=60, gt=0, description="How often the expiry job runs in `core run`."
     )
@@ -204,6 +212,17 @@ class ApiSettings(ConfigModel):
     keys_env: str | None = Field(
         default=None,
         description="Name of an environment variable holding the same YAML (used if set).",
+    )
+    phone_lookups: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Most phone-number lookups (`GET /customers?phone=`; and registrations by "
+        "non-admin keys, whose 409 also tells whether a phone is known) one API key may make "
+        "per `phone_lookup_window_s`; more get 429 with Retry-After.",
+    )
+    phone_lookup_window_s: float = Field(
+        default=60, gt=0, le=86_400, description="The window of `phone_lookups` (seconds)."
     )
 
 

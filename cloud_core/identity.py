@@ -25,6 +25,7 @@ from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking import erase_parking
 from mallnet import identity
+from mallnet.plates import fold_plate
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def register_customer(
     e164 = normalise_phone(phone, default_region)
     existing = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
     if existing is not None:
-        raise Conflict(f"phone already registered to {existing[0]}")
+        raise Conflict("this phone number is already registered")  # whose: admins only
     customer = new_customer_id()
     conn.execute(
         "INSERT INTO customers (id, phone, email, created_at) VALUES (?, ?, ?, ?)",
@@ -133,8 +134,9 @@ def attach_vehicle(
     if owner is not None:
         raise Conflict("this plate is already attached")
     conn.execute(
-        "INSERT INTO vehicles (plate, customer_id, country, created_at) VALUES (?, ?, ?, ?)",
-        (normal, customer, country, iso(now or datetime.now(UTC))),
+        "INSERT INTO vehicles (plate, plate_fold, customer_id, country, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (normal, fold_plate(normal), customer, country, iso(now or datetime.now(UTC))),
     )
     return normal
 
@@ -145,18 +147,54 @@ def customer_of_plate(conn: sqlite3.Connection, plate: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def _names_customer(payload: bytes, needles: Iterable[str], plates: Iterable[str]) -> bool:
+    text = payload.decode("utf-8", "replace")
+    if any(needle in text for needle in needles):
+        return True
+    squeezed = "".join(ch for ch in text.upper() if ch.isalnum())  # "KA 1234-TX" as written
+    return any(plate in squeezed for plate in plates)
+
+
+def erase_dead_letters(
+    conn: sqlite3.Connection, customer: str, values: Iterable[str], plates: Iterable[str]
+) -> int:
+    """Delete the dead letters whose payload holds any of the customer's values (id, phone,
+    e-mail, beacon keys) or plates (also as written, with spaces or hyphens)."""
+    needles = [v for v in {customer, *values} if v]
+    plate_list = [p for p in plates if len(p) >= 2]
+    doomed = [
+        (int(row[0]),)
+        for row in conn.execute("SELECT id, payload FROM dead_letters")
+        if _names_customer(bytes(row[1]), needles, plate_list)
+    ]
+    conn.executemany("DELETE FROM dead_letters WHERE id = ?", doomed)
+    return len(doomed)
+
+
 def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     """Erase everything personal about a customer; returns rows removed per table.
 
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, offer deliveries, daily rule counters, idempotency keys naming the
-    customer, lots, journal rows and inbox notices not yet published. Nothing that names
-    the customer is left, so the wallet's points are gone too (an erased customer cannot
-    come back for them). Aggregates that never named anyone (footfall, processed event
-    ids, which hold no customer) stay.
+    customer, lots, journal rows, inbox notices not yet published, parking sessions, and
+    dead letters whose payload holds the customer's id, phone, e-mail, beacon key or plate.
+    Nothing that names the customer is left, so the wallet's points are gone too (an
+    erased customer cannot come back for them). Aggregates that never named anyone
+    (footfall, processed event ids, which hold no customer) stay. The rows are deleted
+    with ``secure_delete`` on; the caller checkpoints the WAL after the commit
+    (``Store.checkpoint``) so no copy is left in the files either.
     """
-    require_customer(conn, customer)
-    removed = {}
+    row = require_customer(conn, customer)
+    plates = [
+        str(r[0])
+        for r in conn.execute("SELECT plate FROM vehicles WHERE customer_id = ?", (customer,))
+    ]
+    values = [str(row["phone"]), str(row["phone"]).lstrip("+"), str(row["email"] or "")]
+    values += [
+        str(r[0])
+        for r in conn.execute("SELECT key_hex FROM beacon_keys WHERE customer_id = ?", (customer,))
+    ]
+    removed = {"dead_letters": erase_dead_letters(conn, customer, values, plates)}
     for table in (
         "beacon_keys",
         "vehicles",

@@ -455,7 +455,7 @@ class Applier:
             out.receipts.setdefault(node, []).append(event.id)
             if self._first_time(
                 conn, event_id=event.id, node=node, topic="parking", out=out, counts=counts
-            ):
+            ) and not self._stale(event.id, event.ts, out, counts):
                 parked = self.parking.apply(conn, node=node, event=event)
                 out.notices.extend(parked.notices)
                 out.points.extend(parked.telemetry)
@@ -464,13 +464,20 @@ class Applier:
                 out.processed[event.id] = (event.id, node, "parking", parked.outcome, out.now_iso)
 
     def _stale(self, event_id: str, ts: datetime, out: Outgoing, counts: Counter[str]) -> bool:
-        """A footfall or health event older than ``max_event_age_s`` is not applied (outcome
-        ``stale``): its id may be forgotten already, and counting it again must not happen."""
-        if self.clock() - ts.timestamp() <= self.config.ingest.max_event_age_s:
-            return False
+        """A footfall, health or parking event older than ``max_event_age_s`` (not parking) or
+        dated more than ``max_clock_skew_s`` ahead is not applied (outcome ``stale`` or
+        ``future``): a stale id may be forgotten already, and counting it again must not
+        happen; a future one is forged or from a node whose clock runs ahead."""
+        age = self.clock() - ts.timestamp()
         node, topic = out.processed[event_id][1:3]
-        out.processed[event_id] = (event_id, node, topic, "stale", out.now_iso)
-        counts[f"stale_{topic}"] += 1
+        if -age > self.config.ingest.max_clock_skew_s:
+            outcome = "future"
+        elif age > self.config.ingest.max_event_age_s and topic != "parking":
+            outcome = "stale"
+        else:
+            return False
+        out.processed[event_id] = (event_id, node, topic, outcome, out.now_iso)
+        counts[f"{outcome}_{topic}"] += 1
         return True
 
     @staticmethod
@@ -538,10 +545,14 @@ class Applier:
         rules = self.rules[store.id]
         outcome: str
         ts_epoch = event.ts.timestamp()
-        if event.kind == "enter" and event.inside_s < rules.min_dwell_s:
+        age = self.clock() - ts_epoch
+        if -age > self.config.ingest.max_clock_skew_s:
+            # dated ahead of our clock: its (future window's) id must not credit today
+            outcome = "future"
+        elif event.kind == "enter" and event.inside_s < rules.min_dwell_s:
             # cheap exit before resolving: the tag's later dwells and exit cover its enter
             outcome = "short"
-        elif self.clock() - ts_epoch > self.config.ingest.max_event_age_s:
+        elif age > self.config.ingest.max_event_age_s:
             outcome = "stale"
         else:
             resolution = self.resolver.resolve(event.tag, ts_epoch)

@@ -1,14 +1,22 @@
 """Campaigns created by tenants, matched against visits, with per-customer frequency caps.
 
 A campaign targets stores and/or zones (neither: every store of its business) and a
-customer segment. A delivery row is written, in the transaction of the event that
-triggered it, for every offer pushed, so no customer gets an offer more often than
-``cap_count`` times per ``cap_period_s`` (or per campaign when no period is set).
+customer segment. A tenant's campaign acts only at that tenant's own stores, whatever
+zone it names (a zone shared with a competitor does not reach the competitor's store);
+the mall's own campaigns (business ``mall``, ``ledger.COALITION``) may span any store,
+zone and car park, and with no target reach all of them. A delivery row is written, in
+the transaction of the event that triggered it, for every offer pushed, so no customer
+gets an offer more often than ``cap_count`` times per ``cap_period_s`` (or per campaign
+when no period is set). Deliveries belong to one campaign *instance* (an internal id
+made when the campaign is created): a campaign deleted and created again under the same
+id starts with no deliveries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +25,7 @@ from typing import Literal
 
 from cloud_core.config import StoreConfig
 from cloud_core.errors import Conflict, InvalidInput, NotFound
-from cloud_core.ledger import from_iso, iso
+from cloud_core.ledger import COALITION, from_iso, iso
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
 
@@ -46,6 +54,7 @@ class Campaign:
     cap_count: int
     cap_period_s: float | None
     bonus_points: int = 0
+    instance: str = ""  # internal id of this creation of the campaign; set by create_campaign
 
     def card(self) -> OfferCard:
         return OfferCard(
@@ -58,8 +67,11 @@ class Campaign:
         )
 
     def targets(self, store: StoreConfig) -> bool:
+        mall_wide = self.business == COALITION
+        if not mall_wide and store.business != self.business:
+            return False  # a tenant's campaign never acts at another business's store
         if not self.stores and not self.zones:
-            return store.business == self.business
+            return True
         return store.id in self.stores or (store.zone is not None and store.zone in self.zones)
 
 
@@ -78,13 +90,15 @@ def _from_row(row: sqlite3.Row) -> Campaign:
         cap_count=int(row["cap_count"]),
         cap_period_s=row["cap_period_s"],
         bonus_points=int(row["bonus_points"]),
+        instance=str(row["instance"]),
     )
 
 
 def create_campaign(
     conn: sqlite3.Connection, campaign: Campaign, stores: dict[str, StoreConfig], now: datetime
 ) -> Campaign:
-    """Store a campaign; its target stores must exist and belong to its business."""
+    """Store a campaign as a new instance; its target stores must exist and belong to its
+    business (the mall's campaigns may name any). Returns it with its instance id."""
     if campaign.ends_at <= campaign.starts_at:
         raise InvalidInput("a campaign must end after it starts")
     if campaign.bonus_points < 0:
@@ -93,14 +107,15 @@ def create_campaign(
         store = stores.get(store_id)
         if store is None:
             raise InvalidInput(f"no store {store_id!r}")
-        if store.business != campaign.business:
+        if campaign.business not in (store.business, COALITION):
             raise InvalidInput(f"store {store_id!r} belongs to another business")
     if conn.execute("SELECT 1 FROM campaigns WHERE id = ?", (campaign.id,)).fetchone():
         raise Conflict(f"campaign {campaign.id!r} exists")
+    campaign = dataclasses.replace(campaign, instance=secrets.token_hex(12))
     conn.execute(
         "INSERT INTO campaigns (id, business, title, text, image_url, starts_at, ends_at, stores,"
-        " zones, segment, cap_count, cap_period_s, created_at, bonus_points)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " zones, segment, cap_count, cap_period_s, created_at, bonus_points, instance)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             campaign.id,
             campaign.business,
@@ -116,9 +131,18 @@ def create_campaign(
             campaign.cap_period_s,
             iso(now),
             campaign.bonus_points,
+            campaign.instance,
         ),
     )
     return campaign
+
+
+def delivery_count(conn: sqlite3.Connection, campaign: Campaign) -> int:
+    """Offers pushed for this instance of the campaign."""
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE campaign_instance = ?", (campaign.instance,)
+    ).fetchone()
+    return int(count)
 
 
 def get_campaign(conn: sqlite3.Connection, campaign_id: str) -> Campaign:
@@ -215,16 +239,16 @@ def offers_for_visit(
             continue
         since = ts.timestamp() - campaign.cap_period_s if campaign.cap_period_s else float("-inf")
         (count,) = conn.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND customer_id = ?"
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_instance = ? AND customer_id = ?"
             " AND ts_epoch > ?",
-            (campaign.id, customer, since),
+            (campaign.instance, customer, since),
         ).fetchone()
         if count >= campaign.cap_count:
             continue
         cur = conn.execute(
-            "INSERT OR IGNORE INTO deliveries (campaign_id, customer_id, ts, ts_epoch, trigger,"
-            " event_id) VALUES (?, ?, ?, ?, ?, ?)",
-            (campaign.id, customer, iso(ts), ts.timestamp(), trigger, event_id),
+            "INSERT OR IGNORE INTO deliveries (campaign_id, campaign_instance, customer_id, ts,"
+            " ts_epoch, trigger, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (campaign.id, campaign.instance, customer, iso(ts), ts.timestamp(), trigger, event_id),
         )
         if cur.rowcount == 1:
             notices.append(

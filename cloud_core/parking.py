@@ -5,11 +5,14 @@ run inside the ingest transaction that also marks the event processed (so it
 applies at most once, like a visit):
 
 1. occupancy: the car park's count goes up on entry and down on exit (never below
-   zero), and every change is a row of ``parking_occupancy`` — a time series per
-   car park — and a telemetry point;
+   zero); an entry of a vehicle that has an open session there already (the gate saw it
+   twice, or its exit was missed) is not another car. Every change is a row of
+   ``parking_occupancy`` — a time series per car park — and a telemetry point;
 2. the read is matched to a registered vehicle (``vehicles``): exactly, or — when
-   ``fuzzy`` — one character off (a confusable such as ``O``/``0`` or any one wrong
-   character) if that points at exactly one customer; a read below
+   ``fuzzy`` — a registered plate that differs only in OCR look-alikes (the gate
+   reader's table, ``mallnet.plates``) if it is the only such plate; anything else is
+   an unregistered car. The match kind (``exact``, ``confusable``, ``none``,
+   ``ambiguous``, ``low_confidence``) is kept on the session for audit; a read below
    ``min_confidence`` only counts for occupancy;
 3. an unregistered plate is never stored: its session is keyed by an HMAC of the
    plate with the mall's secret, and such sessions are deleted after
@@ -51,13 +54,13 @@ from cloud_core.parking_config import CarPark, ParkingSettings
 from cloud_core.rules.visits import Notice, credit_notice, local_day
 from cloud_core.store import migrations
 from cloud_core.telemetry import Point
+from mallnet.plates import fold_plate, normalise_plate
 from mallnet.wire.payloads import ParkingEvent
 
 log = logging.getLogger(__name__)
 
 ENTRY_RULE = "parking-entry"
 PAIR_WINDOW_S = 2 * 86_400  # an exit that arrived before its entry pairs up within this
-FOLD = str.maketrans("OQD0IL1B8S5Z2G6", "000011188552266")
 _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-([0-9a-f]{12})$")
 
 
@@ -117,8 +120,17 @@ def m100_parking(db: sqlite_utils.Database) -> None:
 # -- plates ---------------------------------------------------------------------------
 
 
-def normalise_plate(plate: str) -> str:
-    return "".join(ch for ch in plate.upper() if ch.isascii() and ch.isalnum())
+@migrations()
+def m101_plate_fold(db: sqlite_utils.Database) -> None:
+    # each registered plate with its look-alike class (mallnet.plates), so a read that is not
+    # exact finds the plates it may be a misread of through an index, not a scan
+    db.execute("ALTER TABLE vehicles ADD COLUMN plate_fold TEXT")
+    rows = db.execute("SELECT plate FROM vehicles").fetchall()
+    db.conn.executemany(
+        "UPDATE vehicles SET plate_fold = ? WHERE plate = ?",
+        [(fold_plate(str(plate)), plate) for (plate,) in rows],
+    )
+    db.execute("CREATE INDEX vehicles_fold ON vehicles(plate_fold)")
 
 
 def plate_hash(key: bytes, plate: str) -> str:
@@ -126,25 +138,27 @@ def plate_hash(key: bytes, plate: str) -> str:
     return "h:" + hmac.new(key, normalise_plate(plate).encode(), hashlib.sha256).hexdigest()
 
 
+MatchKind = Literal["exact", "confusable", "none", "ambiguous"]
+MAX_CONFUSABLES = 2  # a read differing from a registered plate in more look-alikes is no match
+
+
 @dataclass(frozen=True)
 class PlateMatch:
-    kind: Literal["exact", "fuzzy", "none", "ambiguous"]
+    kind: MatchKind
     customer: str | None = None
     plate: str | None = None  # the registered plate matched
-
-
-def _one_off(a: str, b: str) -> bool:
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
 def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> PlateMatch:
     """The registered vehicle a read belongs to.
 
-    Exact first. Otherwise (``fuzzy``) the registered plates of the same length that
-    differ in exactly one character; they match only if they belong to one customer,
-    and where several customers' plates are one off, only a single one that differs by
-    a confusable (``O``/``0``, ``B``/``8`` …) is taken. Costs one indexed lookup, plus a
-    scan of the registered plates of that length when the read is not exact.
+    Exact first. Otherwise (``fuzzy``) a registered plate that differs from the read only
+    in OCR look-alikes (``O``/``0``/``D``/``Q``, ``S``/``5``, ``A``/``4`` … — the gate
+    reader's own table, ``mallnet.plates``), in at most ``MAX_CONFUSABLES`` places, and only
+    if no other registered plate is as likely a reading (as few look-alike swaps away):
+    when two are, the read is nobody's (``ambiguous``). Any other difference (``S`` read as
+    ``G``) is no match: an unregistered car. Costs one indexed lookup, plus one more when not
+    exact.
     """
     read = normalise_plate(read)
     row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (read,)).fetchone()
@@ -152,21 +166,19 @@ def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> P
         return PlateMatch("exact", str(row[0]), read)
     if not fuzzy or len(read) < 4:
         return PlateMatch("none")
-    near = [
-        (str(plate), str(customer))
+    near = sorted(
+        (sum(a != b for a, b in zip(str(plate), read, strict=True)), str(plate), str(customer))
         for plate, customer in conn.execute(
-            "SELECT plate, customer_id FROM vehicles WHERE length(plate) = ?", (len(read),)
+            "SELECT plate, customer_id FROM vehicles WHERE plate_fold = ?", (fold_plate(read),)
         )
-        if _one_off(str(plate), read)
-    ]
+    )
+    near = [candidate for candidate in near if candidate[0] <= MAX_CONFUSABLES]
     if not near:
         return PlateMatch("none")
-    if len({customer for _, customer in near}) == 1:
-        return PlateMatch("fuzzy", near[0][1], near[0][0])
-    confusable = [(p, c) for p, c in near if p.translate(FOLD) == read.translate(FOLD)]
-    if len(confusable) == 1:
-        return PlateMatch("fuzzy", confusable[0][1], confusable[0][0])
-    return PlateMatch("ambiguous")
+    if len(near) > 1 and near[1][0] == near[0][0]:
+        return PlateMatch("ambiguous")  # two plates as likely: nobody's
+    _, plate, customer = near[0]
+    return PlateMatch("confusable", customer, plate)
 
 
 # -- applying events ---------------------------------------------------------------------
@@ -203,7 +215,6 @@ class ParkingRules:
 
     def apply(self, conn: sqlite3.Connection, *, node: str, event: ParkingEvent) -> ParkingResult:
         park = self.parks[node]
-        points = (self._occupancy(conn, park, event),)
         if event.confidence < self.settings.min_confidence:
             match = PlateMatch("none")
             kind = "low_confidence"
@@ -212,6 +223,7 @@ class ParkingRules:
             kind = match.kind
         vehicle = match.plate if match.customer is not None and match.plate else None
         vehicle = vehicle or self.vehicle_key(event.plate)
+        points = (self._occupancy(conn, park, event, vehicle),)
         self._purge(conn, event.ts)
         if event.kind == "exit":
             outcome = self._exit(conn, park, event, vehicle, kind)
@@ -223,8 +235,21 @@ class ParkingRules:
             return ParkingResult(f"entry_{kind}", telemetry=points)
         return self._welcome(conn, park, event, match.customer, points)
 
-    def _occupancy(self, conn: sqlite3.Connection, park: CarPark, event: ParkingEvent) -> Point:
+    def _occupancy(
+        self, conn: sqlite3.Connection, park: CarPark, event: ParkingEvent, vehicle: str
+    ) -> Point:
+        """Count the car in or out. An entry of a vehicle already inside (an open session:
+        the gate saw it twice, or its exit was missed) is not another car."""
         step = 1 if event.kind == "entry" else -1
+        if (
+            step == 1
+            and conn.execute(
+                "SELECT 1 FROM parking_sessions WHERE car_park = ? AND vehicle = ?"
+                " AND status = 'open' LIMIT 1",
+                (park.id, vehicle),
+            ).fetchone()
+        ):
+            step = 0
         conn.execute(
             "INSERT INTO parking_state (car_park, occupied) VALUES (?, ?)"
             " ON CONFLICT (car_park) DO UPDATE SET occupied = MAX(0, occupied + ?)",
@@ -406,6 +431,12 @@ def make_validation_code(key: bytes, business: str, serial: str, minutes: int) -
     """A partner's coupon code: ``P<minutes>-<business>-<serial>-<signature>``."""
     body = f"P{minutes}-{business}-{serial}"
     return f"{body}-{hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:12]}"
+
+
+def code_business(code: str) -> str | None:
+    """The partner business a coupon code names (hyphens and all), or None if malformed."""
+    found = _CODE.match(code.strip())
+    return found.group(2) if found else None
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ class ParkingSettings(ConfigModel):
     )
     fuzzy: bool = Field(
         default=True,
-        description="Match a read one character off a registered plate when only one plate is.",
+        description="Match a read to a registered plate that differs only in OCR look-alikes "
+        "(O/0, S/5, A/4 …: the gate reader's table), when it is the only such plate.",
     )
     unregistered_retention_days: float = Field(
         default=30,

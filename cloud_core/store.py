@@ -5,6 +5,12 @@ the write lock is taken before the first read, so a rule check (a cooldown, a ca
 and the write it guards see the same state even when several core workers share
 one database file. ``busy_timeout`` makes a worker wait for the lock instead of
 failing.
+
+Personal data must be erasable from the disk, not only from the tables: every
+connection sets ``secure_delete`` (deleted content is overwritten with zeros, in the
+database and in the pages it writes to the WAL), and ``checkpoint`` copies the WAL into
+the database and truncates it, so no old page image holding erased values is left
+(``identity.erase_customer``'s callers run it after the erasure commits).
 """
 
 from __future__ import annotations
@@ -254,6 +260,24 @@ def m007_bounded_dead_letters(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_campaign_instances(db: sqlite_utils.Database) -> None:
+    # deliveries belong to one creation of a campaign, not to its (reusable) id; deliveries
+    # of campaigns deleted before this migration belong to no instance
+    db.executescript(
+        """
+        ALTER TABLE campaigns ADD COLUMN instance TEXT;
+        UPDATE campaigns SET instance = lower(hex(randomblob(12)));
+        CREATE UNIQUE INDEX campaigns_instance ON campaigns(instance);
+        ALTER TABLE deliveries ADD COLUMN campaign_instance TEXT NOT NULL DEFAULT '';
+        UPDATE deliveries SET campaign_instance = COALESCE(
+            (SELECT instance FROM campaigns WHERE campaigns.id = deliveries.campaign_id), '');
+        DROP INDEX deliveries_cap;
+        CREATE INDEX deliveries_cap ON deliveries(campaign_instance, customer_id, ts_epoch);
+        """
+    )
+
+
 class Store:
     """One connection to the core's database. Use one per thread."""
 
@@ -268,6 +292,7 @@ class Store:
         self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA secure_delete=ON")
         self.db = sqlite_utils.Database(self.conn)
         self._lock = threading.RLock()
 
@@ -311,6 +336,15 @@ class Store:
                 yield self.conn
             finally:
                 self.conn.execute("ROLLBACK")
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate it (outside any transaction);
+        False if a reader kept part of it (then it is copied at a later checkpoint)."""
+        with self._lock:
+            busy, _log, _copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("WAL checkpoint of %s incomplete: a reader is still active", self.path)
+        return not busy
 
     def close(self) -> None:
         self.conn.close()

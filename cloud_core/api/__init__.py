@@ -171,9 +171,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description=(
             "Every call but `/health` and `/ready` needs an `X-API-Key` header (Authorize). "
             "Roles: `admin` (the mall office), `tenant` (one business: its own stores, "
-            "campaigns, pocket and statistics), `kiosk` (register customers, attach beacon "
-            "keys, wallets, offers) and `node`. Every error is an RFC 9457 problem "
-            "(`application/problem+json`). Lists take `limit` and `offset`."
+            "campaigns, pocket and statistics), `kiosk` (register customers, find the one who "
+            "identified by phone with rate limits, wallets, offers; no e-mail, plates or beacon "
+            "keys) and `node`. Every error is an RFC 9457 problem (`application/problem+json`). "
+            "Lists take `limit` and `offset`."
         ),
         docs_url=None,
         redoc_url=None,

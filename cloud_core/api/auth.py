@@ -7,7 +7,9 @@ digests. Roles:
 * ``admin`` — the mall office: everything;
 * ``tenant`` — one business: its stores, nodes, campaigns, statistics and its own
   points pocket, never another business's;
-* ``kiosk`` — registers customers, attaches beacon keys, shows wallets and offers;
+* ``kiosk`` — a self-service screen: registers customers and finds the one who just
+  identified by phone (id, masked phone and wallet only: no e-mail, no plates; phone
+  lookups rate-limited per key), shows wallets and offers; never mints beacon keys;
 * ``node`` — an edge node: reads its own node record.
 """
 
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import sqlite3
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Self
@@ -108,6 +112,30 @@ class KeyRing:
         return None
 
 
+class RateLimiter:
+    """At most ``limit`` calls per ``window_s`` per caller (a sliding window on the injected
+    clock); memory is bounded by the number of API keys."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, who: str) -> float | None:
+        """Count a call; None if allowed, else the seconds until the next one would be."""
+        now = self._clock()
+        with self._lock:
+            calls = self._calls.setdefault(who, deque())
+            while calls and calls[0] <= now - self.window_s:
+                calls.popleft()
+            if len(calls) >= self.limit:
+                return calls[0] + self.window_s - now
+            calls.append(now)
+            return None
+
+
 @dataclass
 class ApiContext:
     """What the routers need, built once by the app factory (no module-level state)."""
@@ -119,6 +147,21 @@ class ApiContext:
     refused: Counter[int] = field(default_factory=Counter)  # 4xx answers by status
     # why ingest cannot commit now (e.g. the disk is full), for /ready; None: no ingest here
     ingest_problem: Callable[[], str | None] | None = None
+    phone_lookups: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        api = self.config.api
+        self.phone_lookups = RateLimiter(api.phone_lookups, api.phone_lookup_window_s, self.clock)
+
+    def limit_phone_lookups(self, caller: Principal) -> None:
+        """429 with Retry-After once the caller's key has used up its phone lookups."""
+        wait = self.phone_lookups.take(caller.name + "\0" + caller.role)
+        if wait is not None:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many phone-number lookups with this key; try again later",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     @property
     def stores(self) -> dict[str, StoreConfig]:

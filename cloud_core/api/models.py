@@ -111,6 +111,17 @@ class WalletOut(BaseModel):
     pockets: list[PocketOut] = Field(description="One entry per pocket with points.")
 
 
+class KioskCustomerOut(BaseModel):
+    model_config = _example(
+        id="c5f0c2a9be1d34c7a8b6e0f1d",
+        phone="+44*******456",
+        pockets=[{"pocket": "mall", "balance": 50, "available": 50, "next_expiry": None}],
+    )
+    id: str = Field(description="Opaque customer id (the inbox topic's id).")
+    phone: str = Field(description="The phone number, masked but for the last digits.")
+    pockets: list[PocketOut] = Field(description="The wallet: one entry per pocket with points.")
+
+
 class JournalEntry(BaseModel):
     model_config = _example(
         id=12,
@@ -204,7 +215,9 @@ class CampaignIn(BaseModel):
     image_url: str | None = Field(default=None, max_length=500, description="Image URL.")
     starts_at: AwareDatetime = Field(description="Start of validity.")
     ends_at: AwareDatetime = Field(description="End of validity.")
-    stores: list[Ident] = Field(default=[], description="Target stores (of this business).")
+    stores: list[Ident] = Field(
+        default=[], description="Target stores (of this business; the mall's: any, or car parks)."
+    )
     zones: list[Ident] = Field(default=[], description="Target zones.")
     segment: Literal["all", "new", "returning", "drivers"] = Field(
         default="all", description="Customer segment."
@@ -331,3 +344,7 @@ class IngestStats(BaseModel):
     api_refused: dict[str, int] = Field(
         description="API requests refused (4xx) by status, since this API process started."
     )
+
+
+AnyCustomerOut = CustomerOut | KioskCustomerOut
+"""The admin's full view, or a kiosk's view of the customer who just identified."""

@@ -27,6 +27,7 @@ from cloud_core.api.auth import (
 from cloud_core.api.models import Problem
 from cloud_core.errors import InvalidInput
 from cloud_core.parking_config import ParkingSettings
+from mallnet.plates import normalise_plate
 
 router = APIRouter(
     prefix="/parking",
@@ -90,6 +91,7 @@ class SessionOut(BaseModel):
         duration_s=6570.0,
         free_minutes=180,
         free=True,
+        match="exact",
     )
     car_park: str = Field(description="The car park's id.")
     status: str = Field(description="open, closed, superseded (entry without exit) or exit_only.")
@@ -98,6 +100,10 @@ class SessionOut(BaseModel):
     duration_s: float | None = Field(description="Length of the stay, once closed.")
     free_minutes: int = Field(description="Minutes validated by coupons.")
     free: bool | None = Field(description="On exit: whether validated minutes covered the stay.")
+    match: str = Field(
+        description="How the entry read was matched to the customer's plate, for audit: exact, "
+        "confusable (only OCR look-alikes differ), or none/ambiguous/low_confidence."
+    )
 
 
 class OccupancyPoint(BaseModel):
@@ -133,7 +139,9 @@ def make_codes(body: CodesIn, ctx: Ctx, caller: AdminOrTenant) -> CodesOut:
 @router.post("/validations", summary="Redeem a free-parking coupon")
 def validate(body: ValidationIn, ctx: Ctx, caller: Staff) -> ValidationOut:
     settings = _settings(ctx)
-    business = body.code.split("-")[1] if body.code.count("-") >= 3 else ""
+    business = parking.code_business(body.code)
+    if business is None:
+        return ValidationOut(outcome="invalid", minutes=0)
     own_business(caller, business)
     vehicle = (
         parking.plate_hash(settings.plate_key(), body.plate) if body.plate is not None else None
@@ -142,8 +150,8 @@ def validate(body: ValidationIn, ctx: Ctx, caller: Staff) -> ValidationOut:
         if body.customer is not None:
             identity.require_customer(conn, body.customer)
         elif body.plate is not None:
-            owner = identity.customer_of_plate(conn, parking.normalise_plate(body.plate))
-            vehicle = parking.normalise_plate(body.plate) if owner else vehicle
+            owner = identity.customer_of_plate(conn, normalise_plate(body.plate))
+            vehicle = normalise_plate(body.plate) if owner else vehicle
         result = parking.validate_free_parking(
             conn,
             settings.validation_key(),
@@ -175,6 +183,7 @@ def sessions(
             duration_s=s.duration_s,
             free_minutes=s.free_minutes,
             free=s.free,
+            match=s.match,
         )
         for s in found
     ]

@@ -24,8 +24,9 @@ from cloud_core.api.auth import (
     Staff,
     own_business,
 )
-from cloud_core.errors import InvalidInput, NotFound
+from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import from_iso
+from cloud_core.parking import as_store
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -54,6 +55,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": m.Problem, "description": "Your role or business may not do this."},
     404: {"model": m.Problem, "description": "No such thing."},
     409: {"model": m.Problem, "description": "Conflicts with existing data."},
+}
+#: Calls that look a phone number up are rate-limited per key (api.phone_lookups).
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": m.Problem, "description": "Too many phone-number lookups; see Retry-After."},
 }
 
 customers = APIRouter(prefix="/customers", tags=["customers"], responses=ERRORS)
@@ -93,36 +98,86 @@ def _customer_out(ctx: ApiContext, customer: str) -> m.CustomerOut:
     )
 
 
-@customers.post("", status_code=status.HTTP_201_CREATED, summary="Register a customer")
-def register_customer(body: m.CustomerIn, ctx: Ctx, _caller: AdminOrKiosk) -> m.CustomerOut:
-    """Create a wallet keyed by the phone number (normalised to E.164)."""
-    with ctx.store.transaction() as conn:
-        customer, _phone = identity.register_customer(
-            conn,
-            body.phone,
-            default_region=ctx.config.default_region,
-            email=body.email,
-            now=_now(ctx),
-        )
-    return _customer_out(ctx, customer)
+def _mask_phone(e164: str) -> str:
+    """``+447911123456`` → ``+44*******456``: enough for a shopper to recognise their own."""
+    return e164[:3] + "*" * max(0, len(e164) - 6) + e164[-3:]
 
 
-@customers.get("", summary="Find a customer by phone number")
+def _kiosk_customer_out(ctx: ApiContext, customer: str) -> m.KioskCustomerOut:
+    """What a self-service screen shows the customer who just identified: no e-mail, no
+    plates, no key count — a kiosk key must not become a directory of personal data."""
+    with ctx.store.read() as conn:
+        row = identity.require_customer(conn, customer)
+        pockets = ledger.balances(conn, customer, _now(ctx))
+    return m.KioskCustomerOut(
+        id=row["id"],
+        phone=_mask_phone(str(row["phone"])),
+        pockets=[
+            m.PocketOut(
+                pocket=p.pocket, balance=p.balance, available=p.available, next_expiry=p.next_expiry
+            )
+            for p in pockets
+        ],
+    )
+
+
+def _customer_for(ctx: ApiContext, caller: Principal, customer: str) -> m.AnyCustomerOut:
+    if caller.role == "admin":
+        return _customer_out(ctx, customer)
+    return _kiosk_customer_out(ctx, customer)
+
+
+@customers.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a customer",
+    responses=RATE_LIMITED,
+)
+def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.AnyCustomerOut:
+    """Create a wallet keyed by the phone number (normalised to E.164). A kiosk gets the
+    kiosk view back, and a 409 that does not say whose the phone is."""
+    if caller.role != "admin":
+        ctx.limit_phone_lookups(caller)  # a 409 tells whether a phone is known
+    try:
+        with ctx.store.transaction() as conn:
+            customer, _phone = identity.register_customer(
+                conn,
+                body.phone,
+                default_region=ctx.config.default_region,
+                email=body.email,
+                now=_now(ctx),
+            )
+    except Conflict:
+        if caller.role != "admin":
+            raise
+        e164 = identity.normalise_phone(body.phone, ctx.config.default_region)
+        with ctx.store.read() as conn:
+            row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
+        raise Conflict(
+            f"this phone number is already registered to {row[0] if row else '?'}"
+        ) from None
+    return _customer_for(ctx, caller, customer)
+
+
+@customers.get("", summary="Find a customer by phone number", responses=RATE_LIMITED)
 def find_customer(
     ctx: Ctx,
-    _caller: AdminOrKiosk,
+    caller: AdminOrKiosk,
     phone: Annotated[
         str,
         Query(min_length=3, max_length=32, description="Any common format, e.g. 07911 123456."),
     ],
-) -> m.CustomerOut:
-    """The customer registered with this phone number (404 if none), e.g. at a kiosk."""
+) -> m.AnyCustomerOut:
+    """The customer registered with this phone number (404 if none), e.g. at a kiosk: a
+    kiosk gets the id, the masked phone and the wallet only. Lookups are rate-limited per
+    key (`api.phone_lookups` per `api.phone_lookup_window_s`; 429 with Retry-After)."""
+    ctx.limit_phone_lookups(caller)
     e164 = identity.normalise_phone(phone, ctx.config.default_region)
     with ctx.store.read() as conn:
         row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
     if row is None:
         raise NotFound("no customer with this phone number")
-    return _customer_out(ctx, row[0])
+    return _customer_for(ctx, caller, row[0])
 
 
 @customers.get("/{customer}", summary="Read a customer")
@@ -132,9 +187,12 @@ def read_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.CustomerOut:
 
 @customers.delete("/{customer}", summary="Erase a customer")
 def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
-    """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries and wallet."""
+    """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries, parking sessions,
+    dead letters naming the customer and the wallet — from the tables and from the database
+    files (secure delete, then the WAL checkpointed and truncated)."""
     with ctx.store.transaction() as conn:
         removed = identity.erase_customer(conn, customer)
+    ctx.store.checkpoint()  # and from the files: no WAL frame keeps a copy
     return m.ErasedOut(customer=customer, removed=removed)
 
 
@@ -142,9 +200,10 @@ def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
     "/{customer}/beacon-keys", status_code=status.HTTP_201_CREATED, summary="Attach a beacon key"
 )
 def attach_beacon_key(
-    customer: str, body: m.BeaconKeyIn, ctx: Ctx, _caller: AdminOrKiosk
+    customer: str, body: m.BeaconKeyIn, ctx: Ctx, _caller: Admin
 ) -> m.BeaconKeyOut:
-    """Attach the key of a pre-programmed tag, or make a new key for the app."""
+    """Attach the key of a pre-programmed tag, or make a new key for the app (admin only: a
+    key lets its holder be seen as the customer, so a kiosk never mints one)."""
     with ctx.store.transaction() as conn:
         key_id, key = identity.attach_beacon_key(conn, customer, body.key, _now(ctx))
     return m.BeaconKeyOut(key_id=key_id, key=key)
@@ -295,9 +354,7 @@ def list_nodes(ctx: Ctx, caller: Caller) -> list[m.NodeOut]:
 
 def _campaign_out(ctx: ApiContext, c: offers.Campaign) -> m.CampaignOut:
     with ctx.store.read() as conn:
-        (count,) = conn.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?", (c.id,)
-        ).fetchone()
+        count = offers.delivery_count(conn, c)
     return m.CampaignOut(
         id=c.id,
         business=c.business,
@@ -318,12 +375,18 @@ def _campaign_out(ctx: ApiContext, c: offers.Campaign) -> m.CampaignOut:
 
 @campaigns.post("", status_code=status.HTTP_201_CREATED, summary="Create a campaign")
 def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.CampaignOut:
-    """A tenant creates campaigns for its own business only (its key sets `business`)."""
+    """A tenant creates campaigns for its own business only (its key sets `business`); they
+    act at its own stores only. The admin also creates the mall's own campaigns (business
+    `mall`), which may target any store, zone or car park."""
     business = body.business or caller.business
     if business is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "an admin must give the business")
     own_business(caller, business)
-    if business not in {store.business for store in ctx.config.stores}:
+    places = dict(ctx.stores)
+    if business == ledger.COALITION:
+        parks = ctx.config.parking.car_parks if ctx.config.parking else ()
+        places.update({park.id: as_store(park) for park in parks})
+    elif business not in {store.business for store in ctx.config.stores}:
         raise InvalidInput(f"no store of the mall belongs to business {business!r}")
     campaign = offers.Campaign(
         id=body.id,
@@ -341,7 +404,7 @@ def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.Ca
         bonus_points=body.bonus_points,
     )
     with ctx.store.transaction() as conn:
-        offers.create_campaign(conn, campaign, ctx.stores, _now(ctx))
+        campaign = offers.create_campaign(conn, campaign, places, _now(ctx))
     return _campaign_out(ctx, campaign)
 
 

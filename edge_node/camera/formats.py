@@ -15,13 +15,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# Letter ↔ digit look-alikes as OCR confuses them on plates.
-TO_DIGIT = {
-    "O": "0", "Q": "0", "D": "0", "U": "0",
-    "I": "1", "L": "1", "J": "1",
-    "Z": "2", "S": "5", "B": "8", "G": "6", "A": "4", "T": "7",
-}  # fmt: skip
-TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T"}
+# The letter ↔ digit look-alikes and their classes (for comparing reads "after confusable
+# folding": accuracy reports; the core's plate matching uses the same table).
+from mallnet.plates import FOLD, TO_DIGIT, TO_LETTER
+
 # Letter ↔ letter look-alikes, used only where a country's alphabet forbids the letter read.
 LETTER_SWAP = {
     "D": "O",
@@ -43,8 +40,6 @@ STRONG_COST = 0.25
 BAND_CODES = {"UA": "UA", "FR": "F", "IT": "I", "ES": "E", "PL": "PL", "BR": "BR"}
 # Cyrillic capitals with Latin twins (UA plates use only these).
 CYRILLIC = str.maketrans("АВСЕНІКМОРТХУ", "ABCEHIKMOPTXY")
-# Classes for comparing reads "after confusable folding" (accuracy reports, fuzzy matching).
-FOLD = str.maketrans("OQD0IL1B8S5Z2G6", "000011188552266")
 
 _NON_ALNUM = re.compile(r"[^A-Z0-9]")
 

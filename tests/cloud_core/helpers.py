@@ -143,19 +143,33 @@ class Walker:
         return PresenceBatch(node=self.node, events=tuple(events))
 
 
+def api_config(
+    tmp_path: Path,
+    keys: list[dict[str, str]],
+    mqtt: MqttSettings | None = None,
+    **overrides: Any,
+) -> CoreConfig:
+    """A config whose API listens on a free port with these keys (``api=`` adds settings)."""
+    keys_file = tmp_path / "api-keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": keys}))
+    api = {"port": free_port(), "keys_file": str(keys_file), **overrides.pop("api", {})}
+    return make_config(tmp_path, mqtt, api=api, **overrides)
+
+
+def api_client(config: CoreConfig) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{config.api.port}", timeout=10)
+
+
 @contextlib.contextmanager
 def serve_api(
     tmp_path: Path, keys: list[dict[str, str]], **overrides: Any
 ) -> Iterator[tuple[httpx.Client, CoreApp]]:
     """The core's API alone on real uvicorn with these API keys, and an httpx client for it."""
-    keys_file = tmp_path / "api-keys.yaml"
-    keys_file.write_text(yaml.safe_dump({"keys": keys}))
-    port = free_port()
-    config = make_config(tmp_path, api={"port": port, "keys_file": str(keys_file)}, **overrides)
+    config = api_config(tmp_path, keys, **overrides)
     app = CoreApp(config, only="api", clock=Clock(START))
     app.start()
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with api_client(config) as client:
             yield client, app
     finally:
         app.stop()

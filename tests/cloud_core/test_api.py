@@ -89,15 +89,15 @@ def register(client: httpx.Client) -> str:
     return str(r.json()["id"])
 
 
-def test_kiosk_registers_a_customer_and_attaches_a_beacon_key(api):
+def test_kiosk_registers_a_customer_and_the_admin_attaches_a_beacon_key(api):
     client, _ = api
     r = client.post(
         "/customers", json={"phone": "07911 123456", "email": "a@example.com"}, headers=h("kiosk")
     )
     assert r.status_code == 201
     body = r.json()
-    assert body["phone"] == "+447911123456" and body["beacon_keys"] == 0
-    r = client.post(f"/customers/{body['id']}/beacon-keys", json={}, headers=h("kiosk"))
+    assert body == {"id": body["id"], "phone": "+44*******456", "pockets": []}
+    r = client.post(f"/customers/{body['id']}/beacon-keys", json={}, headers=h("admin"))
     assert r.status_code == 201 and len(r.json()["key"]) == 64
     r = client.post(
         f"/customers/{body['id']}/vehicles", json={"plate": "ab12 cde"}, headers=h("admin")
@@ -116,6 +116,74 @@ def test_kiosk_registers_a_customer_and_attaches_a_beacon_key(api):
     # the same phone again, written differently, is a conflict
     r = client.post("/customers", json={"phone": "+44 7911 123456"}, headers=h("kiosk"))
     assert r.status_code == 409 and "already registered" in r.json()["detail"]
+
+
+def test_a_kiosk_key_sees_only_what_a_self_service_screen_needs(api):
+    client, app = api
+    r = client.post(
+        "/customers",
+        json={"phone": "07911 123456", "email": "ann@example.com"},
+        headers=h("admin"),
+    )
+    customer = r.json()["id"]
+    client.post(f"/customers/{customer}/vehicles", json={"plate": "AB12CDE"}, headers=h("admin"))
+    seed_points(app, customer)
+    # finding the shopper who just typed their phone: id, masked phone, wallet; nothing else
+    found = client.get("/customers", params={"phone": "07911 123456"}, headers=h("kiosk"))
+    assert found.status_code == 200
+    body = found.json()
+    assert set(body) == {"id", "phone", "pockets"} and body["id"] == customer
+    assert body["phone"] == "+44*******456"
+    assert {p["pocket"]: p["balance"] for p in body["pockets"]} == {
+        "bean-bar": 30,
+        "shoe-hub": 40,
+        "mall": 50,
+    }
+    for secret in ("ann@example.com", "AB12CDE", "+447911123456"):
+        assert secret not in found.text
+    # re-registering an existing phone: a kiosk is not told whose it is; the admin is
+    again = client.post("/customers", json={"phone": "+44 7911 123456"}, headers=h("kiosk"))
+    assert again.status_code == 409 and customer not in again.text
+    again = client.post("/customers", json={"phone": "+44 7911 123456"}, headers=h("admin"))
+    assert again.status_code == 409 and customer in again.json()["detail"]
+    # a kiosk never mints (or attaches) a beacon key for anybody
+    minted = client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("kiosk"))
+    assert minted.status_code == 403
+    assert counts(app)["beacon_keys"] == 0
+    assert (
+        client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("admin")).status_code
+        == 201
+    )
+
+
+def test_phone_lookups_are_rate_limited_per_key(tmp_path):
+    keys = [
+        {"name": "office", "role": "admin", "key": KEYS["admin"]},
+        {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
+    ]
+    limits = {"phone_lookups": 3, "phone_lookup_window_s": 60}
+    with serve_api(tmp_path, keys, api=limits) as (client, app):
+        clock = app.clock
+        assert isinstance(clock, Clock)
+        register(client)  # a kiosk's registration counts too (its 409 tells a phone is known)
+        for phone in ("07911 123456", "07911 123457"):  # found, not found: both count
+            r = client.get("/customers", params={"phone": phone}, headers=h("kiosk"))
+            assert r.status_code in (200, 404)
+        refused = client.get("/customers", params={"phone": "07911 123458"}, headers=h("kiosk"))
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        r = client.post("/customers", json={"phone": "07911 123459"}, headers=h("kiosk"))
+        assert r.status_code == 429
+        # per key: the office is not held up by the kiosk
+        r = client.get("/customers", params={"phone": "07911 123456"}, headers=h("admin"))
+        assert r.status_code == 200
+        clock.advance(45)
+        refused = client.get("/customers", params={"phone": "07911 123456"}, headers=h("kiosk"))
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "15"
+        clock.advance(15)
+        r = client.get("/customers", params={"phone": "07911 123456"}, headers=h("kiosk"))
+        assert r.status_code == 200
+        refused_total = client.get("/ingest/stats", headers=h("admin")).json()["api_refused"]
+        assert refused_total["429"] == 3
 
 
 def test_a_tenant_never_reads_another_tenants_data(api):
@@ -198,7 +266,7 @@ def test_bad_calls_get_clear_4xx_and_change_nothing(api):
         "/customers", json={"phone": "07911 123457", "colour": "red"}, headers=h("kiosk")
     )
     assert r.status_code == 422
-    r = client.post(f"/customers/{customer}/beacon-keys", json={"key": "zz"}, headers=h("kiosk"))
+    r = client.post(f"/customers/{customer}/beacon-keys", json={"key": "zz"}, headers=h("admin"))
     assert r.status_code == 422
     assert client.get("/customers/c-nobody", headers=h("admin")).status_code == 404
     r = client.post(
@@ -268,7 +336,7 @@ def test_bad_calls_get_clear_4xx_and_change_nothing(api):
 def test_erasing_a_customer_removes_everything_personal(api):
     client, app = api
     customer = register(client)
-    client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("kiosk"))
+    client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("admin"))
     client.post(f"/customers/{customer}/vehicles", json={"plate": "AB12CDE"}, headers=h("admin"))
     seed_points(app, customer)
     store = open_store(app.config.database)
@@ -367,3 +435,42 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
         app = CoreApp(config, only="api", clock=Clock(START))
         with pytest.raises(CoreError, match="port in use"):
             app.start(timeout=10)
+
+
+def test_erasure_leaves_no_personal_data_in_the_database_files(api):
+    client, app = api
+    phone, email, plate = "+447911123456", "ann.erased@example.com", "KA1234TX"
+    r = client.post("/customers", json={"phone": phone, "email": email}, headers=h("admin"))
+    customer = r.json()["id"]
+    key = client.post(f"/customers/{customer}/beacon-keys", json={}, headers=h("admin")).json()
+    client.post(f"/customers/{customer}/vehicles", json={"plate": plate}, headers=h("admin"))
+    other = client.post("/customers", json={"phone": "07911 123499"}, headers=h("admin")).json()
+    store = open_store(app.config.database)
+    try:
+        with store.transaction() as conn:  # what ingest keeps of gate messages it rejected
+            conn.executemany(
+                "INSERT INTO dead_letters (ts, topic, kind, reason, payload)"
+                " VALUES ('2026-11-23T10:00:00Z', 'mall/v1/testmall/gates/g/parking', ?, 'x', ?)",
+                [
+                    ("schema", b'{"events": [{"plate": "KA 1234 TX", "kind": "entry"}]}'),
+                    ("json", f'{{"customer": "{customer}"'.encode()),
+                    ("schema", b'{"events": [{"plate": "ZZ9999ZZ"}]}'),  # somebody else's
+                ],
+            )
+    finally:
+        store.close()
+    database = app.config.database
+    erased_values = [phone.encode(), email.encode(), plate.encode(), key["key"].encode()]
+    before = database.read_bytes() + database.with_name(database.name + "-wal").read_bytes()
+    assert all(value in before for value in erased_values)
+
+    r = client.delete(f"/customers/{customer}", headers=h("admin"))
+    assert r.status_code == 200 and r.json()["removed"]["dead_letters"] == 2
+    for path in (database, database.with_name(database.name + "-wal")):
+        raw = path.read_bytes()  # the files as they are on disk, the API still running
+        for value in erased_values:
+            assert value not in raw, f"{value!r} still in {path.name}"
+        assert b"KA 1234 TX" not in raw
+    left = client.get("/dead-letters", headers=h("admin")).json()
+    assert [d["payload"] for d in left] == ['{"events": [{"plate": "ZZ9999ZZ"}]}']
+    assert client.get(f"/customers/{other['id']}", headers=h("admin")).status_code == 200

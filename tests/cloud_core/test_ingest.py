@@ -87,6 +87,7 @@ def test_replayed_walks_credit_the_expected_points_with_notices_and_offers(
     inbox = Collector()
     core_client("inbox-watch", subscriptions=[(INBOX.filter(MALL), 1)], on_message=inbox)
     app = run_core(core_config)
+    clock.set(START + 1500)  # after the walks: the core refuses events dated ahead of it
 
     sent: list[str] = []
     nodes = {}
@@ -193,6 +194,7 @@ def test_an_id_replayed_from_an_earlier_window_credits_nothing(
     receipts.wait_for(2)
     assert wallet(core_config, ann) == {"bean-bar": 10}
     assert app.consumer.stats()["replayed"] == 1
+    clock.set(boundary - 100)
     node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([early]))).wait(10)
     receipts.wait_for(3)
     assert wallet(core_config, ann) == {"bean-bar": 20}
@@ -301,7 +303,7 @@ def test_expiring_store_points_expire_with_a_journal_row_and_a_notice(
 
 
 def test_a_campaign_with_bonus_points_pays_them_within_its_frequency_cap(
-    core_config, run_core, connect
+    core_config, run_core, connect, clock
 ):
     ann = register(core_config, 1, "+44 7911 123001")
     add_campaign(core_config, bonus_points=5, cap_count=1)
@@ -309,6 +311,7 @@ def test_a_campaign_with_bonus_points_pays_them_within_its_frequency_cap(
     receipts, node = receipts_collector(connect, "store-1")
     walker = Walker("store-1")
     for n, at in enumerate((START, START + 7200), start=1):  # two visits, beyond the cooldown
+        clock.set(at)
         batch = walker.batch([walker.event(key_of(1), at)])
         node.publish(PRESENCE.topic(MALL, "store-1"), encode(batch)).wait(10)
         receipts.wait_for(n)
@@ -346,3 +349,36 @@ def test_nodes_get_their_stores_tuning_with_a_rising_revision(core_config, run_c
         assert isinstance(config, NodeConfig) and config.presence is not None
         revisions.append((config.revision, config.presence.radius_m))
     assert revisions == [(1, 4.0), (1, 4.0), (2, 6.5)]
+
+
+def test_an_event_dated_ahead_of_the_core_clock_is_receipted_and_credits_nothing(
+    core_config, run_core, connect, clock
+):
+    ann = register(core_config, 1, "+44 7911 123001")
+    app = run_core(core_config)
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    # dated a day ahead and carrying the beacon id of that future window (a forged or
+    # pre-computed id, or a node whose clock is a day off)
+    forged = walker.event(key_of(1), clock() + 86_400)
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([forged]))).wait(10)
+    receipts.wait_for(1)
+    assert receipted_ids(receipts) == [forged.id]  # the node may prune it
+    assert wallet(core_config, ann) == {}
+    assert app.consumer.stats()["future"] == 1
+    # a node clock a little ahead (within ingest.max_clock_skew_s, 300 s) still credits
+    ahead = walker.event(key_of(1), clock() + 120)
+    node.publish(PRESENCE.topic(MALL, "store-1"), encode(walker.batch([ahead]))).wait(10)
+    receipts.wait_for(2)
+    assert wallet(core_config, ann) == {"bean-bar": 10}
+    store = open_store(core_config.database)
+    try:
+        outcomes = dict(store.conn.execute("SELECT event_id, outcome FROM processed_events"))
+        (journal_days,) = store.conn.execute(
+            "SELECT COUNT(*) FROM journal WHERE ts > ?",
+            (ledger.iso(datetime.fromtimestamp(clock() + 3600, UTC)),),
+        ).fetchone()
+    finally:
+        store.close()
+    assert outcomes == {forged.id: "future", ahead.id: "credited"}
+    assert journal_days == 0  # no journal row dated tomorrow

@@ -20,6 +20,7 @@ KEYS = {
     "admin": "k-admin-0123456789abcdef",
     "kiosk": "k-kiosk-0123456789abcdef",
     "cinema": "k-cinema-0123456789abcdef",
+    "food": "k-food-court-0123456789abcdef",
 }
 
 
@@ -36,6 +37,7 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
                 "business": "cinema",
                 "key": KEYS["cinema"],
             },
+            {"name": "food", "role": "tenant", "business": "food-court", "key": KEYS["food"]},
         ],
         parking=PARKING,
     ) as served:
@@ -145,3 +147,51 @@ def test_coupons_sessions_occupancy_and_erasure(api):
     finally:
         store.close()
     assert left == 0
+
+
+def test_a_tenant_with_a_hyphen_redeems_its_own_codes(api):
+    client, app = api
+    store = open_store(app.config.database)
+    try:
+        with store.transaction() as conn:
+            customer, _ = identity.register_customer(conn, "+44 7911 123802", default_region="GB")
+            identity.attach_vehicle(conn, customer, "KA5678TX", "UA", T0)
+    finally:
+        store.close()
+    park(app, Gate().event("KA5678TX"))
+    made = client.post(
+        "/parking/codes",
+        headers=h("food"),
+        json={"business": "food-court", "minutes": 60, "serials": ["F0001", "F0002"]},
+    )
+    assert made.status_code == 200
+    first, second = made.json()["codes"]
+    assert first.startswith("P60-food-court-F0001-")
+    ok = client.post(
+        "/parking/validations", json={"code": first, "customer": customer}, headers=h("food")
+    )
+    assert ok.status_code == 200 and ok.json() == {"outcome": "validated", "minutes": 60}
+    # another tenant still may not redeem it, and a malformed code is invalid, not a 403
+    other = client.post(
+        "/parking/validations", json={"code": second, "customer": customer}, headers=h("cinema")
+    )
+    assert other.status_code == 403
+    junk = client.post(
+        "/parking/validations",
+        json={"code": "P60-food-court-F0001", "customer": customer},
+        headers=h("food"),
+    )
+    assert junk.status_code == 200 and junk.json()["outcome"] == "invalid"
+
+
+def test_the_admin_creates_the_malls_own_campaigns_for_car_parks_and_zones(api):
+    client, _ = api
+    window = {"starts_at": "2026-11-01T00:00:00Z", "ends_at": "2026-12-31T00:00:00Z"}
+    mall_wide = {"id": "park-and-shop", "business": "mall", "title": "t", "text": "x", **window}
+    r = client.post("/campaigns", json={**mall_wide, "zones": ["parking"]}, headers=h("admin"))
+    assert r.status_code == 201, r.text
+    assert (r.json()["business"], r.json()["zones"]) == ("mall", ["parking"])
+    named = {**mall_wide, "id": "north-park", "stores": ["p1", "bean-bar-l1"]}
+    r = client.post("/campaigns", json=named, headers=h("admin"))
+    assert r.status_code == 201, r.text
+    assert client.post("/campaigns", json=mall_wide, headers=h("food")).status_code == 403

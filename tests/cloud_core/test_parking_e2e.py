@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -16,7 +17,7 @@ from edge_node.camera.synth import make_sample
 from mallnet.wire import decode
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 from mallnet.wire.topics import INBOX
-from tests.cloud_core.helpers import START, make_config
+from tests.cloud_core.helpers import START, Clock, make_config
 from tests.conftest import MALL, Collector, wait_until
 
 PLATE = "KA7777TX"
@@ -70,7 +71,11 @@ def test_a_car_at_the_gate_earns_its_driver_the_entry_bonus_and_an_offer(
             )
     finally:
         store.close()
-    run_core(config)
+    app = run_core(config)
+    # the gate stamps its reads with the real time: the core's clock must not be behind it
+    # (it refuses events dated more than ingest.max_clock_skew_s ahead)
+    assert isinstance(app.clock, Clock)
+    app.clock.set(time.time() + 60)
     inbox = Collector()
     core_client("customer-app", subscriptions=[(INBOX.topic(MALL, customer), 1)], on_message=inbox)
 

@@ -20,7 +20,7 @@ from mallnet.broker import free_port
 from mallnet.wire import encode
 from mallnet.wire.payloads import FootfallBatch, FootfallEvent, HealthReport
 from mallnet.wire.topics import FOOTFALL, HEALTH
-from tests.cloud_core.helpers import Walker, make_config
+from tests.cloud_core.helpers import Clock, Walker, make_config
 from tests.cloud_core.test_ingest import receipted_ids, receipts_collector
 from tests.conftest import MALL, wait_until
 
@@ -137,6 +137,8 @@ def test_footfall_and_health_reach_victoria_metrics(
         tmp_path, core_settings, telemetry={"url": victoria, "flush_interval_s": 0.05}
     )
     app = run_core(config)
+    assert isinstance(app.clock, Clock)
+    app.clock.set(BASE + 7200)  # the core's clock after the telemetry (it refuses future events)
     send_telemetry(connect)
 
     def series(metric: str) -> list[dict[str, Any]]:
@@ -167,15 +169,20 @@ def test_footfall_and_health_reach_victoria_metrics(
     assert sink is not None and sink.written == 4 and sink.dropped == 0
 
 
-def test_an_unreachable_server_never_blocks_ingest(tmp_path, core_settings, run_core, connect):
+def test_an_unreachable_server_never_blocks_ingest(
+    tmp_path, core_settings, run_core, connect, clock
+):
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     config = make_config(tmp_path, core_settings, telemetry={"url": dead, "flush_interval_s": 0.05})
+    clock.set(BASE + 7200)  # the core's clock after the telemetry (it refuses future events)
     app = run_core(config)
     send_telemetry(connect)  # receipted although every write fails
     wait_until(lambda: app.telemetry.failed_writes > 0, what="a failed write")
 
 
-def test_without_a_server_the_api_serves_sqlite_rollups(tmp_path, core_settings, run_core, connect):
+def test_without_a_server_the_api_serves_sqlite_rollups(
+    tmp_path, core_settings, run_core, connect, clock
+):
     keys = tmp_path / "keys.yaml"
     keys.write_text(
         yaml.safe_dump(
@@ -184,6 +191,7 @@ def test_without_a_server_the_api_serves_sqlite_rollups(tmp_path, core_settings,
     )
     port = free_port()
     config = make_config(tmp_path, core_settings, api={"port": port, "keys_file": str(keys)})
+    clock.set(BASE + 7200)  # the core's clock after the telemetry (it refuses future events)
     app: CoreApp = run_core(config, only=None)
     assert app.config.telemetry is None
     send_telemetry(connect)
