@@ -58,6 +58,30 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "mall": ctx.config.mall}
 
+    last_problems: list[list[str]] = [[]]
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness (no key needed): 503 with the reasons while ingest is not "
+        "connected to the broker or the database cannot be written",
+        responses={503: {"description": "Not ready; `reasons` says why."}},
+    )
+    def ready() -> JSONResponse:
+        problems = ctx.ready()
+        if problems != last_problems[0]:  # log changes, not every probe
+            last_problems[0] = problems
+            if problems:
+                log.warning("not ready: %s", "; ".join(problems))
+            else:
+                log.info("ready")
+        if problems:
+            return JSONResponse(
+                {"status": "not ready", "mall": ctx.config.mall, "reasons": problems},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "mall": ctx.config.mall, "reasons": []})
+
     for router in (
         routes.customers,
         routes.wallets,

@@ -116,6 +116,8 @@ class ApiContext:
     keys: KeyRing
     clock: Callable[[], float]
     refused: Counter[int] = field(default_factory=Counter)  # 4xx answers by status
+    # why the process is not ready (cloud_core/readiness.py); empty when it is
+    ready: Callable[[], list[str]] = field(default=lambda: [])
 
     @property
     def stores(self) -> dict[str, StoreConfig]:
