@@ -103,6 +103,11 @@ class Publisher:
         self._head = f'{{"v":1,"node":"{node}","events":['
         self.wakeup: Callable[[], None] = lambda: None
 
+    @property
+    def awaiting_acks(self) -> int:
+        """Batches published and not yet acknowledged (or refused) by the broker."""
+        return sum(1 for ticket in self._tickets if not ticket.done)
+
     # -- MQTT callbacks (network thread) ------------------------------------------
 
     def on_connected(self) -> None:
