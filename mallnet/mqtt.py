@@ -44,7 +44,8 @@ class FailureLog:
     """Rate-limited logging of failed connection attempts (logic only: takes the time).
 
     The first failure of a run is logged at WARNING; later ones are counted and logged
-    at most once per ``interval_s``; ``recovered`` logs how many attempts failed.
+    at most once per ``interval_s``, or at once when the reason changes (the broker came
+    back but refuses the credentials); ``recovered`` logs how many attempts failed.
     """
 
     def __init__(self, what: str, interval_s: float = FAILURE_LOG_INTERVAL_S) -> None:
@@ -56,6 +57,7 @@ class FailureLog:
         self._first_at = 0.0
         self._logged_at = 0.0
         self._unlogged = 0
+        self._logged_reason: str | None = None
 
     def failed(self, reason: str, now: float) -> bool:
         """Record a failure; True if it was logged."""
@@ -65,11 +67,14 @@ class FailureLog:
         if self.failures == 1:
             self._first_at = self._logged_at = now
             self._unlogged = 0
+            self._logged_reason = reason
             log.warning("cannot connect to %s: %s; retrying with backoff", self.what, reason)
             return True
         self._unlogged += 1
-        if now - self._logged_at < self.interval_s:
+        changed = reason != self._logged_reason
+        if not changed and now - self._logged_at < self.interval_s:
             return False
+        self._logged_reason = reason
         log.warning(
             "still cannot connect to %s: %s (%d failed attempts in %.0fs)",
             self.what,
