@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -159,22 +160,22 @@ def test_a_node_and_the_core_log_failed_connections_with_host_port_and_reason(tm
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+    def logged_failure(path: Path) -> bool:
+        return any(
+            "WARNING" in line
+            and f"cannot connect to broker {where}" in line
+            and "ConnectionRefusedError" in line
+            for line in path.read_text().splitlines()
+        )
+
     try:
         for path in (node_log, core_log):
-            wait_until(
-                lambda path=path: any(
-                    "WARNING" in line
-                    and f"cannot connect to broker {where}" in line
-                    and "ConnectionRefusedError" in line
-                    for line in path.read_text().splitlines()
-                ),
-                30,
-                f"a failed connection in {path.name}",
-            )
+            wait_until(partial(logged_failure, path), 30, f"a failed connection in {path.name}")
         broker.start()
         for path in (node_log, core_log):
             wait_until(
-                lambda path=path: "failed attempts" in path.read_text(),
+                partial(lambda p: "failed attempts" in p.read_text(), path),
                 30,
                 f"the recovery in {path.name}",
             )
