@@ -73,6 +73,7 @@ class CoreStatusWatch:
         self._client_id = client_id
         self._states: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._client: MqttClient | None = None
 
     def _received(self, message: Inbound) -> None:
@@ -89,17 +90,21 @@ class CoreStatusWatch:
         with self._lock:
             return dict(self._states)
 
+    def _connected_client(self) -> MqttClient:
+        with self._start_lock:  # probes may ask concurrently: one client, one client id
+            if self._client is None:
+                self._client = MqttClient(
+                    self._settings,
+                    self._client_id,
+                    subscriptions=[(CORE_STATUS.filter(self._mall), 1)],
+                    on_message=self._received,
+                )
+                self._client.start()
+                self._client.wait_connected(1.0)  # a first answer with the retained statuses
+            return self._client
+
     def problem(self) -> str | None:
-        if self._client is None:
-            self._client = MqttClient(
-                self._settings,
-                self._client_id,
-                subscriptions=[(CORE_STATUS.filter(self._mall), 1)],
-                on_message=self._received,
-            )
-            self._client.start()
-            self._client.wait_connected(1.0)  # a first answer with the retained statuses
-        client = self._client
+        client = self._connected_client()
         if not client.connected:
             return f"cannot read the core's status from the broker: {client.problem}"
         states = self.states()
@@ -109,8 +114,9 @@ class CoreStatusWatch:
         return None
 
     def stop(self) -> None:
-        if self._client is not None:
-            self._client.stop()
+        with self._start_lock:
+            if self._client is not None:
+                self._client.stop()
 
 
 def readiness(
