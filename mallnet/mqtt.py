@@ -191,6 +191,9 @@ class MqttClient:
         self._early_acks: dict[int, int] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # every subscription of this connection granted
+        self._suback_pending: set[int] = set()
+        self._sub_lock = threading.Lock()
         self._stopping = False
         self._first_connect = ConnectResult()
         self.counters = _Counters()
@@ -234,6 +237,7 @@ class MqttClient:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         return client
 
     # -- lifecycle ------------------------------------------------------------------
@@ -259,6 +263,14 @@ class MqttClient:
     def wait_connected(self, timeout: float) -> bool:
         """True once connected (or again connected), False on timeout."""
         return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once connected and the broker has answered every subscription made on this
+        connection (a message published elsewhere after this will be delivered)."""
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def first_connect_reason(self, timeout: float) -> int:
         """The reason code of the first CONNACK (0 success, 134/135 refused); -1 if none."""
@@ -336,8 +348,15 @@ class MqttClient:
             self._client_id,
             getattr(flags, "session_present", False),
         )
-        for topic_filter, qos in self._subscriptions:
-            client.subscribe(topic_filter, qos=qos)
+        with self._sub_lock:
+            self._subscribed.clear()
+            self._suback_pending.clear()
+            for topic_filter, qos in self._subscriptions:
+                _rc, mid = client.subscribe(topic_filter, qos=qos)
+                if mid is not None:
+                    self._suback_pending.add(mid)
+            if not self._suback_pending:
+                self._subscribed.set()
         if self._birth is not None:
             self.publish(
                 self._birth.topic, self._birth.payload, self._birth.qos, self._birth.retain
@@ -351,6 +370,7 @@ class MqttClient:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         self.counters.disconnects += 1
         if self._stopping:
             return
@@ -362,6 +382,17 @@ class MqttClient:
                 self._settings.port,
                 reason,
             )
+
+    def _handle_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
+    ) -> None:
+        refused = [r for r in reasons if int(r.value) >= 128]
+        if refused:
+            log.error("broker refused a subscription of %s: %s", self._client_id, refused)
+        with self._sub_lock:
+            self._suback_pending.discard(mid)
+            if not self._suback_pending:
+                self._subscribed.set()
 
     def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         """A connection attempt failed before any CONNACK (refused, unreachable, TLS…).
