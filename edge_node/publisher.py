@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge_node.outbox import Outbox, Stored
-from mallnet.mqtt import Inbound, PublishTicket
+from mallnet.mqtt import NO_MATCHING_SUBSCRIBERS, Inbound, PublishTicket
 from mallnet.wire import WireError, decode
 from mallnet.wire.payloads import Receipt
 from mallnet.wire.topics import FOOTFALL, PARKING, PRESENCE, TopicSpec
@@ -196,7 +196,9 @@ class Publisher:
         backoff = min(self.retry_max_s, self.retry_min_s * 2 ** min(self._refusals - 1, 30))
         self._retry_at = now + backoff
         reset = self.outbox.reset_sent()
-        note = ": no matching subscribers, is the core subscribed?" if refused == 16 else ""
+        note = ""
+        if refused == NO_MATCHING_SUBSCRIBERS:
+            note = ": no matching subscribers, is the core subscribed?"
         level = logging.WARNING if self._refusals == 1 else logging.DEBUG
         log.log(
             level,

@@ -10,6 +10,10 @@ matching subscribers, 135 = not authorised).
 A failed connection attempt is never silent: the first of a run is logged at WARNING
 with host, port and reason, later ones at most once per ``FAILURE_LOG_INTERVAL_S``
 with a count, and the recovery at INFO; ``problem`` says what is wrong right now.
+
+Past 400 lines on purpose: the connection lifecycle (connect, subscribe and SUBACKs,
+publish tickets, failures and their logging) is one concern around one paho client,
+and splitting it would spread paho's callbacks over several modules.
 """
 
 from __future__ import annotations
