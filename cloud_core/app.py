@@ -4,6 +4,11 @@
 MQTT consumer (``Consumer`` around ``Applier``) and the HTTP API (uvicorn in a thread),
 each with its own database connection, sharing one injected clock. Nothing is built at
 import time.
+
+The consuming connection carries the core's retained status (``CORE_STATUS``, entity
+``ingest.client_id``): ``online`` on every connect, ``offline`` as its Last Will and on a
+clean stop. The API's ``/ready`` checks the database and this process's ingest
+connections; an API running apart (``--only api``) reads the workers' retained status.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 import uvicorn
@@ -22,9 +28,14 @@ from cloud_core.api.auth import ApiContext, KeyRing, load_api_keys
 from cloud_core.config import CoreConfig
 from cloud_core.errors import CoreError
 from cloud_core.ingest import Applier, Consumer, subscriptions
+from cloud_core.readiness import CoreStatusWatch, readiness
 from cloud_core.store import Store, open_store
 from cloud_core.telemetry import TelemetrySink, make_sink
-from mallnet.mqtt import Inbound, MqttClient
+from mallnet import __version__
+from mallnet.mqtt import Inbound, MqttClient, Will
+from mallnet.wire import encode
+from mallnet.wire.payloads import DeviceStatus
+from mallnet.wire.topics import CORE_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,7 @@ class CoreApp:
         self.consumer: Consumer | None = None
         self.telemetry: TelemetrySink | None = None
         self.server: uvicorn.Server | None = None
+        self.status_watch: CoreStatusWatch | None = None
         self._stores: list[Store] = []
         self._server_thread: threading.Thread | None = None
 
@@ -60,16 +72,23 @@ class CoreApp:
             keys = KeyRing(load_api_keys(self.config.api))
             api_store = Store(self.config.database)
             self._stores.append(api_store)
+            connections: dict[str, MqttClient] = {}
             consumer = self.consumer
-            app = create_app(
-                ApiContext(
-                    self.config,
-                    api_store,
-                    keys,
-                    self.clock,
-                    ingest_problem=(lambda: consumer.storage_problem) if consumer else None,
+            if consumer is not None:
+                connections["ingest"] = consumer.client
+                connections["ingest publisher"] = consumer.publisher
+            else:
+                self.status_watch = CoreStatusWatch(
+                    self.config.mqtt, self.config.mall, f"{self.config.ingest.client_id}-api"
                 )
-            )
+            checks = readiness(self.config.database, connections, self.status_watch)
+
+            def ready() -> list[str]:
+                # a batch that could not commit (e.g. disk full) first, then the live checks
+                storage = consumer.storage_problem if consumer is not None else None
+                return [storage, *checks()] if storage else checks()
+
+            app = create_app(ApiContext(self.config, api_store, keys, self.clock, ready=ready))
             server_config = uvicorn.Config(
                 app,
                 host=self.config.api.host,
@@ -104,6 +123,12 @@ class CoreApp:
     def _build_consumer(self, store: Store, telemetry: TelemetrySink) -> Consumer:
         applier = Applier(self.config, store, self.clock)
         ingest = self.config.ingest
+        mall, worker = self.config.mall, ingest.client_id
+        since = datetime.now(UTC)
+
+        def status(state: Literal["online", "offline"]) -> Will:
+            payload = DeviceStatus(state=state, device=worker, since=since, software=__version__)
+            return Will(CORE_STATUS.topic(mall, worker), encode(payload))
 
         def client_factory(on_message: Callable[[Inbound], None]) -> MqttClient:
             return MqttClient(
@@ -114,6 +139,8 @@ class CoreApp:
                 manual_ack=True,
                 persistent_session=True,
                 receive_maximum=ingest.receive_maximum,
+                will=status("offline"),
+                birth=status("online"),
             )
 
         publisher = MqttClient(self.config.mqtt, f"{ingest.client_id}-out")
@@ -126,6 +153,7 @@ class CoreApp:
             batch_wait_s=ingest.batch_wait_ms / 1000,
             expiry_interval_s=ingest.expiry_interval_s,
             kiosk_offers_interval_s=ingest.kiosk_offers_interval_s,
+            offline=status("offline"),
         )
 
     def stop(self) -> None:
@@ -136,6 +164,8 @@ class CoreApp:
         if self.consumer is not None:
             self.consumer.stop()
             log.info("ingest totals: %s", json.dumps(self.consumer.stats(), sort_keys=True))
+        if self.status_watch is not None:
+            self.status_watch.stop()
         if self.telemetry is not None:
             self.telemetry.close()
         for store in self._stores:

@@ -159,6 +159,14 @@ class IngestSettings(ConfigModel):
     share_group: Ident = Field(
         default="core", description="Shared-subscription group the workers split the load in."
     )
+    shared: bool = Field(
+        default=True,
+        description="Subscribe to the nodes' events with shared subscriptions (`$share/...`), "
+        "so several workers split the load. Set false when exactly one worker runs: a plain "
+        "subscription is kept by Mosquitto 2.0 across a broker restart (a shared one is not, "
+        "so events published before the core reconnects are refused with reason 16 and the "
+        "nodes must send them again).",
+    )
     batch_max: int = Field(
         default=200, ge=1, le=10_000, description="Most MQTT messages applied per transaction."
     )

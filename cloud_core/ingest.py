@@ -57,7 +57,7 @@ from cloud_core.rules.visits import Notice, apply_visit, credit_notice
 from cloud_core.store import Store
 from cloud_core.telemetry import Point, TelemetrySink
 from mallnet.errors import MqttError
-from mallnet.mqtt import Inbound, MqttClient, PublishTicket
+from mallnet.mqtt import Inbound, MqttClient, PublishTicket, Will
 from mallnet.wire import WireError, decode, encode
 from mallnet.wire.payloads import (
     MAX_BATCH,
@@ -682,14 +682,14 @@ def drop_dead_letters(conn: sqlite3.Connection, where: str, arg: object, what: s
 
 
 def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
-    """Shared subscriptions for the load the workers split; status is retained, so plain."""
+    """Shared subscriptions for the load the workers split (plain ones for a lone worker,
+    ``ingest.shared: false``); status is retained, so plain."""
     group, mall = config.ingest.share_group, config.mall
+    load = [PRESENCE, FOOTFALL, HEALTH] + ([PARKING] if config.parking else [])
     return [
-        (PRESENCE.shared_filter(group, mall), 1),
-        (FOOTFALL.shared_filter(group, mall), 1),
-        (HEALTH.shared_filter(group, mall), 0),
-        (STATUS.filter(mall), 1),
-    ] + ([(PARKING.shared_filter(group, mall), 1)] if config.parking else [])
+        (spec.shared_filter(group, mall) if config.ingest.shared else spec.filter(mall), spec.qos)
+        for spec in load
+    ] + [(STATUS.filter(mall), 1)]
 
 
 class Consumer:
@@ -713,8 +713,10 @@ class Consumer:
         batch_wait_s: float,
         expiry_interval_s: float,
         kiosk_offers_interval_s: float = 30.0,
+        offline: Will | None = None,
     ) -> None:
         self.applier = applier
+        self._offline = offline  # the retained core status published on a clean stop
         self.telemetry = telemetry
         self._queue: queue.Queue[tuple[float, Inbound]] = queue.Queue()
         self.client = client_factory(self._received)
@@ -753,7 +755,7 @@ class Consumer:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._settle_notices(deadline=time.monotonic() + min(timeout, 5.0))
-        self.client.stop()
+        self.client.stop(farewell=self._offline)
         if self.publisher is not self.client:
             self.publisher.stop()
 

@@ -8,9 +8,15 @@ enqueue; ``pump(now)`` applies them and publishes:
 2. after a (re)connect every waiting event is marked unsent, so the whole
    backlog is republished in seq order — a PUBACK from a broker that then
    crashed proves nothing;
-3. if the oldest published event has had no receipt for ``receipt_timeout_s``,
+3. a PUBACK with any reason code but 0 means the broker did not deliver the
+   batch (16: no matching subscribers — e.g. after a broker restart, which
+   forgets the core's shared subscriptions, until the core subscribes again;
+   135: not authorised): the same go-back-N republish happens, after a backoff
+   (``retry_min_s`` doubling up to ``retry_max_s``), so a broker restart costs
+   seconds, not the receipt timeout;
+4. if the oldest published event has had no receipt for ``receipt_timeout_s``,
    the same go-back-N republish happens (the broker or the core lost it);
-4. when nothing is awaiting a receipt, the oldest unsent events (at most
+5. when nothing is awaiting a receipt, the oldest unsent events (at most
    ``max_inflight``) are published as up to ``max_inflight_batches`` batches of
    consecutive events of one topic.
 
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge_node.outbox import Outbox, Stored
-from mallnet.mqtt import Inbound, PublishTicket
+from mallnet.mqtt import NO_MATCHING_SUBSCRIBERS, Inbound, PublishTicket
 from mallnet.wire import WireError, decode
 from mallnet.wire.payloads import Receipt
 from mallnet.wire.topics import FOOTFALL, PARKING, PRESENCE, TopicSpec
@@ -61,6 +67,7 @@ class PublisherStats:
     bad_receipts: int = 0
     republish_rounds: int = 0
     acked_batches: int = 0
+    refused_batches: int = 0  # PUBACK reason code not 0: kept and sent again after a backoff
 
 
 class Publisher:
@@ -74,6 +81,8 @@ class Publisher:
         max_inflight: int = 2000,
         max_inflight_batches: int = 1,
         receipt_timeout_s: float = 30.0,
+        retry_min_s: float = 0.25,
+        retry_max_s: float = 5.0,
     ) -> None:
         self.outbox = outbox
         self.mall = mall
@@ -82,13 +91,22 @@ class Publisher:
         self.max_inflight = max_inflight
         self.max_inflight_batches = max_inflight_batches
         self.receipt_timeout_s = receipt_timeout_s
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
         self.transport: Transport | None = None
         self.stats = PublisherStats()
         self._receipts: queue.SimpleQueue[tuple[str, ...]] = queue.SimpleQueue()
         self._reconnected = threading.Event()
         self._tickets: list[PublishTicket] = []
+        self._refusals = 0  # consecutive refused batches
+        self._retry_at = 0.0  # no publishing before this (after a refusal)
         self._head = f'{{"v":1,"node":"{node}","events":['
         self.wakeup: Callable[[], None] = lambda: None
+
+    @property
+    def awaiting_acks(self) -> int:
+        """Batches published and not yet acknowledged (or refused) by the broker."""
+        return sum(1 for ticket in self._tickets if not ticket.done)
 
     # -- MQTT callbacks (network thread) ------------------------------------------
 
@@ -113,15 +131,16 @@ class Publisher:
     def pump(self, now: float) -> int:
         """Apply receipts and reconnects, then publish what is due; returns events sent."""
         self._apply_receipts()
-        self._settle_tickets()
+        self._settle_tickets(now)
         transport = self.transport
         if self._reconnected.is_set():
             self._reconnected.clear()
+            self._retry_at = 0.0  # a new connection: try at once
             reset = self.outbox.reset_sent()
             if reset:
                 self.stats.republish_rounds += 1
                 log.info("reconnected: republishing %d unreceipted events in order", reset)
-        if transport is None or not transport.connected:
+        if transport is None or not transport.connected or now < self._retry_at:
             return 0
         oldest = self.outbox.oldest_sent_at()
         if oldest is not None and now - oldest >= self.receipt_timeout_s:
@@ -152,15 +171,44 @@ class Publisher:
         self.stats.published_events += sent
         return sent
 
-    def _settle_tickets(self) -> None:
-        """Count PUBACKs (for the record only: a PUBACK never removes an event)."""
+    def _settle_tickets(self, now: float) -> None:
+        """Count PUBACKs (a PUBACK never removes an event); on a refusal, go back and
+        republish everything unreceipted after a backoff."""
         pending = []
+        refused: int | None = None
         for ticket in self._tickets:
-            if ticket.done:
-                self.stats.acked_batches += 1
-            else:
+            if not ticket.done:
                 pending.append(ticket)
+                continue
+            reason = ticket.wait(0)
+            if reason == 0:
+                self.stats.acked_batches += 1
+                if self._refusals and refused is None:
+                    log.info("the broker delivers again after %d refused batches", self._refusals)
+                    self._refusals = 0
+            else:
+                refused = reason
+                self.stats.refused_batches += 1
         self._tickets = pending
+        if refused is None:
+            return
+        self._refusals += 1
+        backoff = min(self.retry_max_s, self.retry_min_s * 2 ** min(self._refusals - 1, 30))
+        self._retry_at = now + backoff
+        reset = self.outbox.reset_sent()
+        note = ""
+        if refused == NO_MATCHING_SUBSCRIBERS:
+            note = ": no matching subscribers, is the core subscribed?"
+        level = logging.WARNING if self._refusals == 1 else logging.DEBUG
+        log.log(
+            level,
+            "the broker did not deliver a batch (reason %d%s): keeping %d events, "
+            "sending again in %.2fs",
+            refused,
+            note,
+            reset,
+            backoff,
+        )
 
     def _apply_receipts(self) -> None:
         while True:

@@ -2,16 +2,27 @@
 
 Built at a process's composition root and injected into whatever publishes or
 consumes; there is no module-level client. It connects in the background with
-exponential reconnect backoff, re-subscribes on every connect, publishes a
-retained birth message once connected, registers a Last Will, and tells the
-caller the broker's reason code for each QoS 1 publish (135 = not authorised).
+exponential reconnect backoff (sub-second delays included), re-subscribes on every
+connect, publishes a retained birth message once connected, registers a Last Will,
+and tells the caller the broker's reason code for each QoS 1 publish (16 = no
+matching subscribers, 135 = not authorised).
+
+A failed connection attempt is never silent: the first of a run is logged at WARNING
+with host, port and reason, later ones at most once per ``FAILURE_LOG_INTERVAL_S``
+with a count, and the recovery at INFO; ``problem`` says what is wrong right now.
+
+Past 400 lines on purpose: the connection lifecycle (connect, subscribe and SUBACKs,
+publish tickets, failures and their logging) is one concern around one paho client,
+and splitting it would spread paho's callbacks over several modules.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +39,67 @@ from mallnet.errors import MqttError
 log = logging.getLogger(__name__)
 
 NOT_AUTHORIZED = 135
+NO_MATCHING_SUBSCRIBERS = 16
+#: After the first failed connection attempt of a run, at most one log line per this many s.
+FAILURE_LOG_INTERVAL_S = 30.0
+
+
+class FailureLog:
+    """Rate-limited logging of failed connection attempts (logic only: takes the time).
+
+    The first failure of a run is logged at WARNING; later ones are counted and logged
+    at most once per ``interval_s``, or at once when the reason changes (the broker came
+    back but refuses the credentials); ``recovered`` logs how many attempts failed.
+    """
+
+    def __init__(self, what: str, interval_s: float = FAILURE_LOG_INTERVAL_S) -> None:
+        self.what = what
+        self.interval_s = interval_s
+        self.failures = 0  # in the current run of failures
+        self.total = 0
+        self.last_reason: str | None = None
+        self._first_at = 0.0
+        self._logged_at = 0.0
+        self._unlogged = 0
+        self._logged_reason: str | None = None
+
+    def failed(self, reason: str, now: float) -> bool:
+        """Record a failure; True if it was logged."""
+        self.failures += 1
+        self.total += 1
+        self.last_reason = reason
+        if self.failures == 1:
+            self._first_at = self._logged_at = now
+            self._unlogged = 0
+            self._logged_reason = reason
+            log.warning("cannot connect to %s: %s; retrying with backoff", self.what, reason)
+            return True
+        self._unlogged += 1
+        changed = reason != self._logged_reason
+        if not changed and now - self._logged_at < self.interval_s:
+            return False
+        self._logged_reason = reason
+        log.warning(
+            "still cannot connect to %s: %s (%d failed attempts in %.0fs)",
+            self.what,
+            reason,
+            self._unlogged,
+            now - self._logged_at,
+        )
+        self._logged_at = now
+        self._unlogged = 0
+        return True
+
+    def recovered(self, now: float) -> None:
+        if self.failures:
+            log.info(
+                "connected to %s after %d failed attempts in %.1fs",
+                self.what,
+                self.failures,
+                now - self._first_at,
+            )
+        self.failures = 0
+        self.last_reason = None
 
 
 @dataclass(frozen=True)
@@ -123,9 +195,14 @@ class MqttClient:
         self._early_acks: dict[int, int] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # every subscription of this connection granted
+        self._suback_pending: set[int] = set()
+        self._sub_lock = threading.Lock()
         self._stopping = False
         self._first_connect = ConnectResult()
         self.counters = _Counters()
+        self.failures = FailureLog(f"broker {settings.host}:{settings.port} as {client_id}")
+        self._problem: str | None = "not connected yet"
         self._client = self._build(will)
 
     # -- construction ---------------------------------------------------------------
@@ -151,16 +228,20 @@ class MqttClient:
             )
         if will is not None:
             client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        # paho's hints say int, but its wait is float arithmetic: 0.1 s means 0.1 s
+        # (rounding it up to 1 s made every reconnect after a broker restart 10x slower).
         client.reconnect_delay_set(
-            min_delay=max(1, round(self._settings.reconnect_min_s)),
-            max_delay=max(1, round(self._settings.reconnect_max_s)),
+            min_delay=self._settings.reconnect_min_s,  # type: ignore[arg-type]
+            max_delay=max(self._settings.reconnect_min_s, self._settings.reconnect_max_s),  # type: ignore[arg-type]
         )
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         return client
 
     # -- lifecycle ------------------------------------------------------------------
@@ -187,6 +268,14 @@ class MqttClient:
         """True once connected (or again connected), False on timeout."""
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once connected and the broker has answered every subscription made on this
+        connection (a message published elsewhere after this will be delivered)."""
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
+
     def first_connect_reason(self, timeout: float) -> int:
         """The reason code of the first CONNACK (0 success, 134/135 refused); -1 if none."""
         self._first_connect.event.wait(timeout)
@@ -195,6 +284,11 @@ class MqttClient:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def problem(self) -> str | None:
+        """Why the client is not connected now (None when it is), for readiness checks."""
+        return None if self.connected else self._problem
 
     def stop(self, farewell: Will | None = None, timeout: float = 5.0) -> None:
         """Publish ``farewell`` (e.g. a retained ``offline``) if connected, then disconnect."""
@@ -245,8 +339,11 @@ class MqttClient:
             self._first_connect.reason = code
             self._first_connect.event.set()
         if code != 0:
-            log.error("broker refused connection for %s: %s", self._client_id, reason)
+            self._problem = f"broker refused the connection: {reason} ({code})"
+            self.failures.failed(self._problem, time.monotonic())
             return
+        self.failures.recovered(time.monotonic())
+        self._problem = None
         self.counters.connects += 1
         log.info(
             "connected to %s:%s as %s (session present: %s)",
@@ -255,8 +352,15 @@ class MqttClient:
             self._client_id,
             getattr(flags, "session_present", False),
         )
-        for topic_filter, qos in self._subscriptions:
-            client.subscribe(topic_filter, qos=qos)
+        with self._sub_lock:
+            self._subscribed.clear()
+            self._suback_pending.clear()
+            for topic_filter, qos in self._subscriptions:
+                _rc, mid = client.subscribe(topic_filter, qos=qos)
+                if mid is not None:
+                    self._suback_pending.add(mid)
+            if not self._suback_pending:
+                self._subscribed.set()
         if self._birth is not None:
             self.publish(
                 self._birth.topic, self._birth.payload, self._birth.qos, self._birth.retain
@@ -268,11 +372,41 @@ class MqttClient:
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         self.counters.disconnects += 1
         if self._stopping:
             return
-        log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
+        if was_connected:
+            self._problem = f"disconnected: {reason}"
+            log.warning(
+                "disconnected from %s:%s (%s); reconnecting with backoff",
+                self._settings.host,
+                self._settings.port,
+                reason,
+            )
+
+    def _handle_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
+    ) -> None:
+        refused = [r for r in reasons if int(r.value) >= 128]
+        if refused:
+            log.error("broker refused a subscription of %s: %s", self._client_id, refused)
+        with self._sub_lock:
+            self._suback_pending.discard(mid)
+            if not self._suback_pending:
+                self._subscribed.set()
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        """A connection attempt failed before any CONNACK (refused, unreachable, TLS…).
+
+        paho calls this from inside its ``except OSError``, so the error is at hand.
+        """
+        exc = sys.exc_info()[1]
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "connection failed"
+        self._problem = reason
+        self.failures.failed(reason, time.monotonic())
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         self.counters.received += 1

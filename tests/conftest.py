@@ -101,7 +101,8 @@ def connect(broker: DevBroker) -> Iterator[Callable[..., MqttClient]]:
     def make(user: str, client_id: str | None = None, **kwargs: object) -> MqttClient:
         client = MqttClient(settings_for(broker, user), client_id or user, **kwargs)  # type: ignore[arg-type]
         client.start()
-        assert client.wait_connected(10), f"{user} could not connect"
+        # subscribed, not only connected: a message another client publishes next is delivered
+        assert client.wait_subscribed(10), f"{user} could not connect and subscribe"
         clients.append(client)
         return client
 

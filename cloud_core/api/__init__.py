@@ -51,6 +51,7 @@ def problem(
     detail: str,
     *,
     errors: list[dict[str, Any]] | None = None,
+    reasons: list[str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """An RFC 9457 problem response."""
@@ -60,6 +61,7 @@ def problem(
         detail=detail,
         instance=request.url.path,
         errors=[FieldProblem.model_validate(e) for e in errors] if errors else None,
+        reasons=reasons,
     ).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
@@ -198,17 +200,28 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "mall": ctx.config.mall}
 
+    last_problems: list[list[str]] = [[]]
+
     @app.get(
         "/ready",
         tags=["operations"],
-        summary="Readiness (no key needed): 503 with the reason while ingest cannot commit",
-        responses={503: {"description": "Ingest cannot write to the database (e.g. disk full)."}},
+        summary="Readiness (no key needed): 503 with the reasons while ingest is not "
+        "connected to the broker or the database cannot be written (e.g. disk full)",
+        responses={503: {"description": "Not ready; `reasons` says why."}},
     )
     def ready(request: Request) -> Response:
-        reason = ctx.ingest_problem() if ctx.ingest_problem is not None else None
-        if reason:
-            return problem(request, 503, reason, headers={"Retry-After": "5"})
-        return JSONResponse({"status": "ready", "mall": ctx.config.mall})
+        problems = ctx.ready()
+        if problems != last_problems[0]:  # log changes, not every probe
+            last_problems[0] = problems
+            if problems:
+                log.warning("not ready: %s", "; ".join(problems))
+            else:
+                log.info("ready")
+        if problems:
+            return problem(
+                request, 503, "; ".join(problems), reasons=problems, headers={"Retry-After": "5"}
+            )
+        return JSONResponse({"status": "ready", "mall": ctx.config.mall, "reasons": []})
 
     for router in (
         routes.customers,

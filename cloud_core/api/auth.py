@@ -145,8 +145,8 @@ class ApiContext:
     keys: KeyRing
     clock: Callable[[], float]
     refused: Counter[int] = field(default_factory=Counter)  # 4xx answers by status
-    # why ingest cannot commit now (e.g. the disk is full), for /ready; None: no ingest here
-    ingest_problem: Callable[[], str | None] | None = None
+    # why the process is not ready (cloud_core/readiness.py); empty when it is
+    ready: Callable[[], list[str]] = field(default=lambda: [])
     phone_lookups: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:

@@ -41,6 +41,9 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = Field(
         default=None, description="Validation errors (422), one per field."
     )
+    reasons: list[str] | None = Field(
+        default=None, description="Why the core is not ready (`/ready` 503), one per problem."
+    )
 
 
 class CustomerIn(BaseModel):

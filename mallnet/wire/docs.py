@@ -36,7 +36,10 @@ Everything that crosses the broker is defined in `mallnet/wire/`: topic specs
   **receipt** names its id; the core applies each id at most once and acks
   the MQTT message only after its transaction commits.
 - The core subscribes with a shared subscription (`$share/core/…`) so that
-  several workers split the load.
+  several workers split the load (a lone worker may use a plain one,
+  `ingest.shared: false`, which the broker keeps across its own restarts).
+- Every device and every core ingest worker has a retained `status` topic:
+  `online` when it connects, `offline` as its Last Will.
 - A breaking change makes `v2` topics; `v1` consumers keep working meanwhile.
 
 ## Decoding errors

@@ -5,8 +5,9 @@ Every topic has six segments::
     mall/v1/{mall}/{scope}/{entity}/{leaf}
 
 ``scope`` is ``nodes`` (edge nodes: store scanners and parking gates),
-``kiosks`` or ``customers``. Ids are lower-case ``[a-z0-9][a-z0-9_-]{0,63}``,
-so they can never hold MQTT wildcards or separators.
+``kiosks``, ``customers`` or ``core`` (the core's ingest workers). Ids are
+lower-case ``[a-z0-9][a-z0-9_-]{0,63}``, so they can never hold MQTT wildcards
+or separators.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Scope(StrEnum):
     NODES = "nodes"
     KIOSKS = "kiosks"
     CUSTOMERS = "customers"
+    CORE = "core"
 
 
 class Direction(StrEnum):
@@ -35,6 +37,7 @@ class Direction(StrEnum):
     KIOSK_TO_CORE = "kiosk → core"
     CORE_TO_KIOSK = "core → kiosk"
     CORE_TO_CUSTOMER = "core → customer app"
+    CORE_TO_OPERATORS = "core → operators"
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,17 @@ KIOSK_OFFERS = TopicSpec(
     "KioskOffers",
     "Retained list of the offers a kiosk shows now.",
 )
+CORE_STATUS = TopicSpec(
+    "core-status",
+    Scope.CORE,
+    "status",
+    Direction.CORE_TO_OPERATORS,
+    1,
+    True,
+    "DeviceStatus",
+    "Retained `online` birth message of a core ingest worker (entity: its `ingest.client_id`); "
+    "`offline` is its Last Will. The API's `/ready` reads it when it runs apart from ingest.",
+)
 INBOX = TopicSpec(
     "inbox",
     Scope.CUSTOMERS,
@@ -204,6 +218,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     KIOSK_RECEIPTS,
     KIOSK_OFFERS,
     INBOX,
+    CORE_STATUS,
 )
 _BY_SCOPE_LEAF = {(spec.scope.value, spec.leaf): spec for spec in ALL_TOPICS}
 

@@ -42,7 +42,8 @@ def core_client(core_settings) -> Iterator[Callable[..., MqttClient]]:
     def make(client_id: str, **kwargs: object) -> MqttClient:
         client = MqttClient(core_settings, client_id, **kwargs)  # type: ignore[arg-type]
         client.start()
-        assert client.wait_connected(10), f"{client_id} could not connect"
+        # subscribed, not only connected: a message another client publishes next is delivered
+        assert client.wait_subscribed(10), f"{client_id} could not connect and subscribe"
         clients.append(client)
         return client
 

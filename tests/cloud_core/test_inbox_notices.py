@@ -52,7 +52,9 @@ def test_notices_of_a_batch_committed_before_a_crash_arrive_after_the_restart(
         on_message=inbox,
         persistent_session=True,  # keeps what arrives while the broker restarts
     )
-    receipts, node = receipts_collector(connect, "store-1")
+    # persistent, as a node's session is: after a broker restart the core (also persistent)
+    # may reconnect and receipt the redelivered batch before this client has reconnected
+    receipts, node = receipts_collector(connect, "store-1", persistent=True)
     log = tmp_path / "core.log"
     walker = Walker("store-1")
     now = time.time()

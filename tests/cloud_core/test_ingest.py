@@ -63,9 +63,18 @@ def wallet(config, customer: str) -> dict[str, int]:
         store.close()
 
 
-def receipts_collector(connect, node: str) -> tuple[Collector, MqttClient]:
+def receipts_collector(
+    connect, node: str, *, persistent: bool = False
+) -> tuple[Collector, MqttClient]:
+    """A node's receipts subscription. ``persistent`` (as a real node's session is) keeps
+    what the core receipts while the broker restarts and this client reconnects."""
     collector = Collector()
-    client = connect(node, subscriptions=[(RECEIPTS.topic(MALL, node), 1)], on_message=collector)
+    client = connect(
+        node,
+        subscriptions=[(RECEIPTS.topic(MALL, node), 1)],
+        on_message=collector,
+        persistent_session=persistent,
+    )
     return collector, client
 
 

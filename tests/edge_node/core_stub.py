@@ -47,7 +47,7 @@ class CoreStub:
 
     def start(self, timeout: float = 10) -> None:
         self.client.start()
-        assert self.client.wait_connected(timeout), "core stub could not connect"
+        assert self.client.wait_subscribed(timeout), "core stub could not connect and subscribe"
 
     def stop(self) -> None:
         self.client.stop()

@@ -35,7 +35,7 @@ def test_replayed_trace_reaches_the_core_in_order_and_the_outbox_drains(
         on_message=watcher,
     )
     watch.start()
-    assert watch.wait_connected(10)
+    assert watch.wait_subscribed(10)
     config = load_node_config(node_config(tmp_path, broker, "store-a", password, trace))
     app = EdgeApp(config)
     try:
@@ -94,7 +94,7 @@ def test_core_tuning_heartbeat_and_clean_stop(broker: DevBroker, tmp_path: Path)
         core_settings, "core", subscriptions=[(HEALTH.filter(broker.mall), 0)], on_message=watcher
     )
     core.start()
-    assert core.wait_connected(10)
+    assert core.wait_subscribed(10)
     topic = NODE_CONFIG.topic(broker.mall, "store-a")
     tuning = NodeConfig(revision=3, presence=PresenceTuning(radius_m=2.0, rx_adjust_db=-2))
     core.publish(topic, encode(tuning), retain=True).wait(10)  # retained: read on connect
@@ -158,7 +158,7 @@ def test_sigterm_stops_the_node_process_cleanly(broker: DevBroker, tmp_path: Pat
         on_message=statuses,
     )
     watch.start()
-    assert watch.wait_connected(10)
+    assert watch.wait_subscribed(10)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mallnet.cli", "edge", "run", "--config", str(path)],
         stdout=subprocess.DEVNULL,
@@ -205,7 +205,7 @@ def test_a_full_outbox_drops_oldest_first_and_the_heartbeat_reports_it(
         on_message=watcher,
     )
     watch.start()
-    assert watch.wait_connected(10)
+    assert watch.wait_subscribed(10)
     app = EdgeApp(load_node_config(path))  # no core: nothing is ever receipted
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(asyncio.run(app.run())), daemon=True)

@@ -108,7 +108,7 @@ def test_gate_node_reads_each_car_once_and_the_core_receipts_them(broker, tmp_pa
     write_pass_frames(frames, [("UA", "KA1234TX"), ("US", "7ABC123")])
     core = ReceiptingCore(broker)
     core.client.start()
-    assert core.client.wait_connected(10)
+    assert core.client.wait_subscribed(10)
     password = broker.add_user(GATE_NODE)
     config = load_gate_config(gate_config(tmp_path, broker, password, frames))
     app = GateApp(config)
@@ -281,7 +281,7 @@ def test_gate_command_runs_with_a_lost_camera_and_stops_cleanly_on_sigterm(broke
         on_message=watcher,
     )
     watch.start()
-    assert watch.wait_connected(10)
+    assert watch.wait_subscribed(10)
     log = tmp_path / "gate.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

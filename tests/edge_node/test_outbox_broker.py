@@ -143,7 +143,7 @@ def test_node_killed_mid_stream_then_restarted(broker: DevBroker, tmp_path: Path
         on_message=statuses,
     )
     status_watch.start()
-    assert status_watch.wait_connected(10)
+    assert status_watch.wait_subscribed(10)
     proc = _spawn(path)
     try:
         wait_until(lambda: core.count() >= 3, 60, "first events at the core")

@@ -24,6 +24,7 @@ class Recorder:
         self.connected = True
         self.sent: list[tuple[str, bytes]] = []
         self.fail = False
+        self.reason = 0  # the broker's PUBACK reason code for what is published now
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
@@ -31,7 +32,7 @@ class Recorder:
         ticket = PublishTicket(len(self.sent) + 1, 4 if self.fail else 0)
         if not self.fail:
             self.sent.append((topic, payload))
-            ticket._resolve(0)
+            ticket._resolve(self.reason)
         return ticket
 
     def batches(self) -> list[list[int]]:
@@ -135,4 +136,36 @@ def test_a_local_publish_failure_keeps_the_events_unsent(tmp_path: Path) -> None
     assert pub.pump(1.0) == 0 and box.inflight() == 0
     rec.fail = False
     assert pub.pump(2.0) == 1
+    box.close()
+
+
+def test_a_refused_batch_is_kept_and_sent_again_after_a_growing_backoff(tmp_path: Path) -> None:
+    """PUBACK 16 (no matching subscribers, e.g. a broker restart forgot the core's shared
+    subscription): the broker discarded the batch, so it is sent again well before the
+    receipt timeout, with backoff, until it is taken and receipted."""
+    box, pub, rec = _setup(
+        tmp_path, batch_size=2, receipt_timeout_s=300, retry_min_s=0.5, retry_max_s=2
+    )
+    stored = [box.append("presence", _event, 0.0) for _ in range(3)]
+    rec.reason = 16
+    assert pub.pump(10.0) == 2
+    assert pub.pump(10.1) == 0 and box.inflight() == 0  # refused: unsent again, backing off
+    assert pub.pump(10.5) == 0
+    assert pub.pump(10.6) == 2  # sent again 0.5 s after the refusal
+    assert pub.pump(10.7) == 0  # refused again: backs off 1 s
+    assert pub.pump(11.6) == 0
+    assert pub.pump(11.7) == 2
+    assert pub.pump(11.8) == 0  # and again: 2 s, the ceiling
+    assert pub.pump(13.7) == 0
+    assert pub.pump(13.8) == 2
+    rec.reason = 0  # the core subscribed again
+    assert pub.pump(13.9) == 0  # (the last refusal) still 2 s
+    assert pub.pump(15.9) == 2
+    assert pub.stats.refused_batches == 4 and box.depth == 3
+    pub.on_message(_receipt([s.id for s in stored[:2]]))
+    assert pub.pump(16.0) == 1
+    pub.on_message(_receipt([stored[2].id]))
+    pub.pump(16.1)
+    assert box.depth == 0
+    assert rec.batches() == [[1, 2]] * 5 + [[3]]
     box.close()
