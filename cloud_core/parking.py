@@ -42,14 +42,11 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from cloud_core import ledger
 from cloud_core.config import StoreConfig
 from cloud_core.offers import offers_for_visit
 from cloud_core.parking_config import CarPark, ParkingSettings
 from cloud_core.rules.visits import Notice, credit_notice, local_day
-from cloud_core.store import migrations
 from cloud_core.telemetry import Point
 from mallnet.wire.payloads import ParkingEvent
 
@@ -61,57 +58,8 @@ FOLD = str.maketrans("OQD0IL1B8S5Z2G6", "000011188552266")
 _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-([0-9a-f]{12})$")
 
 
-@migrations()
-def m100_parking(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS parking_sessions (
-            id INTEGER PRIMARY KEY,
-            car_park TEXT NOT NULL,
-            vehicle TEXT NOT NULL,          -- a registered plate, or 'h:' + HMAC of the read
-            customer_id TEXT,               -- NULL for unregistered vehicles
-            status TEXT NOT NULL CHECK (status IN ('open', 'closed', 'superseded', 'exit_only')),
-            entry_event TEXT UNIQUE,
-            entry_gate TEXT,
-            entry_ts TEXT,
-            entry_epoch REAL,
-            exit_event TEXT UNIQUE,
-            exit_gate TEXT,
-            exit_ts TEXT,
-            exit_epoch REAL,
-            duration_s REAL,
-            free_minutes INTEGER NOT NULL DEFAULT 0,
-            free INTEGER,                   -- on exit: 1 when validated minutes covered the stay
-            match TEXT NOT NULL             -- exact, fuzzy, none, ambiguous, low_confidence
-        );
-        CREATE INDEX IF NOT EXISTS parking_open
-            ON parking_sessions(car_park, vehicle, status);
-        CREATE INDEX IF NOT EXISTS parking_customer ON parking_sessions(customer_id, status);
-        CREATE INDEX IF NOT EXISTS parking_unregistered
-            ON parking_sessions(entry_epoch) WHERE customer_id IS NULL;
-        CREATE TABLE IF NOT EXISTS parking_state (
-            car_park TEXT PRIMARY KEY,
-            occupied INTEGER NOT NULL CHECK (occupied >= 0)
-        );
-        CREATE TABLE IF NOT EXISTS parking_occupancy (
-            id INTEGER PRIMARY KEY,
-            car_park TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            ts_epoch REAL NOT NULL,
-            occupied INTEGER NOT NULL,
-            event_id TEXT NOT NULL UNIQUE
-        );
-        CREATE INDEX IF NOT EXISTS parking_occupancy_series
-            ON parking_occupancy(car_park, ts_epoch);
-        CREATE TABLE IF NOT EXISTS parking_validations (
-            code TEXT PRIMARY KEY,
-            business TEXT NOT NULL,
-            minutes INTEGER NOT NULL,
-            session_id INTEGER NOT NULL REFERENCES parking_sessions(id),
-            ts TEXT NOT NULL
-        );
-        """
-    )
+# The tables (parking_sessions, parking_state, parking_occupancy, parking_validations) are
+# made by the migration m100_parking in cloud_core/store.py, the one migration registry.
 
 
 # -- plates ---------------------------------------------------------------------------

@@ -5,6 +5,11 @@ the write lock is taken before the first read, so a rule check (a cooldown, a ca
 and the write it guards see the same state even when several core workers share
 one database file. ``busy_timeout`` makes a worker wait for the lock instead of
 failing.
+
+Every migration of the core's database, the parking tables included, is registered
+here, in one ``migrations`` set: whichever entry point opens the store (``core run``,
+``core expire``, ``core add-customer``, a test) applies all of them, whatever modules
+it happens to import. A new migration goes into this file, never into a rule module.
 """
 
 from __future__ import annotations
@@ -227,6 +232,62 @@ def m006_presence_segments(db: sqlite_utils.Database) -> None:
             end_epoch REAL NOT NULL
         );
         CREATE INDEX presence_segments_pair ON presence_segments(customer_id, store, end_epoch);
+        """
+    )
+
+
+# Parking (cloud_core/parking.py). Numbered apart from the core's own tables; on a database
+# made before this registry it may already be applied (it was registered on import of
+# parking.py), so it stays idempotent (IF NOT EXISTS).
+@migrations()
+def m100_parking(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS parking_sessions (
+            id INTEGER PRIMARY KEY,
+            car_park TEXT NOT NULL,
+            vehicle TEXT NOT NULL,          -- a registered plate, or 'h:' + HMAC of the read
+            customer_id TEXT,               -- NULL for unregistered vehicles
+            status TEXT NOT NULL CHECK (status IN ('open', 'closed', 'superseded', 'exit_only')),
+            entry_event TEXT UNIQUE,
+            entry_gate TEXT,
+            entry_ts TEXT,
+            entry_epoch REAL,
+            exit_event TEXT UNIQUE,
+            exit_gate TEXT,
+            exit_ts TEXT,
+            exit_epoch REAL,
+            duration_s REAL,
+            free_minutes INTEGER NOT NULL DEFAULT 0,
+            free INTEGER,                   -- on exit: 1 when validated minutes covered the stay
+            match TEXT NOT NULL             -- exact, fuzzy, none, ambiguous, low_confidence
+        );
+        CREATE INDEX IF NOT EXISTS parking_open
+            ON parking_sessions(car_park, vehicle, status);
+        CREATE INDEX IF NOT EXISTS parking_customer ON parking_sessions(customer_id, status);
+        CREATE INDEX IF NOT EXISTS parking_unregistered
+            ON parking_sessions(entry_epoch) WHERE customer_id IS NULL;
+        CREATE TABLE IF NOT EXISTS parking_state (
+            car_park TEXT PRIMARY KEY,
+            occupied INTEGER NOT NULL CHECK (occupied >= 0)
+        );
+        CREATE TABLE IF NOT EXISTS parking_occupancy (
+            id INTEGER PRIMARY KEY,
+            car_park TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            occupied INTEGER NOT NULL,
+            event_id TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX IF NOT EXISTS parking_occupancy_series
+            ON parking_occupancy(car_park, ts_epoch);
+        CREATE TABLE IF NOT EXISTS parking_validations (
+            code TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            minutes INTEGER NOT NULL,
+            session_id INTEGER NOT NULL REFERENCES parking_sessions(id),
+            ts TEXT NOT NULL
+        );
         """
     )
 
