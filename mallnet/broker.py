@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mallnet.errors import MallnetError
+from mallnet.resources import BROKER_PACKAGE, data_dir
 
 log = logging.getLogger(__name__)
 
-BROKER_DIR = Path(__file__).resolve().parent.parent / "mqtt_broker"
+BROKER_DIR = data_dir(BROKER_PACKAGE)  # mqtt_broker/, shipped in the wheel
 
 
 class BrokerError(MallnetError):
