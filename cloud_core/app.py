@@ -60,7 +60,16 @@ class CoreApp:
             keys = KeyRing(load_api_keys(self.config.api))
             api_store = Store(self.config.database)
             self._stores.append(api_store)
-            app = create_app(ApiContext(self.config, api_store, keys, self.clock))
+            consumer = self.consumer
+            app = create_app(
+                ApiContext(
+                    self.config,
+                    api_store,
+                    keys,
+                    self.clock,
+                    ingest_problem=(lambda: consumer.storage_problem) if consumer else None,
+                )
+            )
             server_config = uvicorn.Config(
                 app,
                 host=self.config.api.host,

@@ -127,6 +127,29 @@ class GameRules(ConfigModel):
     points: int = Field(default=50, ge=1, description="Coalition points for reaching the goal.")
 
 
+class DeadLetterSettings(ConfigModel):
+    """Bounds on what the core keeps of rejected messages (a node can send junk fast)."""
+
+    payload_max_bytes: int = Field(
+        default=4096,
+        ge=0,
+        le=1_048_576,
+        description="Bytes of a rejected payload kept; the rest is dropped (its full size and "
+        "SHA-256 are kept with it).",
+    )
+    max_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Dead letters kept; past this the oldest are deleted (counted per node).",
+    )
+    max_age_s: float = Field(
+        default=7 * 86_400,
+        gt=0,
+        description="Dead letters older than this are deleted by the expiry job (counted).",
+    )
+
+
 class IngestSettings(ConfigModel):
     client_id: Ident = Field(
         default="core-1",
@@ -165,6 +188,10 @@ class IngestSettings(ConfigModel):
         gt=0,
         description="How often the kiosks' retained offer lists are checked and republished "
         "when they changed (campaigns created, deleted, started or ended).",
+    )
+    dead_letters: DeadLetterSettings = Field(
+        default_factory=DeadLetterSettings,
+        description="Size, count and age bounds of the dead letters (docs/core.md).",
     )
 
 

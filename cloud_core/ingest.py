@@ -29,6 +29,7 @@ used by the exactly-once and inbox tests. Never set it elsewhere.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -82,6 +83,8 @@ from mallnet.wire.topics import (
     PRESENCE,
     RECEIPTS,
     STATUS,
+    TopicError,
+    parse_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -151,7 +154,10 @@ class Applier:
         with self.store.transaction() as conn:
             self.resolver.refresh(key_generation(conn), key_removals(conn))
             for message in messages:
-                self._apply_one(conn, message, out, counts)
+                if not self._ignore_retained(conn, message, counts):
+                    self._apply_one(conn, message, out, counts)
+            if counts["dead_letters"]:
+                self._trim_dead_letters(conn, counts)
             conn.executemany(
                 "INSERT INTO processed_events (event_id, node, topic, outcome, ts)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -258,6 +264,7 @@ class Applier:
                     self._dead_letter(
                         conn, message, "error", f"{type(exc).__name__}: {exc}", counts
                     )
+                    self._trim_dead_letters(conn, counts)
                 with self._lock:
                     self.counters.update(counts)
                 # kept in dead_letters, so the node may drop it: receipt its events
@@ -280,13 +287,79 @@ class Applier:
         reason: str,
         counts: Counter[str],
     ) -> None:
-        log.warning("dead letter from %s (%s): %s", message.topic, kind, reason)
+        """Keep a rejected message, bounded: its first ``payload_max_bytes`` (all of it
+        for kind ``error``) with its full size and SHA-256; a retained message already kept
+        (same topic and hash, redelivered at a reconnect) is counted, not kept again. The row
+        bound is applied before the transaction commits (``_trim_dead_letters``)."""
+        bounds = self.config.ingest.dead_letters
+        node = node_of(message.topic)
+        digest = hashlib.sha256(message.payload).hexdigest()
+        if (
+            message.retain
+            and conn.execute(
+                "SELECT 1 FROM dead_letters WHERE topic = ? AND sha256 = ?",
+                (message.topic, digest),
+            ).fetchone()
+        ):
+            counts["dead_letters.repeat"] += 1
+            count_for_node(conn, node, "repeat")
+            return
+        size = len(message.payload)
+        # one that decoded and tripped a bug (``error``) is a contract batch, bounded by its
+        # schema: kept whole, for a replay once the bug is fixed
+        kept = message.payload if kind == "error" else message.payload[: bounds.payload_max_bytes]
+        log.warning(
+            "dead letter from %s (%s, %d bytes): %s", message.topic, kind, size, reason[:200]
+        )
         conn.execute(
-            "INSERT INTO dead_letters (ts, topic, kind, reason, payload) VALUES (?, ?, ?, ?, ?)",
-            (ledger.iso(datetime.now(UTC)), message.topic, kind, reason[:2000], message.payload),
+            "INSERT INTO dead_letters (ts, topic, kind, reason, payload, node, size, sha256)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ledger.iso(datetime.fromtimestamp(self.clock(), UTC)),
+                message.topic,
+                kind,
+                reason[:2000],
+                kept,
+                node,
+                size,
+                digest,
+            ),
         )
         counts["dead_letters"] += 1
         counts[f"dead_letters.{kind}"] += 1
+        count_for_node(conn, node, "kept")
+        if len(kept) < size:
+            counts["dead_letters.truncated"] += 1
+            count_for_node(conn, node, "truncated")
+            count_for_node(conn, node, "truncated_bytes", size - len(kept))
+
+    def _trim_dead_letters(self, conn: sqlite3.Connection, counts: Counter[str]) -> None:
+        """Delete the oldest dead letters past ``max_rows`` (counted per node as evicted)."""
+        row = conn.execute(
+            "SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (self.config.ingest.dead_letters.max_rows,),
+        ).fetchone()
+        if row is not None:
+            counts["dead_letters.evicted"] += drop_dead_letters(conn, "id <= ?", row[0], "evicted")
+
+    def _ignore_retained(
+        self, conn: sqlite3.Connection, message: Inbound, counts: Counter[str]
+    ) -> bool:
+        """A retained message on an event topic (presence, footfall, health, parking) is
+        junk or a misconfigured node: a replay of it at every reconnect must credit and
+        keep nothing. It is counted (per node) and acked, never applied or dead-lettered."""
+        if not message.retain:
+            return False
+        try:
+            spec = parse_topic(message.topic).spec
+        except TopicError:
+            return False
+        if spec.retained:
+            return False
+        log.warning("ignoring a retained message on event topic %s", message.topic)
+        counts["retained_ignored"] += 1
+        count_for_node(conn, node_of(message.topic), "retained_ignored")
+        return True
 
     def _apply_one(
         self, conn: sqlite3.Connection, message: Inbound, out: Outgoing, counts: Counter[str]
@@ -559,10 +632,42 @@ class Applier:
                 for c in changes
             ]
             pending = self._keep_notices(conn, notices, ledger.iso(now))
+            aged = now - timedelta(seconds=self.config.ingest.dead_letters.max_age_s)
+            expired_letters = drop_dead_letters(conn, "ts < ?", ledger.iso(aged), "expired")
         with self._lock:
             self.counters["expired_lots"] += len(changes)
             self.counters["forgotten_ids"] += forgotten
+            self.counters["dead_letters.expired"] += expired_letters
         return pending
+
+
+def node_of(topic: str) -> str:
+    """The node (or kiosk) a topic names, for per-node counts; ``""`` if it names none."""
+    parts = topic.split("/")
+    return parts[4][:64] if len(parts) == 6 else ""
+
+
+def count_for_node(conn: sqlite3.Connection, node: str, what: str, n: int = 1) -> None:
+    """Add to a node's dead-letter count (``dead_letter_counts``, in the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO dead_letter_counts (node, what, n) VALUES (?, ?, ?)"
+        " ON CONFLICT (node, what) DO UPDATE SET n = n + excluded.n",
+        (node, what, n),
+    )
+
+
+def drop_dead_letters(conn: sqlite3.Connection, where: str, arg: object, what: str) -> int:
+    """Delete dead letters matching ``where`` (a fixed SQL condition), counted per node."""
+    dropped = conn.execute(
+        f"SELECT node, COUNT(*) FROM dead_letters WHERE {where} GROUP BY node",  # noqa: S608
+        (arg,),
+    ).fetchall()
+    if not dropped:
+        return 0
+    conn.execute(f"DELETE FROM dead_letters WHERE {where}", (arg,))  # noqa: S608
+    for node, n in dropped:
+        count_for_node(conn, node, what, n)
+    return sum(n for _, n in dropped)
 
 
 def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
@@ -617,6 +722,8 @@ class Consumer:
         self._committed = 0
         self.acked = 0
         self.failed_batches = 0
+        self.db_full = 0  # batches refused because the database or disk is full
+        self.storage_problem: str | None = None  # the last database failure, until a commit
         # pending notices (seq) published on this process's connection and not yet
         # acknowledged; and those acknowledged, to delete in the next transaction
         self._notice_tickets: dict[int, PublishTicket] = {}
@@ -715,27 +822,21 @@ class Consumer:
             try:
                 out = self.applier.apply(batch, published=self._notices_published)
                 self._notices_published.clear()
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as exc:
                 # Locked, busy or out of disk: nothing was committed and nothing acked.
                 # Put the messages back and retry soon (the broker would redeliver them
                 # to this session after a reconnect anyway).
-                self.failed_batches += 1
-                log.exception("applying a batch of %d messages failed; retrying", len(batch))
-                for item in taken:
-                    self._queue.put(item)
-                self._stop.wait(0.5)
+                self._storage_failed(exc, taken)
                 continue
             except Exception:  # a message that trips a bug must not stop the consumer
                 self.failed_batches += 1
                 log.exception("a batch of %d messages failed; applying them one by one", len(batch))
                 try:
                     out = self.applier.apply_isolating(batch)
-                except sqlite3.Error:
-                    log.exception("the database failed while isolating a bad message; retrying")
-                    for item in taken:
-                        self._queue.put(item)
-                    self._stop.wait(0.5)
+                except sqlite3.Error as exc:
+                    self._storage_failed(exc, taken)
                     continue
+            self.storage_problem = None
             self._committed += 1
             if self._exit_after and self._committed >= self._exit_after:
                 log.critical("test hook: exiting after commit, before ack")
@@ -745,6 +846,24 @@ class Consumer:
             self.acked += len(batch)
             self._publish(out)
             self._delays.append(time.monotonic() - taken[0][0])
+
+    def _storage_failed(self, exc: sqlite3.Error, taken: list[tuple[float, Inbound]]) -> None:
+        """The database refused a batch (full, locked, I/O): nothing was committed, so
+        nothing is acked; say so loudly, count it, keep the reason for ``/ready``, put the
+        messages back and retry soon."""
+        self.failed_batches += 1
+        name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+        if name == "SQLITE_FULL":
+            self.db_full += 1
+        self.storage_problem = f"database write failed ({name}): {exc}"
+        log.error(
+            "%s; %d messages not committed and not acked, retrying",
+            self.storage_problem,
+            len(taken),
+        )
+        for item in taken:
+            self._queue.put(item)
+        self._stop.wait(0.5)
 
     def _publish(self, out: Outgoing) -> None:
         mall = self.applier.config.mall
@@ -827,6 +946,8 @@ class Consumer:
         """Counters of this worker since it started (outcomes, duplicates, delays…)."""
         counts = self.applier.snapshot()
         counts["acked"] = self.acked
+        counts["failed_batches"] = self.failed_batches
+        counts["db_full"] = self.db_full
         counts["notices_in_flight"] = len(self._notice_tickets)
         counts["notices_refused"] = self.notices_refused
         counts["replays_seen"] = self.applier.resolver.replays

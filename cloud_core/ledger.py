@@ -307,19 +307,30 @@ def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Bal
 
 
 def history(
-    conn: sqlite3.Connection, customer: str, pocket: str | None = None, limit: int = 100
+    conn: sqlite3.Connection,
+    customer: str,
+    pocket: str | None = None,
+    limit: int = 100,
+    *,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[sqlite3.Row]:
-    """The customer's journal, newest first, optionally for one pocket."""
-    if pocket is None:
-        return conn.execute(
-            "SELECT id, ts, pocket, delta, kind, reason, text FROM journal"
-            " WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
-            (customer, limit),
-        ).fetchall()
+    """The customer's journal, newest first, optionally for one pocket and a time range
+    (``since`` inclusive, ``until`` exclusive); one page of ``limit`` rows from ``offset``."""
+    sql = "SELECT id, ts, pocket, delta, kind, reason, text FROM journal WHERE customer_id = ?"
+    params: list[str | int] = [customer]
+    if pocket is not None:
+        sql += " AND pocket = ?"
+        params.append(pocket)
+    if since is not None:
+        sql += " AND ts >= ?"
+        params.append(iso(since))
+    if until is not None:
+        sql += " AND ts < ?"
+        params.append(iso(until))
     return conn.execute(
-        "SELECT id, ts, pocket, delta, kind, reason, text FROM journal"
-        " WHERE customer_id = ? AND pocket = ? ORDER BY id DESC LIMIT ?",
-        (customer, pocket, limit),
+        sql + " ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
     ).fetchall()
 
 

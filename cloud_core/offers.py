@@ -129,17 +129,36 @@ def get_campaign(conn: sqlite3.Connection, campaign_id: str) -> Campaign:
 
 
 def list_campaigns(
-    conn: sqlite3.Connection, business: str | None = None, active_at: datetime | None = None
+    conn: sqlite3.Connection,
+    business: str | None = None,
+    active_at: datetime | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Campaign]:
+    """Campaigns by id; ``since``/``until``: only those valid at some time in that range;
+    ``limit``/``offset``: one page (in SQL)."""
     sql = "SELECT * FROM campaigns WHERE 1 = 1"
-    params: list[str] = []
+    params: list[str | int] = []
     if business is not None:
         sql += " AND business = ?"
         params.append(business)
     if active_at is not None:
         sql += " AND starts_at <= ? AND ends_at > ?"
         params += [iso(active_at), iso(active_at)]
-    return [_from_row(row) for row in conn.execute(sql + " ORDER BY id", params)]
+    if since is not None:
+        sql += " AND ends_at > ?"
+        params.append(iso(since))
+    if until is not None:
+        sql += " AND starts_at < ?"
+        params.append(iso(until))
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return [_from_row(row) for row in conn.execute(sql, params)]
 
 
 def delete_campaign(conn: sqlite3.Connection, campaign_id: str) -> None:

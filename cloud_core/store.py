@@ -236,6 +236,29 @@ def m006_presence_segments(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_bounded_dead_letters(db: sqlite_utils.Database) -> None:
+    # dead letters keep a bounded prefix of the payload with its full size and hash; what
+    # the bounds drop (and retained event messages ignored) is counted per node
+    db.executescript(
+        """
+        ALTER TABLE dead_letters ADD COLUMN node TEXT NOT NULL DEFAULT '';
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE dead_letters ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
+        UPDATE dead_letters SET size = length(payload);
+        CREATE INDEX dead_letters_ts ON dead_letters(ts);
+        CREATE INDEX dead_letters_repeat ON dead_letters(topic, sha256);
+        CREATE INDEX footfall_hour ON footfall(hour);
+        CREATE TABLE dead_letter_counts (
+            node TEXT NOT NULL,
+            what TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (node, what)
+        );
+        """
+    )
+
+
 # Parking (cloud_core/parking.py). Numbered apart from the core's own tables; on a database
 # made before this registry it may already be applied (it was registered on import of
 # parking.py), so it stays idempotent (IF NOT EXISTS).
@@ -330,9 +353,15 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:  # e.g. the disk is full: nothing is committed
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

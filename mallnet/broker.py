@@ -1,8 +1,9 @@
-"""Run a Mosquitto from ``mqtt_broker/`` config, and manage device credentials.
+"""Run a Mosquitto from ``mqtt_broker/`` config (tests, the demo, ``mallnet broker run``).
 
-Used by the tests, the demo and ``mallnet broker``. Production brokers are set
-up by ansible from ``mqtt_broker/mosquitto.prod.conf``; credentials there are
-added with the same ``add_credential``.
+Identities and ACLs live in the dynamic-security plugin's file (``mallnet.dynsec``);
+a ``DevBroker`` creates its file with the core and an admin identity, and changes it
+live while it runs. Production brokers are set up from ``mqtt_broker/mosquitto.prod.conf``
+and their identities added with ``mallnet broker add-device``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mallnet.config import MqttSettings, TlsSettings
+from mallnet.dynsec import (
+    ADMIN_USER,
+    DynsecControl,
+    Role,
+    add_admin,
+    add_device,
+    new_dynsec_config,
+    remove_device,
+    save_dynsec,
+    set_identity,
+)
 from mallnet.errors import MallnetError
 from mallnet.resources import BROKER_PACKAGE, data_dir
 
 log = logging.getLogger(__name__)
 
 BROKER_DIR = data_dir(BROKER_PACKAGE)  # mqtt_broker/, shipped in the wheel
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
 
 
 class BrokerError(MallnetError):
-    """Mosquitto could not be found, configured or started."""
+    """Mosquitto could not be found, configured or started, or refused a change."""
 
 
 def _tool(name: str) -> str:
@@ -38,28 +52,13 @@ def _tool(name: str) -> str:
     raise BrokerError(f"{name} not found: install the 'mosquitto' package")
 
 
-def add_credential(password_file: Path, user: str, password: str | None = None) -> str:
-    """Add or replace a user in a Mosquitto password file; returns the password.
-
-    A strong random password is made when none is given.
-    """
-    password = password or secrets.token_urlsafe(24)
-    password_file.parent.mkdir(parents=True, exist_ok=True)
-    args = [_tool("mosquitto_passwd"), "-b"]
-    if not password_file.exists():
-        args.append("-c")
-    result = subprocess.run(  # noqa: S603 - fixed tool, list arguments
-        [*args, str(password_file), user, password], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise BrokerError(f"mosquitto_passwd failed for {user}: {result.stderr.strip()}")
-    password_file.chmod(0o600)
-    return password
-
-
-def render_acl(mall: str, core_user: str) -> str:
-    template = (BROKER_DIR / "acl.template").read_text()
-    return template.replace("@MALL@", mall).replace("@CORE_USER@", core_user)
+def dynsec_plugin() -> Path:
+    """The plugin shipped by Debian's mosquitto package (multiarch library folder)."""
+    multiarch = sorted(Path("/usr/lib").glob(f"*/{DYNSEC_PLUGIN}"))
+    for candidate in [*multiarch, Path("/usr/lib") / DYNSEC_PLUGIN]:
+        if candidate.exists():
+            return candidate
+    raise BrokerError(f"{DYNSEC_PLUGIN} not found: install the 'mosquitto' package")
 
 
 def free_port() -> int:
@@ -76,11 +75,23 @@ class TlsFiles:
     key_file: Path
 
 
+def dev_role(user: str) -> Role:
+    """Development and tests name identities by kind (``core…``, ``gate-…``, ``kiosk-…``,
+    anything else a store node); production always names the role explicitly."""
+    if user == "core" or user.startswith("core-"):
+        return Role.CORE
+    if user.startswith("gate"):
+        return Role.GATE
+    if user.startswith("kiosk"):
+        return Role.KIOSK
+    return Role.STORE
+
+
 class DevBroker:
     """A real Mosquitto on loopback, from ``mqtt_broker/mosquitto.dev.conf``.
 
     The data directory survives ``stop``/``kill`` so a restarted broker
-    recovers its persisted sessions and queued messages.
+    recovers its persisted sessions, queued messages and identities.
     """
 
     def __init__(
@@ -97,25 +108,55 @@ class DevBroker:
         self.core_user = core_user
         self.port = port or free_port()
         self.tls = tls
-        self.password_file = data_dir / "passwd"
-        self.acl_file = data_dir / "acl"
+        self.dynsec_file = data_dir / "dynamic-security.json"
         self.conf_file = data_dir / "mosquitto.conf"
         self.log_file = data_dir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._passwords: dict[str, str] = {}
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.acl_file.write_text(render_acl(mall, core_user))
+        admin_secret = data_dir / "admin.secret"
+        if admin_secret.exists():
+            self._admin_password = admin_secret.read_text(encoding="utf-8").strip()
+        else:
+            self._admin_password = secrets.token_urlsafe(24)
+            fd = os.open(admin_secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(self._admin_password)
+        if not self.dynsec_file.exists():
+            doc = new_dynsec_config()
+            add_admin(doc, self._admin_password)
+            set_identity(doc, mall, core_user, Role.CORE, secrets.token_urlsafe(24))
+            save_dynsec(self.dynsec_file, doc)
+        self.control = DynsecControl(self._admin_settings())
 
-    def add_user(self, user: str, password: str | None = None) -> str:
-        """Add or replace a credential; a running broker reloads it (SIGHUP).
+    def _admin_settings(self) -> MqttSettings:
+        tls = TlsSettings(ca_file=self.tls.ca_file) if self.tls is not None else None
+        host = "localhost" if self.tls is not None else "127.0.0.1"
+        return MqttSettings(
+            host=host, port=self.port, username=ADMIN_USER, password=self._admin_password, tls=tls
+        )
 
-        Replacing a password makes Mosquitto disconnect clients logged in as that user.
-        """
-        password = add_credential(self.password_file, user, password)
-        self._passwords[user] = password
+    def add_user(self, user: str, password: str | None = None, role: Role | None = None) -> str:
+        """Add or replace an identity (role from its name unless given); a running broker
+        applies it at once. Replacing an identity disconnects clients logged in as it."""
+        role = role or dev_role(user)
+        if password is not None and self._passwords.get(user) == password:
+            return password  # unchanged: clients logged in as this user stay connected
+        password = password or secrets.token_urlsafe(24)
         if self.running:
-            self.reload()
+            self.control.set_identity(self.mall, user, role, password)
+        else:
+            add_device(self.dynsec_file, self.mall, user, role, password)
+        self._passwords[user] = password
         return password
+
+    def remove_user(self, user: str) -> None:
+        """Revoke an identity; a running broker disconnects its clients at once."""
+        if self.running:
+            self.control.remove_identity(user)
+        else:
+            remove_device(self.dynsec_file, user)
+        self._passwords.pop(user, None)
 
     def credential(self, user: str) -> str:
         """The password of a user this instance added, adding the user on first use."""
@@ -130,8 +171,8 @@ class DevBroker:
                 f"keyfile {self.tls.key_file}\ntls_version tlsv1.2"
             )
         replacements = {
-            "@PASSWORD_FILE@": str(self.password_file),
-            "@ACL_FILE@": str(self.acl_file),
+            "@DYNSEC_PLUGIN@": str(dynsec_plugin()),
+            "@DYNSEC_FILE@": str(self.dynsec_file),
             "@PORT@": str(self.port),
             "@BIND@": "127.0.0.1",
             "@TLS@": tls,
@@ -154,8 +195,6 @@ class DevBroker:
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
-        if not self.password_file.exists():
-            add_credential(self.password_file, self.core_user)
         self.conf_file.write_text(self._render())
         self._proc = subprocess.Popen(  # noqa: S603 - fixed tool, list arguments
             [_tool("mosquitto"), "-c", str(self.conf_file)],
@@ -164,6 +203,10 @@ class DevBroker:
         )
         self._wait_accepting(timeout)
         log.info("mosquitto pid %s listening on 127.0.0.1:%s", self._proc.pid, self.port)
+
+    def wait(self) -> int:
+        """Block until the broker process ends; its exit code."""
+        return self._proc.wait() if self._proc is not None else 0
 
     def _wait_accepting(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -185,10 +228,6 @@ class DevBroker:
             return self.log_file.read_text()[-2000:]
         except OSError:
             return ""
-
-    def reload(self) -> None:
-        if self._proc is not None and self.running:
-            self._proc.send_signal(signal.SIGHUP)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM): Mosquitto saves its persistence file."""

@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mallnet import __version__
 from mallnet.errors import ConfigError, MallnetError
 from mallnet.logs import configure_logging
+
+if TYPE_CHECKING:
+    from mallnet.dynsec import DynsecControl
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +46,74 @@ def _wire_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(secret + "\n", encoding="utf-8")
+
+
+def _live_control(settings_file: str) -> DynsecControl:
+    from mallnet.config import MqttSettings, load_config
+    from mallnet.dynsec import DynsecControl
+
+    path = Path(settings_file)
+    return DynsecControl(load_config(path, MqttSettings).relative_to(path.parent))
+
+
 def _broker_add_device(args: argparse.Namespace) -> int:
-    from mallnet.broker import add_credential
+    import secrets
+
+    from mallnet.dynsec import Role, add_device, check_identity
     from mallnet.wire.topics import check_id
 
-    check_id(args.user, "device")
-    password = add_credential(Path(args.password_file), args.user)
-    secret = Path(args.secret_out)
-    secret.parent.mkdir(parents=True, exist_ok=True)
-    secret.touch(mode=0o600, exist_ok=True)
-    secret.chmod(0o600)
-    secret.write_text(password + "\n", encoding="utf-8")
-    log.info("added %s to %s; its password is in %s", args.user, args.password_file, secret)
+    role = Role(args.role)
+    mall = check_id(args.mall, "mall")
+    check_identity(args.user, role)
+    if args.live:
+        password = secrets.token_urlsafe(24)
+        _live_control(args.live).set_identity(mall, args.user, role, password)
+        where = "the running broker (applied now)"
+    else:
+        password = add_device(Path(args.dynsec_file), mall, args.user, role)
+        where = f"{args.dynsec_file} (restart Mosquitto to apply)"
+    _write_secret(Path(args.secret_out), password)
+    log.info("added %s (%s) to %s; its password is in %s", args.user, role, where, args.secret_out)
+    return 0
+
+
+def _broker_remove_device(args: argparse.Namespace) -> int:
+    from mallnet.dynsec import remove_device
+
+    if args.live:
+        _live_control(args.live).remove_identity(args.user)
+        log.info("removed %s from the running broker; its connections were closed", args.user)
+        return 0
+    if not remove_device(Path(args.dynsec_file), args.user):
+        log.error("%s is not in %s", args.user, args.dynsec_file)
+        return 1
+    log.info("removed %s from %s; restart Mosquitto to apply", args.user, args.dynsec_file)
+    return 0
+
+
+def _broker_add_admin(args: argparse.Namespace) -> int:
+    from mallnet.dynsec import write_admin
+
+    _write_secret(Path(args.secret_out), write_admin(Path(args.dynsec_file)))
+    log.info(
+        "added the admin identity to %s (restart Mosquitto once); its password is in %s",
+        args.dynsec_file,
+        args.secret_out,
+    )
     return 0
 
 
 def _broker_acl(args: argparse.Namespace) -> int:
-    from mallnet.broker import render_acl
+    from mallnet.dynsec import Role, role_acls
     from mallnet.wire.topics import check_id
 
-    text = render_acl(check_id(args.mall, "mall"), check_id(args.core_user, "core user"))
-    Path(args.out).write_text(text, encoding="utf-8")
-    log.info("wrote the ACL for mall %s to %s", args.mall, args.out)
+    acls = role_acls(check_id(args.mall, "mall"), args.user, Role(args.role))
+    sys.stdout.write("".join(f"{a['acltype']} {a['topic']}\n" for a in acls))
     return 0
 
 
@@ -75,8 +124,7 @@ def _broker_run(args: argparse.Namespace) -> int:
     broker.start()
     log.info("dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir)
     try:
-        assert broker._proc is not None
-        broker._proc.wait()
+        broker.wait()
     except KeyboardInterrupt:
         pass
     finally:
@@ -140,6 +188,44 @@ def _add_log_options_below(parser: argparse.ArgumentParser, seen: set[int]) -> N
                 _add_log_options_below(child, seen)
 
 
+def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    broker = sub.add_parser("broker", help="development broker and device credentials")
+    bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
+    roles = ["store", "gate", "kiosk", "core"]
+    dynsec = "/var/lib/mosquitto/mallnet-dynsec.json"
+    add = bsub.add_parser("add-device", help="create or replace a broker identity")
+    add.add_argument("user", help="the node or kiosk id (its broker user and client id)")
+    add.add_argument("--role", required=True, choices=roles, help="what the identity may do")
+    add.add_argument("--mall", required=True, help="the mall id in topics")
+    add.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
+    add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
+    add.set_defaults(handler=_broker_add_device)
+    remove = bsub.add_parser("remove-device", help="revoke a broker identity")
+    remove.add_argument("user", help="the node or kiosk id")
+    remove.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
+    remove.set_defaults(handler=_broker_remove_device)
+    live_help = (
+        "apply to the running broker through its $CONTROL topic, connecting with these MQTT "
+        "settings (YAML: host, port, tls, username mallnet-admin, password_file)"
+    )
+    for command in (add, remove):
+        command.add_argument("--live", metavar="SETTINGS.yaml", help=live_help)
+    admin = bsub.add_parser("add-admin", help="create the identity that changes a broker live")
+    admin.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
+    admin.add_argument("--secret-out", required=True, help="write its password here (0600)")
+    admin.set_defaults(handler=_broker_add_admin)
+    acl = bsub.add_parser("acl", help="print what an identity may publish and subscribe to")
+    acl.add_argument("user", help="the node or kiosk id (any id for the core)")
+    acl.add_argument("--role", required=True, choices=roles)
+    acl.add_argument("--mall", required=True, help="the mall id in topics")
+    acl.set_defaults(handler=_broker_acl)
+    run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
+    run.add_argument("--data-dir", required=True)
+    run.add_argument("--mall", default="demo")
+    run.add_argument("--port", type=int, default=1883)
+    run.set_defaults(handler=_broker_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
@@ -155,23 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--config", action="append", default=[], help="a config file to include")
     diag.set_defaults(handler=_diagnose)
 
-    broker = sub.add_parser("broker", help="development broker and device credentials")
-    bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
-    add = bsub.add_parser("add-device", help="create a device's broker credential")
-    add.add_argument("user", help="the node or kiosk id (its broker user name)")
-    add.add_argument("--password-file", required=True, help="Mosquitto password file")
-    add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
-    add.set_defaults(handler=_broker_add_device)
-    acl = bsub.add_parser("acl", help="render mqtt_broker/acl.template for a mall")
-    acl.add_argument("--mall", required=True, help="the mall id in topics")
-    acl.add_argument("--core-user", default="core", help="the core's broker user")
-    acl.add_argument("--out", required=True, help="where to write the ACL file")
-    acl.set_defaults(handler=_broker_acl)
-    run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
-    run.add_argument("--data-dir", required=True)
-    run.add_argument("--mall", default="demo")
-    run.add_argument("--port", type=int, default=1883)
-    run.set_defaults(handler=_broker_run)
+    _add_broker_commands(sub)
 
     wire = sub.add_parser("wire", help="the MQTT wire contract")
     wsub = wire.add_subparsers(dest="wire_command", required=True, metavar="ACTION")

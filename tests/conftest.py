@@ -50,7 +50,9 @@ def wait_until(
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[DevBroker]:
-    """A real Mosquitto on a free loopback port, stopped by its PID afterwards."""
+    """A real Mosquitto on a free loopback port, stopped by its PID afterwards. Identities are
+    added live (``broker.add_user``), with the role their name implies (``core…``, ``gate…``,
+    ``kiosk…``, else a store node; ``mallnet.broker.dev_role``), bound to their own client id."""
     instance = DevBroker(tmp_path / "broker", mall=MALL)
     instance.start()
     try:

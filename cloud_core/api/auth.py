@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Self
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
 from pydantic import Field, SecretStr, model_validator
 
 from cloud_core.config import ApiSettings, CoreConfig, Ident, StoreConfig
@@ -111,6 +112,8 @@ class ApiContext:
     keys: KeyRing
     clock: Callable[[], float]
     refused: Counter[int] = field(default_factory=Counter)  # 4xx answers by status
+    # why ingest cannot commit now (e.g. the disk is full), for /ready; None: no ingest here
+    ingest_problem: Callable[[], str | None] | None = None
 
     @property
     def stores(self) -> dict[str, StoreConfig]:
@@ -125,11 +128,16 @@ def get_context(request: Request) -> ApiContext:
 Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="Your API key (one per role and holder; see docs/core.md).",
+    auto_error=False,
+)
+
+
 def get_principal(
-    ctx: Ctx,
-    x_api_key: Annotated[
-        str | None, Header(description="Your API key.", examples=["k-admin-0123456789abcdef"])
-    ] = None,
+    ctx: Ctx, x_api_key: Annotated[str | None, Security(API_KEY)] = None
 ) -> Principal:
     if not x_api_key:
         raise HTTPException(

@@ -14,9 +14,33 @@ def _example(**example: JsonValue) -> ConfigDict:
     return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
 
 
+class FieldProblem(BaseModel):
+    model_config = _example(loc=["body", "phone"], msg="Field required", type="missing")
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's path."
+    )
+    msg: str = Field(description="What is wrong with it.")
+    type: str = Field(description="A stable error kind (pydantic's), e.g. `missing`.")
+
+
 class Problem(BaseModel):
-    model_config = _example(detail="no customer 'c0123'")
+    """An RFC 9457 problem (`application/problem+json`): every 4xx and 5xx answer."""
+
+    model_config = _example(
+        type="about:blank",
+        title="Not Found",
+        status=404,
+        detail="no customer 'c0123'",
+        instance="/customers/c0123",
+    )
+    type: str = Field(default="about:blank", description="A URI naming the problem kind.")
+    title: str = Field(description="The status's short text, e.g. `Unprocessable Content`.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
     detail: str = Field(description="What was wrong, in words.")
+    instance: str = Field(description="The path of the request.")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Validation errors (422), one per field."
+    )
 
 
 class CustomerIn(BaseModel):
@@ -258,17 +282,28 @@ class DeadLetterOut(BaseModel):
     model_config = _example(
         id=1,
         ts="2026-11-23T10:15:30Z",
+        node="x",
         topic="mall/v1/demo/nodes/x/presence",
         kind="json",
         reason="not JSON",
+        size=1,
+        sha256="a" * 64,
+        kept=1,
         payload="{",
     )
-    id: int = Field(description="Row id.")
+    id: int = Field(description="Row id (increasing; page with `before_id`).")
     ts: datetime = Field(description="When it was rejected.")
+    node: str = Field(description="The node the topic names (empty if none).")
     topic: str = Field(description="Topic it came on.")
-    kind: str = Field(description="Wire error kind, or `unauthorised`, `mall`.")
+    kind: str = Field(description="Wire error kind, or `unauthorised`, `mall`, `error`.")
     reason: str = Field(description="Why.")
-    payload: str = Field(description="The payload (UTF-8, undecodable bytes replaced).")
+    size: int = Field(description="Size of the payload as received (bytes).")
+    sha256: str = Field(description="SHA-256 (hex) of the payload as received.")
+    kept: int = Field(description="Bytes of it kept (`ingest.dead_letters.payload_max_bytes`).")
+    payload: str = Field(
+        description="The kept bytes as UTF-8 (undecodable bytes replaced); in lists only the "
+        "first `preview` bytes."
+    )
 
 
 class ErasedOut(BaseModel):
@@ -281,10 +316,18 @@ class ErasedOut(BaseModel):
 
 class IngestStats(BaseModel):
     model_config = _example(
-        outcomes={"credited": 10, "short": 30}, dead_letters=1, api_refused={"401": 2, "422": 1}
+        outcomes={"credited": 10, "short": 30},
+        dead_letters=1,
+        dead_letters_by_node={"store-1": {"kept": 3, "truncated": 1, "evicted": 2}},
+        api_refused={"401": 2, "422": 1},
     )
     outcomes: dict[str, int] = Field(description="Processed events by outcome.")
     dead_letters: int = Field(description="Dead letters kept.")
+    dead_letters_by_node: dict[str, dict[str, int]] = Field(
+        description="Per node: dead letters `kept`, payloads `truncated` (and "
+        "`truncated_bytes`), rows `evicted` by the row bound or `expired` by age, retained "
+        "`repeat`s not kept again, and retained event messages ignored (`retained_ignored`)."
+    )
     api_refused: dict[str, int] = Field(
         description="API requests refused (4xx) by status, since this API process started."
     )

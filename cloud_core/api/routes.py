@@ -4,10 +4,12 @@ or writes through ``Store`` (one ``BEGIN IMMEDIATE`` transaction per write)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import AfterValidator, AwareDatetime
 
 from cloud_core import identity, ledger, offers
 from cloud_core.api import models as m
@@ -24,6 +26,27 @@ from cloud_core.api.auth import (
 )
 from cloud_core.errors import InvalidInput, NotFound
 from cloud_core.ledger import from_iso
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most rows in this page.")]
+Offset = Annotated[
+    int,
+    Query(ge=0, le=10_000_000, description="Rows to skip: the next page starts at offset + limit."),
+]
+Since = Annotated[
+    UtcTime | None, Query(description="Only from this time on (inclusive; with a UTC offset).")
+]
+Until = Annotated[
+    UtcTime | None, Query(description="Only before this time (exclusive; with a UTC offset).")
+]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": m.Problem, "description": "Bad request."},
@@ -163,17 +186,24 @@ def wallet_history(
     customer: str,
     ctx: Ctx,
     caller: AdminOrTenant,
+    *,
     pocket: Annotated[
-        str | None, Query(description="Only this pocket (tenants: required).")
+        str | None, Query(description="Only this pocket (tenants: their own).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Most rows, newest first.")] = 100,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[m.JournalEntry]:
+    """Newest first; one page of `limit` rows from `offset`, optionally within a time range."""
     if caller.role == "tenant":
         pocket = pocket or caller.business or ""
         own_business(caller, pocket)
     with ctx.store.read() as conn:
         identity.require_customer(conn, customer)
-        rows = ledger.history(conn, customer, pocket, limit)
+        rows = ledger.history(
+            conn, customer, pocket, limit, offset=offset, since=since, until=until
+        )
     return [
         m.JournalEntry(
             id=r["id"],
@@ -316,10 +346,26 @@ def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.Ca
 
 
 @campaigns.get("", summary="List campaigns")
-def list_campaigns(ctx: Ctx, caller: AdminOrTenant) -> list[m.CampaignOut]:
-    """Tenants see their own campaigns only."""
+def list_campaigns(
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    *,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[m.CampaignOut]:
+    """By id; tenants see their own campaigns only. `since`/`until`: only campaigns valid at
+    some time in that range."""
     with ctx.store.read() as conn:
-        found = offers.list_campaigns(conn, caller.business if caller.role == "tenant" else None)
+        found = offers.list_campaigns(
+            conn,
+            caller.business if caller.role == "tenant" else None,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
     return [_campaign_out(ctx, c) for c in found]
 
 
@@ -393,67 +439,135 @@ def visit_stats(
     ]
 
 
+def _hour(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:00Z")
+
+
 @stats.get("/footfall", summary="Footfall per node and hour (SQLite rollups)")
 def footfall_stats(
     ctx: Ctx,
     caller: AdminOrTenant,
-    node: Annotated[str | None, Query(description="One node.")] = None,
+    *,
+    node: Annotated[str | None, Query(max_length=64, description="One node.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 1000,
+    offset: Offset = 0,
 ) -> list[m.FootfallStats]:
-    store_of = ctx.config.store_of_node()
-    with ctx.store.read() as conn:
-        rows = conn.execute("SELECT * FROM footfall ORDER BY hour, node").fetchall()
-    out = []
-    for r in rows:
-        if node is not None and r["node"] != node:
-            continue
-        owner = store_of.get(r["node"])
-        if caller.role == "tenant" and (owner is None or owner.business != caller.business):
-            continue
-        out.append(
-            m.FootfallStats(
-                node=r["node"],
-                hour=r["hour"],
-                unique_tags=r["unique_tags"],
-                adverts=r["adverts"],
-                windows=r["windows"],
-            )
+    """By hour, then node; tenants see their stores' nodes only. `since`/`until` select the
+    hours that overlap that range."""
+    sql = "SELECT * FROM footfall WHERE 1 = 1"
+    params: list[str | int] = []
+    if caller.role == "tenant":
+        own = sorted(
+            n
+            for n, store in ctx.config.store_of_node().items()
+            if store.business == caller.business
         )
-    return out
-
-
-# --- operations -----------------------------------------------------------------------
-
-
-@admin.get("/dead-letters", summary="Messages ingest rejected")
-def dead_letters(
-    ctx: Ctx,
-    _caller: Admin,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Most rows, newest first.")] = 100,
-) -> list[m.DeadLetterOut]:
+        sql += f" AND node IN ({','.join('?' * len(own))})"
+        params += own
+    if node is not None:
+        sql += " AND node = ?"
+        params.append(node)
+    if since is not None:
+        sql += " AND hour >= ?"
+        params.append(_hour(since))
+    if until is not None:
+        sql += " AND hour < ?"
+        params.append(until.strftime("%Y-%m-%dT%H:%MZ"))  # hours that start before it
+    sql += " ORDER BY hour, node LIMIT ? OFFSET ?"
+    params += [limit, offset]
     with ctx.store.read() as conn:
-        rows = conn.execute(
-            "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
+        rows = conn.execute(sql, params).fetchall()
     return [
-        m.DeadLetterOut(
-            id=r["id"],
-            ts=from_iso(r["ts"]),
-            topic=r["topic"],
-            kind=r["kind"],
-            reason=r["reason"],
-            payload=bytes(r["payload"]).decode("utf-8", "replace"),
+        m.FootfallStats(
+            node=r["node"],
+            hour=r["hour"],
+            unique_tags=r["unique_tags"],
+            adverts=r["adverts"],
+            windows=r["windows"],
         )
         for r in rows
     ]
 
 
-@admin.get("/ingest/stats", summary="Processed events by outcome")
+# --- operations -----------------------------------------------------------------------
+
+
+def _dead_letter_out(row: sqlite3.Row, preview: int | None) -> m.DeadLetterOut:
+    kept = bytes(row["payload"])
+    shown = kept if preview is None else kept[:preview]
+    return m.DeadLetterOut(
+        id=row["id"],
+        ts=from_iso(row["ts"]),
+        node=row["node"],
+        topic=row["topic"],
+        kind=row["kind"],
+        reason=row["reason"],
+        size=row["size"],
+        sha256=row["sha256"],
+        kept=len(kept),
+        payload=shown.decode("utf-8", "replace"),
+    )
+
+
+@admin.get("/dead-letters", summary="Messages ingest rejected (newest first, bounded)")
+def dead_letters(
+    ctx: Ctx,
+    _caller: Admin,
+    limit: Annotated[int, Query(ge=1, le=200, description="Most rows in this page.")] = 50,
+    before_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**62,
+            description="Only rows older than this id (the next page: the last id of this one).",
+        ),
+    ] = None,
+    node: Annotated[str | None, Query(max_length=64, description="Only this node's.")] = None,
+    preview: Annotated[int, Query(ge=0, le=1024, description="Payload bytes shown per row.")] = 256,
+) -> list[m.DeadLetterOut]:
+    """At most 200 rows of at most 1 KiB of payload each; `GET /dead-letters/{id}` shows
+    all that was kept of one."""
+    sql = "SELECT * FROM dead_letters WHERE 1 = 1"
+    params: list[str | int] = []
+    if before_id is not None:
+        sql += " AND id < ?"
+        params.append(before_id)
+    if node is not None:
+        sql += " AND node = ?"
+        params.append(node)
+    with ctx.store.read() as conn:
+        rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+    return [_dead_letter_out(r, preview) for r in rows]
+
+
+@admin.get("/dead-letters/{dead_letter_id}", summary="One dead letter with its kept payload")
+def dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx, _caller: Admin
+) -> m.DeadLetterOut:
+    """The payload as kept (its first `ingest.dead_letters.payload_max_bytes`)."""
+    with ctx.store.read() as conn:
+        row = conn.execute("SELECT * FROM dead_letters WHERE id = ?", (dead_letter_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no dead letter {dead_letter_id}")
+    return _dead_letter_out(row, None)
+
+
+@admin.get("/ingest/stats", summary="Processed events by outcome, dead letters per node")
 def ingest_stats(ctx: Ctx, _caller: Admin) -> m.IngestStats:
+    by_node: dict[str, dict[str, int]] = {}
     with ctx.store.read() as conn:
         outcomes = {
             r[0]: r[1]
             for r in conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
         }
         (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        for node, what, n in conn.execute(
+            "SELECT node, what, n FROM dead_letter_counts ORDER BY node, what"
+        ):
+            by_node.setdefault(node, {})[what] = n
     refused = {str(code): n for code, n in sorted(ctx.refused.items())}
-    return m.IngestStats(outcomes=outcomes, dead_letters=dead, api_refused=refused)
+    return m.IngestStats(
+        outcomes=outcomes, dead_letters=dead, dead_letters_by_node=by_node, api_refused=refused
+    )

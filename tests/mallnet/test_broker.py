@@ -1,12 +1,11 @@
-"""The real broker from mqtt_broker/ config: round trip, ACL confinement, authentication, TLS."""
+"""The real broker from mqtt_broker/ config: round trip, ACL confinement, authentication, TLS.
+
+Roles, client-id binding and the production config: test_broker_roles.py."""
 
 from __future__ import annotations
 
 import gc
-import getpass
-import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -155,71 +154,11 @@ def test_tls_listener_accepts_the_right_ca_and_refuses_a_rogue_one(tls_broker):
         gc.collect()
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_production_config_runs_tls_only_with_auth_and_acl(tmp_path):
-    """mosquitto.prod.conf, with only its paths and port moved into tmp_path, starts and is
-    TLS-only: a plain TCP client gets nowhere, a TLS client with a device credential connects
-    and is confined by the ACL."""
-    certs = tmp_path / "certs"
-    subprocess.run(["bash", "mqtt_broker/make-certs.sh", str(certs)], check=True)
-    data = tmp_path / "prod"
-    data.mkdir()
-    helper = DevBroker(tmp_path / "creds", mall=MALL)  # renders the ACL, manages the passwd file
-    password = helper.add_user(NODE)
-    port = free_port()
-    text = Path("mqtt_broker/mosquitto.prod.conf").read_text()
-    for old, new in {
-        "/etc/mosquitto/mallnet.passwd": str(helper.password_file),
-        "/etc/mosquitto/mallnet.acl": str(helper.acl_file),
-        "/etc/mosquitto/certs/": f"{certs}/",
-        "/var/lib/mosquitto/": f"{data}/",
-        "listener 8883": f"listener {port} 127.0.0.1",
-        "log_dest syslog": f"log_dest file {data}/log",
-    }.items():
-        assert old in text
-        text = text.replace(old, new)
-    conf = data / "mosquitto.conf"
-    conf.write_text(text + f"\nuser {getpass.getuser()}\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: _accepts(port) or proc.poll() is not None, 10, "prod broker")
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        base = MqttSettings(host="localhost", port=port, username=NODE, password=password)
-        plain = MqttClient(base, "plain")
-        plain.start()
-        tls = MqttClient(
-            base.model_copy(update={"tls": TlsSettings(ca_file=certs / "ca.crt")}), NODE
-        )
-        tls.start()
-        try:
-            assert tls.wait_connected(10)
-            assert tls.publish(PRESENCE.topic(MALL, "someone-else"), b"{}").wait(10) == (
-                NOT_AUTHORIZED
-            )
-            assert not plain.wait_connected(3)  # plain TCP never gets a CONNACK
-            assert plain.first_connect_reason(0) == -1
-        finally:
-            tls.stop()
-            plain.stop()
-            gc.collect()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def test_a_second_client_of_the_same_user_does_not_kick_the_first(broker, connect):
+def test_asking_for_a_credential_again_does_not_kick_its_clients(broker, connect):
     first = connect(NODE)
-    connect(NODE, "store-bean-bar-1-second")
+    settings_for(broker, NODE)  # the same password: the identity is left as it is
+    broker.add_user(NODE, broker.credential(NODE))
+    connect("core", "core-second")
     assert first.connected
     assert (
         first.publish(PRESENCE.topic(MALL, NODE), encode(EXAMPLES["PresenceBatch"])).wait(10)

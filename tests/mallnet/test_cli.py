@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,46 +42,49 @@ def test_wire_docs_check_fails_on_a_stale_file(tmp_path):
     assert main(["wire", "docs", "--check", "--output", str(stale)]) == 1
 
 
+def _add_device(tmp_path: Path, user: str, role: str) -> list[str]:
+    return [
+        "broker",
+        "add-device",
+        user,
+        "--role",
+        role,
+        "--mall",
+        "riverside",
+        "--dynsec-file",
+        str(tmp_path / "dynsec.json"),
+        "--secret-out",
+        str(tmp_path / f"{user}.secret"),
+    ]
+
+
 def test_add_device_writes_a_private_secret_and_never_prints_it(tmp_path):
-    passwd, secret = tmp_path / "passwd", tmp_path / "node.secret"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mallnet.cli",
-            "broker",
-            "add-device",
-            "store-1",
-            "--password-file",
-            str(passwd),
-            "--secret-out",
-            str(secret),
-        ],
+        [sys.executable, "-m", "mallnet.cli", *_add_device(tmp_path, "store-1", "store")],
         capture_output=True,
         text=True,
         check=True,
     )
+    secret = tmp_path / "store-1.secret"
     password = secret.read_text().strip()
     assert len(password) >= 24
     assert password not in result.stdout + result.stderr
     assert secret.stat().st_mode & 0o777 == 0o600
-    assert passwd.read_text().startswith("store-1:")
+    dynsec = tmp_path / "dynsec.json"
+    assert dynsec.stat().st_mode & 0o777 == 0o600
+    assert password not in dynsec.read_text()  # only its PBKDF2 hash is stored
+    [client] = json.loads(dynsec.read_text())["clients"]
+    assert client["username"] == client["clientid"] == "store-1"
+    assert main(["broker", "remove-device", "store-1", "--dynsec-file", str(dynsec)]) == 0
+    assert json.loads(dynsec.read_text())["clients"] == []
+    assert main(["broker", "remove-device", "store-1", "--dynsec-file", str(dynsec)]) == 1
 
 
-def test_add_device_refuses_an_id_that_is_not_a_contract_id(tmp_path):
-    code = main(
-        [
-            "broker",
-            "add-device",
-            "Store/1",
-            "--password-file",
-            str(tmp_path / "p"),
-            "--secret-out",
-            str(tmp_path / "s"),
-        ]
-    )
-    assert code == 2
-    assert not (tmp_path / "p").exists()
+def test_add_device_refuses_a_bad_id_or_one_of_the_cores(tmp_path):
+    assert main(_add_device(tmp_path, "Store/1", "store")) == 2
+    assert main(_add_device(tmp_path, "core-1", "kiosk")) == 2
+    assert not (tmp_path / "dynsec.json").exists()
+    assert main(_add_device(tmp_path, "core-1", "core")) == 0
 
 
 def test_demo_runs_the_whole_mall_end_to_end(tmp_path):
@@ -110,21 +114,22 @@ def test_diagnose_redacts_secrets_and_personal_data(tmp_path, capsys):
     assert '"host": "127.0.0.1"' in out and '"parsed": false' in out
 
 
-def test_broker_acl_renders_the_template_for_a_mall(tmp_path):
-    out = tmp_path / "mallnet.acl"
-    assert main(["broker", "acl", "--mall", "riverside", "--out", str(out)]) == 0
-    text = out.read_text()
-    assert "pattern write mall/v1/riverside/nodes/%u/presence" in text
-    assert "user core\ntopic readwrite mall/v1/riverside/#" in text
-    assert "@" not in text.replace("%u", "")
-    assert main(["broker", "acl", "--mall", "River/Side", "--out", str(out)]) == 2
+def test_broker_acl_prints_what_an_identity_may_do(capsys):
+    args = ["broker", "acl", "kiosk-1", "--role", "kiosk", "--mall", "riverside"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "publishClientSend mall/v1/riverside/kiosks/kiosk-1/checkins" in lines
+    assert "subscribeLiteral mall/v1/riverside/kiosks/kiosk-1/offers" in lines
+    assert not [line for line in lines if "/nodes/" in line]
+    assert main(["broker", "acl", "x", "--role", "store", "--mall", "River/Side"]) == 2
 
 
 def test_a_file_that_cannot_be_written_is_an_error_line_not_a_traceback(tmp_path, caplog):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    out = blocked / "mallnet.acl"
-    assert main(["broker", "acl", "--mall", "m1", "--out", str(out)]) == 2
+    out = blocked / "dynsec.json"
+    args = ["broker", "add-device", "store-1", "--role", "store", "--mall", "m1"]
+    assert main([*args, "--dynsec-file", str(out), "--secret-out", str(tmp_path / "s")]) == 2
     assert str(out) in caplog.text and "Traceback" not in caplog.text
     key = "ab" * 32
     trace = blocked / "t.jsonl"

@@ -1,0 +1,339 @@
+"""Broker identities and per-role confinement, in Mosquitto's dynamic-security plugin.
+
+Mosquitto 2.0's ``acl_file`` does not check SUBSCRIBE (a device could join the core's
+shared subscription and swallow part of its stream) and cannot bind a client id to a
+user. So both broker configs (dev and prod) load the dynamic-security plugin, whose JSON
+file this module writes: one client per device, bound to the client id equal to its id,
+with its own role listing exactly the topics of its kind (store node, gate, kiosk);
+everything else, subscriptions included, is denied. The core's role reads and writes the
+whole mall. Mosquitto 2.0.11 does not substitute ``%u``/``%c`` in these ACL topics, hence
+one role per device.
+
+The plugin reads its file only at start (SIGHUP does not reload it): after editing the
+file, restart the broker, or change a running broker live through
+``$CONTROL/dynamic-security/v1`` (``DynsecControl``), which also rewrites the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import threading
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from mallnet.config import MqttSettings
+from mallnet.errors import MallnetError
+from mallnet.mqtt import Inbound, MqttClient
+from mallnet.wire.topics import (
+    CHECKINS,
+    FOOTFALL,
+    HEALTH,
+    KIOSK_OFFERS,
+    KIOSK_RECEIPTS,
+    KIOSK_STATUS,
+    NODE_CONFIG,
+    PARKING,
+    PRESENCE,
+    RECEIPTS,
+    ROOT,
+    STATUS,
+    VERSION,
+    TopicSpec,
+    check_id,
+)
+
+ADMIN_USER = "mallnet-admin"
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+PBKDF2_ITERATIONS = 10_000  # the plugin reads the count per client; mosquitto_ctrl uses 101
+
+
+class DynsecError(MallnetError):
+    """An identity file that cannot be read, an id that may not be used, a refused change."""
+
+
+class Role(StrEnum):
+    """What a broker identity is; each kind has its own ACL."""
+
+    STORE = "store"
+    GATE = "gate"
+    KIOSK = "kiosk"
+    CORE = "core"
+
+
+# What each device kind may publish (its own topics only) and read (subscribe + receive).
+PUBLISHES: dict[Role, tuple[TopicSpec, ...]] = {
+    Role.STORE: (PRESENCE, FOOTFALL, HEALTH, STATUS),
+    Role.GATE: (PARKING, HEALTH, STATUS),
+    Role.KIOSK: (CHECKINS, KIOSK_STATUS),
+}
+READS: dict[Role, tuple[TopicSpec, ...]] = {
+    Role.STORE: (NODE_CONFIG, RECEIPTS),
+    Role.GATE: (NODE_CONFIG, RECEIPTS),
+    Role.KIOSK: (KIOSK_RECEIPTS, KIOSK_OFFERS),
+}
+
+
+def check_identity(user: str, role: Role) -> str:
+    """A contract id; ``core``/``core-*`` are reserved for the core, so a device credential
+    can never hold one of the core's client ids."""
+    check_id(user, "device")
+    reserved = user == "core" or user.startswith("core-")
+    if role is not Role.CORE and reserved:
+        raise DynsecError(f"{user!r}: ids 'core' and 'core-*' are reserved for the core")
+    if user == ADMIN_USER:
+        raise DynsecError(f"{user!r} is reserved for the broker's admin identity")
+    return user
+
+
+def role_name(mall: str, user: str, role: Role) -> str:
+    return f"mallnet-{mall}-core" if role is Role.CORE else f"mallnet-{mall}-{role}-{user}"
+
+
+def role_acls(mall: str, user: str, role: Role) -> list[dict[str, Any]]:
+    """The dynamic-security ACL entries of one identity (all others are denied)."""
+    check_id(mall, "mall")
+    if role is Role.CORE:
+        everything = f"{ROOT}/{VERSION}/{mall}/#"
+        acl = [
+            ("publishClientSend", everything),
+            ("publishClientReceive", everything),
+            ("subscribePattern", everything),
+            ("subscribePattern", f"$share/+/{everything}"),  # the workers' shared group
+        ]
+    else:
+        check_identity(user, role)
+        acl = [("publishClientSend", spec.topic(mall, user)) for spec in PUBLISHES[role]]
+        for spec in READS[role]:
+            acl += [
+                ("subscribeLiteral", spec.topic(mall, user)),
+                ("publishClientReceive", spec.topic(mall, user)),
+            ]
+    return [{"acltype": kind, "topic": topic, "allow": True} for kind, topic in acl]
+
+
+def hash_password(password: str, salt: bytes, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """The plugin's password hash: base64 of PBKDF2-HMAC-SHA512 over the raw salt."""
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return base64.b64encode(digest).decode()
+
+
+def new_dynsec_config() -> dict[str, Any]:
+    """An empty file: nobody exists, everything not granted is denied."""
+    return {
+        "clients": [],
+        "groups": [],
+        "roles": [],
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+    }
+
+
+def _client_entry(user: str, password: str, rolename: str, clientid: str | None) -> dict[str, Any]:
+    salt = secrets.token_bytes(12)
+    entry: dict[str, Any] = {
+        "username": user,
+        "password": hash_password(password, salt),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": PBKDF2_ITERATIONS,
+        "roles": [{"rolename": rolename}],
+    }
+    if clientid is not None:
+        entry["clientid"] = clientid
+    return entry
+
+
+def set_identity(doc: dict[str, Any], mall: str, user: str, role: Role, password: str) -> None:
+    """Add or replace a client in a dynamic-security document.
+
+    Devices are bound to the client id equal to their id; the core's credential is not
+    bound, because each core worker opens several connections (``core-1``,
+    ``core-1-out``) and the credential already reads and writes the whole mall.
+    """
+    check_identity(user, role)
+    remove_identity(doc, user)
+    rolename = role_name(mall, user, role)
+    roles = [r for r in doc["roles"] if r["rolename"] != rolename]
+    roles.append({"rolename": rolename, "acls": role_acls(mall, user, role)})
+    doc["roles"] = roles
+    clientid = None if role is Role.CORE else user
+    doc["clients"].append(_client_entry(user, password, rolename, clientid))
+
+
+def remove_identity(doc: dict[str, Any], user: str) -> bool:
+    """Remove a client and its per-device role; False if it was not there."""
+    gone = [c for c in doc["clients"] if c["username"] == user]
+    doc["clients"] = [c for c in doc["clients"] if c["username"] != user]
+    mine = {r["rolename"] for c in gone for r in c.get("roles", [])}
+    still_used = {r["rolename"] for c in doc["clients"] for r in c.get("roles", [])}
+    doc["roles"] = [
+        r for r in doc["roles"] if r["rolename"] not in mine or r["rolename"] in still_used
+    ]
+    return bool(gone)
+
+
+def load_dynsec(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return new_dynsec_config()
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DynsecError(f"cannot read {path}: {exc}") from exc
+    for key, empty in new_dynsec_config().items():
+        doc.setdefault(key, empty)
+    return doc
+
+
+def save_dynsec(path: Path, doc: dict[str, Any]) -> None:
+    """Write atomically, mode 0600, owned like the file it replaces or else like its folder
+    (``mosquitto`` in ``/var/lib/mosquitto``), so the broker can read and rewrite it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = path.stat() if path.exists() else path.parent.stat()
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out, indent=1)
+        with contextlib.suppress(PermissionError):
+            os.chown(tmp, owner.st_uid, owner.st_gid)
+        tmp.replace(path)
+    except OSError as exc:
+        raise DynsecError(f"cannot write {path}: {exc}") from exc
+
+
+def add_device(path: Path, mall: str, user: str, role: Role, password: str | None = None) -> str:
+    """Add or replace an identity in a dynamic-security file; returns its password
+    (a strong random one when none is given). A running broker must be restarted
+    (or changed live with ``DynsecControl``) to see it."""
+    password = password or secrets.token_urlsafe(24)
+    doc = load_dynsec(path)
+    set_identity(doc, mall, user, role, password)
+    save_dynsec(path, doc)
+    return password
+
+
+def remove_device(path: Path, user: str) -> bool:
+    doc = load_dynsec(path)
+    removed = remove_identity(doc, user)
+    if removed:
+        save_dynsec(path, doc)
+    return removed
+
+
+class DynsecControl:
+    """Changes a running broker through ``$CONTROL/dynamic-security/v1`` as the admin user.
+
+    The plugin applies each command at once (a deleted client is disconnected) and
+    rewrites its file.
+    """
+
+    def __init__(self, settings: MqttSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+
+    def run(self, commands: list[dict[str, Any]], timeout: float = 10.0) -> list[dict[str, Any]]:
+        replies: list[Inbound] = []
+        arrived = threading.Event()
+
+        def on_message(message: Inbound) -> None:
+            replies.append(message)
+            arrived.set()
+
+        with self._lock:
+            client = MqttClient(
+                self._settings,
+                ADMIN_USER,
+                subscriptions=[(f"{CONTROL_TOPIC}/response", 1)],
+                on_message=on_message,
+            )
+            client.start()
+            try:
+                if not client.wait_connected(timeout):
+                    raise DynsecError("the admin client could not connect to the broker")
+                # the SUBSCRIBE went out before this PUBLISH: the broker handles them in order
+                client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}).encode())
+                if not arrived.wait(timeout):
+                    raise DynsecError("the broker did not answer a dynamic-security command")
+            finally:
+                client.stop()
+        try:
+            responses: list[dict[str, Any]] = json.loads(replies[0].payload)["responses"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DynsecError(f"unreadable answer from the broker: {exc}") from exc
+        return responses
+
+    def set_identity(self, mall: str, user: str, role: Role, password: str) -> None:
+        check_identity(user, role)
+        rolename = role_name(mall, user, role)
+        self.run(  # absent ones answer with an error, which is fine here
+            [
+                {"command": "deleteClient", "username": user},
+                *([] if role is Role.CORE else [{"command": "deleteRole", "rolename": rolename}]),
+            ]
+        )
+        client: dict[str, Any] = {
+            "command": "createClient",
+            "username": user,
+            "password": password,
+            "roles": [{"rolename": rolename}],
+        }
+        if role is not Role.CORE:
+            client["clientid"] = user
+        create_role = {
+            "command": "createRole",
+            "rolename": rolename,
+            "acls": role_acls(mall, user, role),
+        }
+        for reply in self.run([create_role, client]):
+            error = reply.get("error")
+            if error and not (reply["command"] == "createRole" and "already" in str(error)):
+                raise DynsecError(f"{reply['command']} for {user}: {error}")
+
+    def remove_identity(self, user: str) -> None:
+        """Delete the client (its connections are closed at once) and its own role."""
+        [found] = self.run([{"command": "getClient", "username": user}])
+        if found.get("error"):
+            raise DynsecError(f"{user}: {found['error']}")
+        roles = [r["rolename"] for r in found["data"]["client"].get("roles", [])]
+        own = [r for r in roles if any(r.endswith(f"-{kind}-{user}") for kind in PUBLISHES)]
+        commands = [{"command": "deleteClient", "username": user}]
+        commands += [{"command": "deleteRole", "rolename": rolename} for rolename in own]
+        for reply in self.run(commands):
+            if reply.get("error"):
+                raise DynsecError(f"{reply['command']} {user}: {reply['error']}")
+
+
+def add_admin(doc: dict[str, Any], password: str) -> None:
+    """Add or replace the identity ``DynsecControl`` uses: only ``$CONTROL/dynamic-security/#``
+    (it manages identities; it can neither read nor write the mall's topics)."""
+    control = "$CONTROL/dynamic-security/#"
+    remove_identity(doc, ADMIN_USER)
+    doc["roles"] = [r for r in doc["roles"] if r["rolename"] != ADMIN_USER]
+    doc["roles"].append(
+        {
+            "rolename": ADMIN_USER,
+            "acls": [
+                {"acltype": kind, "topic": control, "allow": True}
+                for kind in ("publishClientSend", "publishClientReceive", "subscribePattern")
+            ],
+        }
+    )
+    doc["clients"].append(_client_entry(ADMIN_USER, password, ADMIN_USER, ADMIN_USER))
+
+
+def write_admin(path: Path) -> str:
+    """Add or replace the admin identity in a file; returns its new random password."""
+    password = secrets.token_urlsafe(24)
+    doc = load_dynsec(path)
+    add_admin(doc, password)
+    save_dynsec(path, doc)
+    return password
