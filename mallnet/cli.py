@@ -121,9 +121,11 @@ def _broker_run(args: argparse.Namespace) -> int:
     from mallnet.broker import DevBroker
 
     broker = DevBroker(Path(args.data_dir), mall=args.mall, port=args.port)
-    broker.start()
-    log.info("dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir)
-    try:
+    try:  # Ctrl-C while it is still starting stops Mosquitto too
+        broker.start()
+        log.info(
+            "dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir
+        )
         broker.wait()
     except KeyboardInterrupt:
         pass
@@ -227,7 +229,7 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
+    parser: argparse.ArgumentParser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
     _add_log_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -98,15 +98,16 @@ def test_broker_run_serves_from_the_installed_wheel(installed, outside):
     )
     try:
 
-        def accepting() -> bool:
-            assert broker.poll() is None, (outside / "broker.log").read_text()
+        def serving() -> bool:
+            text = (outside / "broker.log").read_text()
+            assert broker.poll() is None, text
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
+                    return "Ctrl-C stops it" in text
             except OSError:
                 return False
 
-        wait_until(accepting, timeout=30, what="the wheel's dev broker")
+        wait_until(serving, timeout=30, what="the wheel's dev broker")
     finally:
         broker.send_signal(signal.SIGINT)
         assert broker.wait(timeout=30) == 0, (outside / "broker.log").read_text()
