@@ -4,7 +4,7 @@
 # module imported and a smoke subset of the tests run that touches each dependency
 # (pydantic, PyYAML, paho + Mosquitto, sqlite-utils migrations, FastAPI/uvicorn/httpx,
 # phonenumbers, influxdb-client, bleak on mock BlueZ, pyzbar/Pillow, OpenCV/rapidocr/
-# onnxruntime, kivy). scripts/test.sh runs it; about 30 s with uv's cache warm.
+# onnxruntime, kivy, schemathesis). scripts/test.sh runs it; about 80 s with uv's cache warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=${UV:-$(command -v uv || echo "$PWD/.tools/bin/uv")}
@@ -22,6 +22,6 @@ KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/
   tests/test_imports.py \
   tests/mallnet/test_config.py tests/mallnet/test_wire_codec.py tests/mallnet/test_cli_errors.py \
   tests/cloud_core/test_migrations.py tests/cloud_core/test_identity.py \
-  tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py \
+  tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py tests/cloud_core/test_api_contract.py \
   tests/edge_node/test_outbox.py tests/edge_node/test_bleak_bluez.py \
   tests/kiosk/test_scanner.py tests/edge_node/test_camera_reader.py
