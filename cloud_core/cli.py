@@ -16,7 +16,6 @@ from types import FrameType
 import yaml
 
 from cloud_core.config import load_core_config
-from mallnet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +71,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     from cloud_core.api.auth import load_api_keys
 
-    try:
-        config = load_core_config(args.config)
-        if args.only != "ingest":
-            load_api_keys(config.api)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+    config = load_core_config(args.config)  # a ConfigError: `mallnet` says it, exit 2
+    if args.only != "ingest":
+        load_api_keys(config.api)
     if args.validate_config:
         log.info("%s is valid", args.config)
         return 0

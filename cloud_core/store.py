@@ -6,6 +6,11 @@ and the write it guards see the same state even when several core workers share
 one database file. ``busy_timeout`` makes a worker wait for the lock instead of
 failing.
 
+Every migration of the core's database, the parking tables included, is registered
+here, in one ``migrations`` set: whichever entry point opens the store (``core run``,
+``core expire``, ``core add-customer``, a test) applies all of them, whatever modules
+it happens to import. A new migration goes into this file, never into a rule module.
+
 Personal data must be erasable from the disk, not only from the tables: every
 connection sets ``secure_delete`` (deleted content is overwritten with zeros, in the
 database and in the pages it writes to the WAL), and ``checkpoint`` copies the WAL into
@@ -25,6 +30,8 @@ from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from mallnet.plates import fold_plate
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +283,75 @@ def m008_campaign_instances(db: sqlite_utils.Database) -> None:
         CREATE INDEX deliveries_cap ON deliveries(campaign_instance, customer_id, ts_epoch);
         """
     )
+
+
+# Parking (cloud_core/parking.py). Numbered apart from the core's own tables; on a database
+# made before this registry it may already be applied (it was registered on import of
+# parking.py), so it stays idempotent (IF NOT EXISTS).
+@migrations()
+def m100_parking(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS parking_sessions (
+            id INTEGER PRIMARY KEY,
+            car_park TEXT NOT NULL,
+            vehicle TEXT NOT NULL,          -- a registered plate, or 'h:' + HMAC of the read
+            customer_id TEXT,               -- NULL for unregistered vehicles
+            status TEXT NOT NULL CHECK (status IN ('open', 'closed', 'superseded', 'exit_only')),
+            entry_event TEXT UNIQUE,
+            entry_gate TEXT,
+            entry_ts TEXT,
+            entry_epoch REAL,
+            exit_event TEXT UNIQUE,
+            exit_gate TEXT,
+            exit_ts TEXT,
+            exit_epoch REAL,
+            duration_s REAL,
+            free_minutes INTEGER NOT NULL DEFAULT 0,
+            free INTEGER,                   -- on exit: 1 when validated minutes covered the stay
+            match TEXT NOT NULL             -- exact, fuzzy, none, ambiguous, low_confidence
+        );
+        CREATE INDEX IF NOT EXISTS parking_open
+            ON parking_sessions(car_park, vehicle, status);
+        CREATE INDEX IF NOT EXISTS parking_customer ON parking_sessions(customer_id, status);
+        CREATE INDEX IF NOT EXISTS parking_unregistered
+            ON parking_sessions(entry_epoch) WHERE customer_id IS NULL;
+        CREATE TABLE IF NOT EXISTS parking_state (
+            car_park TEXT PRIMARY KEY,
+            occupied INTEGER NOT NULL CHECK (occupied >= 0)
+        );
+        CREATE TABLE IF NOT EXISTS parking_occupancy (
+            id INTEGER PRIMARY KEY,
+            car_park TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            occupied INTEGER NOT NULL,
+            event_id TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX IF NOT EXISTS parking_occupancy_series
+            ON parking_occupancy(car_park, ts_epoch);
+        CREATE TABLE IF NOT EXISTS parking_validations (
+            code TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            minutes INTEGER NOT NULL,
+            session_id INTEGER NOT NULL REFERENCES parking_sessions(id),
+            ts TEXT NOT NULL
+        );
+        """
+    )
+
+
+@migrations()
+def m101_plate_fold(db: sqlite_utils.Database) -> None:
+    # each registered plate with its look-alike class (mallnet.plates), so a read that is not
+    # exact finds the plates it may be a misread of through an index, not a scan
+    db.execute("ALTER TABLE vehicles ADD COLUMN plate_fold TEXT")
+    rows = db.execute("SELECT plate FROM vehicles").fetchall()
+    db.conn.executemany(
+        "UPDATE vehicles SET plate_fold = ? WHERE plate = ?",
+        [(fold_plate(str(plate)), plate) for (plate,) in rows],
+    )
+    db.execute("CREATE INDEX vehicles_fold ON vehicles(plate_fold)")
 
 
 class Store:

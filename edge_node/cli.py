@@ -13,10 +13,11 @@ from typing import Any, TextIO
 
 from mallnet import identity
 from mallnet.errors import ConfigError
+from mallnet.resources import FIRMWARE_PACKAGE, data_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "firmware_config" / "schema"
+SCHEMA_PATH = data_dir(FIRMWARE_PACKAGE) / "schema"  # shipped in the wheel
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ def register(subparsers: Any) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
     from kiosk.errors import ImageError
-    from kiosk.scanner import load_image, scan
+    from kiosk.scanner import check_available, load_image, scan
 
+    check_available()  # no libzbar: one error line from `mallnet`, exit 2, before any output
     failures = 0
     for name in args.images:
         record: dict[str, Any] = {"image": name}

@@ -11,3 +11,7 @@ class KioskError(MallnetError):
 
 class ImageError(KioskError):
     """An image that cannot be read (missing, corrupt, not an image)."""
+
+
+class ScannerUnavailableError(KioskError):
+    """The QR/barcode decoder cannot run here: the system's libzbar is missing or unloadable."""

@@ -2,18 +2,21 @@
 
 The kiosk's camera hands frames to ``scan``; ``mallnet kiosk scan`` runs the
 same function on image files so staff can check a printed code or a camera's
-placement. pyzbar wraps the system's libzbar (apt ``libzbar0``).
+placement. pyzbar wraps the system's libzbar (apt ``libzbar0``); it is loaded on
+first use, and a machine without it gets ``ScannerUnavailableError``, not an
+``ImportError`` from deep inside ctypes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from PIL import Image, UnidentifiedImageError
-from pyzbar import pyzbar
 
-from kiosk.errors import ImageError
+from kiosk.errors import ImageError, ScannerUnavailableError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 
@@ -27,8 +30,28 @@ class Code:
     box: tuple[int, int, int, int]
 
 
+@cache
+def _zbar() -> ModuleType:
+    try:
+        from pyzbar import pyzbar
+    except (ImportError, OSError) as exc:  # pyzbar raises ImportError when libzbar is absent
+        raise ScannerUnavailableError(
+            f"cannot load the zbar library ({exc}): install the libzbar0 package"
+        ) from None
+    module: ModuleType = pyzbar
+    return module
+
+
+def check_available() -> None:
+    """Load libzbar now; raises ``ScannerUnavailableError`` when it cannot be loaded."""
+    _zbar()
+
+
 def scan(image: Image.Image) -> list[Code]:
-    """Every QR code and barcode in an image, top-left first."""
+    """Every QR code and barcode in an image, top-left first.
+
+    Raises ``ScannerUnavailableError`` when libzbar cannot be loaded."""
+    pyzbar = _zbar()
     gray = image.convert("L")
     codes = [
         Code(

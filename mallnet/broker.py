@@ -33,10 +33,11 @@ from mallnet.dynsec import (
     set_identity,
 )
 from mallnet.errors import MallnetError
+from mallnet.resources import BROKER_PACKAGE, data_dir
 
 log = logging.getLogger(__name__)
 
-BROKER_DIR = Path(__file__).resolve().parent.parent / "mqtt_broker"
+BROKER_DIR = data_dir(BROKER_PACKAGE)  # mqtt_broker/, shipped in the wheel
 DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
 
 

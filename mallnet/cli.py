@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mallnet import __version__
-from mallnet.errors import MallnetError
+from mallnet.errors import ConfigError, MallnetError
 from mallnet.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -121,9 +121,11 @@ def _broker_run(args: argparse.Namespace) -> int:
     from mallnet.broker import DevBroker
 
     broker = DevBroker(Path(args.data_dir), mall=args.mall, port=args.port)
-    broker.start()
-    log.info("dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir)
-    try:
+    try:  # Ctrl-C while it is still starting stops Mosquitto too
+        broker.start()
+        log.info(
+            "dev broker on 127.0.0.1:%s, data in %s; Ctrl-C stops it", broker.port, args.data_dir
+        )
         broker.wait()
     except KeyboardInterrupt:
         pass
@@ -143,6 +145,49 @@ def _demo(args: argparse.Namespace) -> int:
     from mallnet.demo import run_demo
 
     return run_demo(Path(args.workdir) if args.workdir else None, duration_s=args.duration)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``mallnet core run: error: … (see --help)``, exit 2.
+
+    Subcommand parsers (the parts' too) are made by ``add_parser`` with this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _add_log_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--log-level``/``--log-format`` on ``parser``; below the top they default to
+    nothing, so a value given before the subcommand is not overwritten."""
+    level: object = "INFO" if top else argparse.SUPPRESS
+    fmt: object = "text" if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--log-level", type=_log_level, default=level, help="DEBUG, INFO, WARNING or ERROR"
+    )
+    parser.add_argument("--log-format", default=fmt, choices=["text", "json"])
+
+
+def _add_log_options_below(parser: argparse.ArgumentParser, seen: set[int]) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if id(child) in seen:  # an alias
+                    continue
+                seen.add(id(child))
+                if "--log-level" not in child._option_string_actions:
+                    _add_log_options(child, top=False)
+                _add_log_options_below(child, seen)
 
 
 def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,10 +229,9 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mallnet", description=__doc__.splitlines()[0])
+    parser: argparse.ArgumentParser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    _add_log_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run a whole simulated mall on this machine")
@@ -216,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
             missing.set_defaults(handler=_not_installed(ep.name, str(exc)))
             continue
         register(sub)
+    _add_log_options_below(parser, set())
     return parser
 
 
@@ -234,8 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except ConfigError as exc:  # one line per problem, each naming the file (and line)
+        for line in exc.problems or [str(exc)]:
+            log.error("%s", line)
+        return 2
     except MallnetError as exc:
-        log.error("%s", exc)
+        log.error("%s", " ".join(str(exc).split("\n")))
         return 2
     except OSError as exc:  # an output folder that does not exist, a file we may not write …
         log.error("%s", exc)

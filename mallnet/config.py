@@ -49,19 +49,50 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    """One line naming the file, line and column, and what is wrong there."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char)
+        return f"{source}: not valid YAML: {exc.reason}: #x{code:04x} at offset {exc.position}"
+    if mark is None or problem is None:
+        detail = " ".join(str(exc).replace("<unicode string>", source).split())
+        return f"{source}: not valid YAML: {detail}"
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context and context != problem else problem
+    return f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {detail}"
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML; return the data and a map from key paths to 1-based lines."""
+    """Parse YAML; return the data and a map from key paths to 1-based lines.
+
+    A syntax error is a ``ConfigError`` of one line: ``core.yaml:3:7: not valid YAML: …``.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{source} is not valid YAML", [f"{where}: {exc}"]) from None
+        raise ConfigError(_yaml_problem(exc, source)) from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _line_map(node, (), lines)
     return ({} if data is None else data), lines
+
+
+def read_text_file(path: Path, what: str = "config") -> str:
+    """A config-like file's text; ``ConfigError`` (one line) when missing, unreadable or
+    not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
 
 
 def validate_data(data: Any, model: type[M], source: str, lines: dict[Loc, int]) -> M:
@@ -81,10 +112,7 @@ def validate_data(data: Any, model: type[M], source: str, lines: dict[Loc, int])
 def load_config(path: Path | str, model: type[M]) -> M:
     """Read, parse and validate one YAML config file; raises ``ConfigError``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    text = read_text_file(path)
     data, lines = parse_yaml(text, str(path))
     return validate_data(data, model, str(path), lines)
 

@@ -41,10 +41,11 @@ from typing import Any
 
 import yaml
 
-from mallnet.broker import BROKER_DIR, DevBroker, free_port
+from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
 from mallnet.errors import MallnetError
 from mallnet.mqtt import Inbound, MqttClient
+from mallnet.resources import FIRMWARE_PACKAGE, data_dir
 from mallnet.wire import WireError, decode
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 from mallnet.wire.topics import INBOX
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 MALL = "demo"
 PROGRAM_PREFIX = "f7a3e1c2"
-FIRMWARE_DEMO = BROKER_DIR.parent / "firmware_config" / "demo"
+FIRMWARE_DEMO = data_dir(FIRMWARE_PACKAGE) / "demo"
 REPLAY_SPEED = 20.0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mallnet import __version__
-from mallnet.config import parse_yaml
+from mallnet.config import parse_yaml, read_text_file
 from mallnet.errors import ConfigError
 from mallnet.logs import redact
 
@@ -65,7 +65,7 @@ def build_report(configs: list[Path]) -> dict[str, Any]:
     }
     for path in configs:
         try:
-            data, _lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+            data, _lines = parse_yaml(read_text_file(path), str(path))
             report["configs"][str(path)] = {"parsed": True, "content": _mask(data)}
         except (OSError, ConfigError) as exc:
             report["configs"][str(path)] = {"parsed": False, "error": redact(str(exc))}

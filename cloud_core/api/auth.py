@@ -32,7 +32,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from cloud_core.config import ApiSettings, CoreConfig, Ident, StoreConfig
 from cloud_core.store import Store
-from mallnet.config import ConfigModel, parse_yaml, validate_data
+from mallnet.config import ConfigModel, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 
 Role = Literal["admin", "tenant", "kiosk", "node"]
@@ -76,12 +76,7 @@ def load_api_keys(settings: ApiSettings) -> ApiKeysFile:
     if settings.keys_env and os.environ.get(settings.keys_env):
         text, source = os.environ[settings.keys_env], f"${settings.keys_env}"
     elif settings.keys_file is not None:
-        try:
-            text = settings.keys_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read API keys {settings.keys_file}: {exc.strerror}"
-            ) from None
+        text = read_text_file(settings.keys_file, "API keys")
         source = str(settings.keys_file)
     else:
         raise ConfigError("no API keys: set api.keys_file or api.keys_env")

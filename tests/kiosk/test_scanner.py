@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import segno
@@ -92,3 +94,32 @@ def test_scan_command_fails_when_no_image_is_readable(tmp_path):
         check=False,
     )
     assert result.returncode == 1
+
+
+def test_scan_command_without_libzbar_is_one_error_line(tmp_path):
+    """The real `mallnet` command on a machine whose libzbar cannot be found.
+
+    A ``sitecustomize`` on the child's PYTHONPATH hides the library from ctypes' lookup
+    (what pyzbar asks); production code has no hook for this.
+    """
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import ctypes.util\n"
+        "_find = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda name: None if name == 'zbar' else _find(name)\n"
+    )
+    image = _qr(tmp_path, TOKEN)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("mallnet")), "kiosk", "scan", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(hide)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot load the zbar library" in lines[0] and "libzbar0" in lines[0]

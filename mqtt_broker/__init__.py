@@ -1,0 +1,5 @@
+"""Mosquitto configuration, ACL template and certificate tooling: data, not code.
+
+This ``__init__.py`` makes the folder a package so it ships whole in the wheel and is
+read through ``importlib.resources`` (``mallnet.resources.data_dir``).
+"""
