@@ -11,3 +11,7 @@ class KioskError(MallnetError):
 
 class ImageError(KioskError):
     """An image that cannot be read (missing, corrupt, not an image)."""
+
+
+class QueueError(KioskError):
+    """The on-disk check-in queue cannot be opened or written."""

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 from pyzbar import pyzbar
+from pyzbar.pyzbar import ZBarSymbol
 
 from kiosk.errors import ImageError
 
@@ -39,6 +42,12 @@ def scan(image: Image.Image) -> list[Code]:
         for found in pyzbar.decode(gray)
     ]
     return sorted(codes, key=lambda c: (c.box[1], c.box[0]))
+
+
+def scan_qr(gray: npt.NDArray[np.uint8]) -> list[str]:
+    """The texts of the QR codes (only QR: no barcodes) in a greyscale frame (H × W uint8)."""
+    found = pyzbar.decode(gray, symbols=[ZBarSymbol.QRCODE])
+    return [f.data.decode("utf-8", errors="replace") for f in found]
 
 
 def load_image(path: Path) -> Image.Image:
