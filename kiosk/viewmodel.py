@@ -145,6 +145,14 @@ class KioskViewModel:
         self.message = None
         self._changed()
 
+    def back(self) -> None:
+        """One step back: to the wallet with a shopper, else to idle."""
+        self._touch()
+        self.message = None
+        self.input_error = None
+        self.screen = "wallet" if self.shopper is not None else "idle"
+        self._changed()
+
     def scan(self, mode: ScanMode) -> None:
         """Open the camera screen: the app's QR, a receipt or a store's QR."""
         self._touch()
@@ -341,6 +349,15 @@ class KioskViewModel:
         if 0 <= index < len(self.offers):
             self.selected = index
             self.screen = "offers"
+        self._changed()
+
+    def step_offer(self, delta: int) -> None:
+        """Previous (-1) or next (+1) offer on the offers screen."""
+        self._touch()
+        if self.offers:
+            current = self.selected if self.selected is not None else 0
+            self.selected = (current + delta) % len(self.offers)
+        self.screen = "offers"
         self._changed()
 
     def claim_offer(self) -> None:

@@ -132,7 +132,7 @@ def test_app_qr_identifies_from_idle_and_repeats_are_ignored(core, sink, clock) 
     vm = make_vm(core, sink, clock)
     vm.on_code("mallnet:customer:c0001")
     assert vm.view()["screen"] == "wallet"
-    assert vm.view()["shopper"] == "Hello (app)"
+    assert vm.view()["shopper"] == "Hello (with the app)"
     vm.on_code("mallnet:customer:c0001")
     assert len(sink.submitted) == 1
     vm.on_code("some-random-code")  # on the wallet screen: not for us
@@ -159,7 +159,7 @@ def test_receipt_and_store_scans_send_check_ins_for_the_shopper(core, sink, cloc
     assert vm.view()["message"] == "This is not a store's code."
     vm.scan("store")
     vm.on_code("mallnet:store:cafe-1")
-    assert vm.view()["message"] == "Checked in at cafe-1."
+    assert vm.view()["message"] == "Check-in at cafe-1 sent to the mall's system."
     assert [(token, store) for _, token, store in sink.submitted] == [
         ("customer:c0001", "atrium"),
         ("receipt:c0001:FISCAL;123;45.60", None),
