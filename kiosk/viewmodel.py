@@ -9,6 +9,9 @@ After ``idle_timeout_s`` without a touch the kiosk returns to the attract
 screen and forgets the shopper: id, masked phone, wallet, typed digits,
 selected offer and any message naming them are dropped from memory, and a
 core answer that arrives later for that shopper is ignored (a session counter).
+
+Past 400 lines on purpose: one state machine and the texts it renders, kept
+together so every screen's state and wording is read (and tested) in one place.
 """
 
 from __future__ import annotations

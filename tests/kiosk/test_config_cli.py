@@ -1,4 +1,4 @@
-"""`mallnet kiosk run --config F --validate-config`: the example is valid; problems name file:line."""
+"""`mallnet kiosk run --config F --validate-config`: a valid example; problems name file:line."""
 
 from __future__ import annotations
 
