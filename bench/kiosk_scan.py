@@ -19,11 +19,13 @@ flat out: rendered frames per second come from Kivy's clock. Wall time is
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
-os.environ.setdefault("KIVY_HOME", tempfile.mkdtemp(prefix="kivy-home-"))
+if "KIVY_HOME" not in os.environ:
+    os.environ["KIVY_HOME"] = tempfile.mkdtemp(prefix="kivy-home-")
+    atexit.register(shutil.rmtree, os.environ["KIVY_HOME"], True)
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 import cv2  # noqa: E402
@@ -163,6 +167,7 @@ def app_fps(frames: list[tuple[str, str | None, np.ndarray]], seconds: float) ->
             return Submitted("0190a000-0000-7000-8000-000000000000", True)
 
     folder = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    atexit.register(shutil.rmtree, folder, True)
     video = folder / "codes.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 10, (W, H))
     for _, _, gray in frames:

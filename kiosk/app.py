@@ -11,6 +11,7 @@ closes. Tests call ``start``/``drain``/``stop`` without a window.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -114,6 +115,10 @@ class KioskRuntime:
 
     def run(self) -> int:
         """Start everything and show the window until it is closed."""
+        # Kivy reads these when first imported: `mallnet` parses its own arguments, and
+        # Kivy's records already reach our logging (no second console handler).
+        os.environ.setdefault("KIVY_NO_ARGS", "1")
+        os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
         from kivy.config import Config
 
         screen = self.config.screen

@@ -7,7 +7,9 @@ module imports it, and never by production code.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ os.environ["KIVY_NO_ARGS"] = "1"
 os.environ["KIVY_NO_CONSOLELOG"] = "1"
 os.environ["KIVY_NO_FILELOG"] = "1"
 os.environ["KIVY_HOME"] = tempfile.mkdtemp(prefix="kivy-home-")
+atexit.register(shutil.rmtree, os.environ["KIVY_HOME"], True)
 os.environ["SDL_VIDEODRIVER"] = "offscreen"
 os.environ.pop("DISPLAY", None)
 

@@ -15,6 +15,7 @@ import pytest
 from kiosk.i18n import LANGUAGES, Translator
 from kiosk.ports import run_inline
 from kiosk.viewmodel import KioskViewModel, Settings
+from tests.conftest import wait_until
 from tests.kiosk.conftest import Screen
 from tests.kiosk.fakes import NOW, FakeCore, FakeSink, ManualClock, offer
 
@@ -137,6 +138,25 @@ def test_receipt_scan_and_offers_from_the_wallet(screen: Screen, kiosk: Kiosk) -
     assert screen.shows("Offer 2") and screen.shows("2 / 2")
     screen.tap("Get code")
     assert screen.shows("cannot be claimed at kiosks yet")
+
+
+def test_a_code_from_the_camera_thread_reaches_the_screen_through_the_inbox(
+    screen: Screen, kiosk: Kiosk
+) -> None:
+    import threading
+
+    camera = threading.Thread(
+        target=lambda: screen.ui.inbox.post(lambda: kiosk.vm.on_code("mallnet:customer:c0001"))
+    )
+    camera.start()
+    camera.join()
+    assert screen.current == "idle"  # nothing happens off the UI thread
+
+    def shown() -> bool:
+        screen.step(1)
+        return screen.current == "wallet" and screen.shows("Mall: 110 points")
+
+    wait_until(shown, what="the wallet after the camera's code")
 
 
 def test_inactivity_wipes_the_shopper_from_the_screen(screen: Screen, kiosk: Kiosk) -> None:
