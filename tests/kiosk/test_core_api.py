@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from kiosk.core_api import HttpCore
 from kiosk.ports import CoreRefused, CoreUnreachable
 from mallnet.broker import free_port
+from mallnet.logs import RedactingFormatter
 from tests.cloud_core.helpers import START, serve_api
 
 KEYS = [
@@ -50,6 +52,20 @@ def test_phone_look_up_wallet_and_offers_with_the_kiosk_key(tmp_path) -> None:
         with pytest.raises(CoreRefused, match="401"):
             stranger.wallet(customer)
         stranger.close()
+
+
+def test_a_phone_look_up_leaves_no_phone_number_in_the_logs(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with serve_api(tmp_path, KEYS) as (admin, _app):
+        core = HttpCore(str(admin.base_url), KEYS[1]["key"])
+        assert core.find_customer("+380671234567") is None
+        core.close()
+    formatter = RedactingFormatter("%(name)s: %(message)s")
+    lines = [formatter.format(record) for record in caplog.records]
+    assert any("/customers?phone=" in line for line in lines)  # httpx logs the request URL
+    assert not any("380671234567" in line for line in lines), lines
 
 
 def test_a_core_that_is_not_there_is_unreachable() -> None:
