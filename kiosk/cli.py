@@ -18,6 +18,35 @@ def register(subparsers: Any) -> None:
     scan = sub.add_parser("scan", help="read QR codes and barcodes from image files")
     scan.add_argument("images", nargs="+", help="image files (PNG, JPEG, …)")
     scan.set_defaults(handler=_scan)
+    run = sub.add_parser("run", help="run the touch kiosk (Kivy, full screen)")
+    run.add_argument("--config", required=True, help="the kiosk's YAML config")
+    run.add_argument(
+        "--validate-config", action="store_true", help="check the config and exit (0 if valid)"
+    )
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kiosk.config import load_kiosk_config
+    from mallnet.errors import ConfigError
+
+    try:
+        config = load_kiosk_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems or [str(exc)]:
+            sys.stderr.write(problem + "\n")
+        return 2
+    if args.validate_config:
+        for check in (config.mqtt.resolve_password, config.core.resolve_key):
+            try:
+                check()
+            except ConfigError as exc:  # may be provisioned later (ansible): warn, not fail
+                sys.stderr.write(f"{args.config}: warning: {exc}\n")
+        sys.stdout.write(f"{args.config}: ok (kiosk {config.kiosk.id})\n")
+        return 0
+    from kiosk.app import KioskRuntime
+
+    return KioskRuntime(config).run()
 
 
 def _scan(args: argparse.Namespace) -> int:

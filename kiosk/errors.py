@@ -15,3 +15,7 @@ class ImageError(KioskError):
 
 class ScannerUnavailableError(KioskError):
     """The QR/barcode decoder cannot run here: the system's libzbar is missing or unloadable."""
+
+
+class QueueError(KioskError):
+    """The on-disk check-in queue cannot be opened or written."""

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from kiosk.errors import ImageError, ScannerUnavailableError
@@ -62,6 +64,15 @@ def scan(image: Image.Image) -> list[Code]:
         for found in pyzbar.decode(gray)
     ]
     return sorted(codes, key=lambda c: (c.box[1], c.box[0]))
+
+
+def scan_qr(gray: npt.NDArray[np.uint8]) -> list[str]:
+    """The texts of the QR codes (only QR: no barcodes) in a greyscale frame (H × W uint8).
+
+    Raises ``ScannerUnavailableError`` when libzbar cannot be loaded."""
+    pyzbar = _zbar()
+    found = pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    return [f.data.decode("utf-8", errors="replace") for f in found]
 
 
 def load_image(path: Path) -> Image.Image:

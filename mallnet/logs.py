@@ -16,6 +16,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"\1\2***",
     ),
     (re.compile(r"\b(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}\b"), "**:**:**:**:**:**"),
+    # also URL-encoded (`?phone=%2B380…`, as httpx and uvicorn log request URLs)
+    (re.compile(r"(?:\+|%2[Bb])\d{7,15}\b"), "+***phone***"),
 )
 
 # Phone numbers as people write them: E.164 (+447911123456), grouped with spaces, dashes,

@@ -1,0 +1,168 @@
+"""The kiosk's MQTT link: pushed offers in, check-ins out through the on-disk queue.
+
+``submit`` stores a check-in in the ``CheckinQueue`` first and wakes the
+sender thread, which publishes waiting check-ins as ``CheckinBatch``es on the
+kiosk's ``checkins`` topic (QoS 1) whenever the broker is connected and drops
+them from the queue once the broker acknowledges them (a PUBACK saying "no
+matching subscribers" keeps them: the core's session would not get them) — with the ids and
+``seq`` they were made with, even after a restart. Offers arrive as the
+retained ``KioskOffers`` on the kiosk's ``offers`` topic. A retained
+``online``/``offline`` status (birth message and Last Will) is kept on
+``…/kiosks/{id}/status``. Events for the UI (offers, delivered ids) go to
+callbacks that the composition root points at the UI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kiosk.checkin_queue import CheckinQueue
+from kiosk.errors import QueueError
+from kiosk.ports import Offer, Submitted
+from mallnet import __version__
+from mallnet.errors import MqttError
+from mallnet.mqtt import NOT_AUTHORIZED, Inbound, MqttClient, Will
+from mallnet.wire.codec import WireError, decode, encode
+from mallnet.wire.payloads import CheckinBatch, DeviceStatus, KioskOffers
+from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_STATUS
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+NO_SUBSCRIBERS = 16
+
+
+def status_message(kiosk: str, state: str, since: datetime) -> bytes:
+    return encode(
+        DeviceStatus(state=state, device=kiosk, since=since, software=__version__)  # type: ignore[arg-type]
+    )
+
+
+def offers_from(message: KioskOffers) -> tuple[Offer, ...]:
+    return tuple(
+        Offer(c.campaign, c.business, c.title, c.text, c.valid_until) for c in message.offers
+    )
+
+
+class MqttLink:
+    """``CheckinSink`` over MQTT with the durable queue; also receives pushed offers."""
+
+    def __init__(
+        self,
+        client_factory: Callable[..., MqttClient],
+        queue: CheckinQueue,
+        *,
+        mall: str,
+        kiosk: str,
+        on_offers: Callable[[tuple[Offer, ...]], None] = lambda _offers: None,
+        on_delivered: Callable[[set[str]], None] = lambda _ids: None,
+        ack_timeout_s: float = 10.0,
+        retry_s: float = 5.0,
+    ) -> None:
+        self._queue = queue
+        self._mall = mall
+        self._kiosk = kiosk
+        self._on_offers = on_offers
+        self._on_delivered = on_delivered
+        self._ack_timeout_s = ack_timeout_s
+        self._retry_s = retry_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.refused = 0
+        since = datetime.now(UTC)
+        status_topic = KIOSK_STATUS.topic(mall, kiosk)
+        self._offline = Will(status_topic, status_message(kiosk, "offline", since))
+        self._client = client_factory(
+            subscriptions=[(KIOSK_OFFERS.topic(mall, kiosk), 1)],
+            on_message=self._handle,
+            will=self._offline,
+            birth=Will(status_topic, status_message(kiosk, "online", since)),
+            on_connected=self._wake.set,
+        )
+
+    # -- CheckinSink -----------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self._client.connected
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def submit(self, token: str, store: str | None) -> Submitted:
+        event = self._queue.add(token, store)
+        online = self.online
+        self._wake.set()
+        log.info("check-in %s queued (%s)", event.id, "sending" if online else "offline")
+        return Submitted(event.id, online)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._client.start()
+        self._thread = threading.Thread(target=self._send_loop, name="kiosk-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._ack_timeout_s + 1)
+        self._client.stop(farewell=self._offline)
+
+    # -- traffic ---------------------------------------------------------------------------
+
+    def _handle(self, message: Inbound) -> None:
+        try:
+            decoded = decode(message.topic, message.payload)
+        except WireError as exc:
+            log.warning("ignored a bad message on %s: %s", message.topic, exc)
+            return
+        if isinstance(decoded.message, KioskOffers):
+            offers = offers_from(decoded.message)
+            log.info("%d offers pushed by the core", len(offers))
+            self._on_offers(offers)
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._retry_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                while self.online and self._send_one_batch():
+                    pass
+            except QueueError:
+                log.exception("the check-in queue failed; retrying")
+
+    def _send_one_batch(self) -> bool:
+        """Publish the oldest waiting check-ins; True if there may be more to send now."""
+        events = self._queue.oldest(BATCH)
+        if not events:
+            return False
+        batch = CheckinBatch(node=self._kiosk, events=tuple(events))
+        ticket = self._client.publish(CHECKINS.topic(self._mall, self._kiosk), encode(batch), 1)
+        try:
+            reason = ticket.wait(self._ack_timeout_s)
+        except MqttError:
+            log.warning("check-in batch not acknowledged; keeping %d queued", len(events))
+            return False
+        if reason == NO_SUBSCRIBERS:  # the core's session is not there: nobody would get them
+            log.warning("no consumer subscribed to check-ins; keeping %d queued", len(events))
+            return False
+        if reason != 0:
+            self.refused += 1
+            what = "not authorised" if reason == NOT_AUTHORIZED else f"reason {reason}"
+            log.error("broker refused %d check-ins (%s); keeping them", len(events), what)
+            return False
+        ids = {e.id for e in events}
+        self._queue.remove(ids)
+        self.sent += len(ids)
+        self._on_delivered(ids)
+        return len(events) == BATCH

@@ -1,0 +1,113 @@
+"""The kiosk's MQTT link on a real Mosquitto: the offline queue, original ids, pushed offers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from kiosk.checkin_queue import CheckinQueue
+from kiosk.link import MqttLink
+from mallnet.mqtt import MqttClient
+from mallnet.wire.codec import decode, encode
+from mallnet.wire.payloads import CheckinBatch, KioskOffers, OfferCard
+from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_STATUS
+from tests.conftest import MALL, Collector, settings_for, wait_until
+
+KIOSK = "kiosk-atrium"
+
+
+def make_link(broker, queue: CheckinQueue, **kwargs) -> MqttLink:
+    def factory(**client_kwargs) -> MqttClient:
+        return MqttClient(settings_for(broker, KIOSK), KIOSK, **client_kwargs)
+
+    return MqttLink(factory, queue, mall=MALL, kiosk=KIOSK, retry_s=0.2, **kwargs)
+
+
+def test_check_ins_made_offline_survive_a_restart_and_go_out_with_their_ids(
+    broker, connect, tmp_path
+) -> None:
+    settings_for(broker, KIOSK)  # the kiosk's credential exists before the outage
+    broker.stop()
+    queue = CheckinQueue(tmp_path / "queue.sqlite")
+    link = make_link(broker, queue)
+    link.start()
+    first = link.submit("customer:c1", "atrium")
+    second = link.submit("phone:+380671234567", None)
+    assert not first.online and link.waiting == 2
+    link.stop()
+    queue.close()
+
+    broker.start()  # the connection is back; the kiosk restarts
+    checkins = Collector()
+    connect("core", subscriptions=[(CHECKINS.filter(MALL), 1)], on_message=checkins)
+    queue = CheckinQueue(tmp_path / "queue.sqlite")
+    delivered: list[set[str]] = []
+    link = make_link(broker, queue, on_delivered=delivered.append)
+    link.start()
+    try:
+        [message] = checkins.wait_for(1)
+        batch = decode(message.topic, message.payload).message
+        assert isinstance(batch, CheckinBatch) and batch.node == KIOSK
+        assert [(e.id, e.seq, e.token, e.store) for e in batch.events] == [
+            (first.id, 0, "customer:c1", "atrium"),
+            (second.id, 1, "phone:+380671234567", None),
+        ]
+        wait_until(lambda: link.waiting == 0, what="the queue to empty")
+        third = link.submit("customer:c2", None)
+        assert third.online
+        messages = checkins.wait_for(2)
+        later = decode(messages[1].topic, messages[1].payload).message
+        assert isinstance(later, CheckinBatch)
+        assert [e.id for e in later.events] == [third.id]
+        wait_until(lambda: {first.id, second.id, third.id} == set().union(*delivered))
+    finally:
+        link.stop()
+        queue.close()
+
+
+def test_check_ins_stay_queued_while_no_consumer_is_subscribed(broker, tmp_path) -> None:
+    queue = CheckinQueue(tmp_path / "queue.sqlite")
+    link = make_link(broker, queue)
+    link.start()
+    try:
+        wait_until(lambda: link.online, what="the kiosk to connect")
+        link.submit("customer:c1", None)
+        wait_until(lambda: link.waiting == 1 and queue.oldest(1) != [])
+        assert link.sent == 0
+    finally:
+        link.stop()
+        queue.close()
+
+
+def test_pushed_offers_reach_the_kiosk_and_its_status_is_retained(
+    broker, connect, tmp_path
+) -> None:
+    core = connect("core")
+    card = OfferCard(
+        campaign="coffee",
+        business="cafe",
+        title="Coffee 2 for 1",
+        text="Until noon",
+        valid_until=datetime.now(UTC) + timedelta(days=1),
+    )
+    payload = encode(KioskOffers(ts=datetime.now(UTC), offers=(card,)))
+    core.publish(KIOSK_OFFERS.topic(MALL, KIOSK), payload, 1, retain=True).wait(5)
+    received: list[tuple[object, ...]] = []
+    queue = CheckinQueue(tmp_path / "queue.sqlite")
+    link = make_link(broker, queue, on_offers=received.append)
+    link.start()
+    try:
+        wait_until(lambda: len(received) == 1, what="the retained offers")
+        [offer] = received[0]
+        assert offer.title == "Coffee 2 for 1"  # type: ignore[attr-defined]
+        statuses = Collector()
+        connect(
+            "core",
+            "core-watch",
+            subscriptions=[(KIOSK_STATUS.filter(MALL), 1)],
+            on_message=statuses,
+        )
+        [status] = statuses.wait_for(1)
+        assert b'"state":"online"' in status.payload.replace(b" ", b"") and status.retain
+    finally:
+        link.stop()
+        queue.close()
