@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs --ble-adapter (opt-in hardware test)"))
         if "camera" in item.keywords and not config.getoption("--camera"):
             item.add_marker(pytest.mark.skip(reason="needs --camera (opt-in hardware test)"))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``mallnet.cli.main``) configures the root
+    logger with a handler on that test's captured stderr, which pytest closes afterwards;
+    left behind, it breaks every later test that logs (Kivy's logger among them)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def wait_until(

@@ -54,8 +54,9 @@ def test_ready_is_503_with_the_reason_until_the_broker_is_up(
     try:
         answer = _ready(url)
         assert answer.status_code == 503
-        body = answer.json()
-        assert body["status"] == "not ready"
+        body = answer.json()  # a problem (RFC 9457) with the reasons
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert body["status"] == 503 and body["title"] == "Service Unavailable"
         assert any(
             r.startswith("ingest not connected to the broker:") and "Connection" in r
             for r in body["reasons"]
