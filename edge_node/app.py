@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge_node.ble.ibeacon import IBeaconParser
+from edge_node.ble.pipeline import Pipeline
 from edge_node.ble.presence import PresenceEngine
 from edge_node.ble.sources import BeaconSource
 from edge_node.config import EdgeConfig, ReplaySourceSettings
 from edge_node.health import HealthMonitor, Snapshot
 from edge_node.outbox import Outbox
-from edge_node.pipeline import Pipeline
 from edge_node.publisher import Publisher, drain_exit_code
 from mallnet import __version__
 from mallnet.ids import new_event_id
