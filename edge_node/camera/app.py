@@ -21,9 +21,9 @@ from types import FrameType
 from edge_node.camera.config import GateConfig, LaneSettings
 from edge_node.camera.events import CropStore, ParkingRecorder
 from edge_node.camera.formats import formats_for
-from edge_node.camera.gate import GateLane, MotionSettings, PassSettings, cut_roi
+from edge_node.camera.gate import GateLane, MotionSettings, cut_roi
 from edge_node.camera.ocr import RapidOcrReader, TextReader
-from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame
+from edge_node.camera.reader import PlateRead, read_frame
 from edge_node.health import HealthMonitor, Snapshot
 from edge_node.outbox import Outbox
 from edge_node.publisher import Publisher, drain_exit_code
@@ -57,18 +57,11 @@ def lane_reader(
     settings: LaneSettings, reader: TextReader, config: GateConfig
 ) -> Callable[[Image8], PlateRead | None]:
     """The plate reader for one lane: only its region of interest, boxes in frame pixels."""
-    tuning = config.reader
-    reader_settings = ReaderSettings(
-        formats=formats_for(settings.countries),
-        accept=tuning.accept,
-        min_confidence=tuning.min_confidence,
-        max_fixes=tuning.max_fixes,
-        fallback=tuning.fallback,
-    )
+    formats = formats_for(settings.countries)
 
     def read(image: Image8) -> PlateRead | None:
         region, (ox, oy) = cut_roi(image, settings.roi)
-        found = read_frame(region, reader, reader_settings)
+        found = read_frame(region, reader, formats, config.reader)
         if found is None:
             return None
         x, y, w, h = found.box
@@ -126,14 +119,7 @@ class GateApp:
             gate_lane = GateLane(
                 lane_reader(settings, self.reader, config),
                 MotionSettings(roi=settings.roi, min_changed=passes.motion_threshold),
-                PassSettings(
-                    hold_s=passes.hold_s,
-                    max_pass_s=passes.max_pass_s,
-                    early_votes=passes.early_votes,
-                    early_confidence=passes.early_confidence,
-                    min_confidence=passes.min_confidence,
-                    repeat_s=passes.repeat_s,
-                ),
+                passes,
             )
             self.lanes.append(Lane(settings, source, gate_lane))
         self.health = HealthMonitor(self.node, wall(), config.health.thermal_zone)

@@ -52,7 +52,9 @@ class LaneSettings(ConfigModel):
         return countries
 
 
-class ReaderTuning(ConfigModel):
+class ReaderSettings(ConfigModel):
+    """How a frame's plate is read (``reader.read_frame``); the defaults suit a 720p gate camera."""
+
     accept: float = Field(
         default=0.85, gt=0, le=1, description="Stop trying candidates at this confidence."
     )
@@ -68,7 +70,9 @@ class ReaderTuning(ConfigModel):
     threads: int = Field(default=1, ge=1, le=8, description="ONNX Runtime threads for OCR.")
 
 
-class PassTuning(ConfigModel):
+class PassSettings(ConfigModel):
+    """How frames become vehicle passes (``gate.GateLane``, ``gate.MotionGate``)."""
+
     hold_s: float = Field(
         default=1.0, gt=0, le=30, description="A pass ends this long after motion."
     )
@@ -105,8 +109,8 @@ class GateConfig(ConfigModel):
     node: NodeIdentity = Field(description="Who this node is.")
     mqtt: MqttSettings = Field(description="Broker connection with this node's own credential.")
     lanes: tuple[LaneSettings, ...] = Field(min_length=1, description="The lanes this node reads.")
-    reader: ReaderTuning = Field(default_factory=ReaderTuning, description="Plate reading.")
-    passes: PassTuning = Field(default_factory=PassTuning, description="Vehicle passes.")
+    reader: ReaderSettings = Field(default_factory=ReaderSettings, description="Plate reading.")
+    passes: PassSettings = Field(default_factory=PassSettings, description="Vehicle passes.")
     crops: CropSettings | None = Field(default=None, description="Local plate crops; None: none.")
     outbox: OutboxSettings = Field(description="The durable outbox.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Heartbeat.")

@@ -341,3 +341,19 @@ def test_gate_config_paths_are_relative_to_the_file_and_every_outbox_field_is_us
         assert (app.publisher.max_inflight_batches, app.publisher.batch_size) == (3, 7)
     finally:
         app.outbox.close()
+
+
+def test_a_lane_runs_on_the_configs_own_pass_settings(tmp_path, broker):
+    """One set of tuning settings: the `passes:` section is what the lane uses, not a copy."""
+    path = gate_config(
+        tmp_path, broker, "unused", tmp_path, passes={"hold_s": 2.5, "early_votes": 4}
+    )
+    config = load_gate_config(path)
+    app = GateApp(config, reader=object(), sources=[object()])  # type: ignore[arg-type, list-item]
+    try:
+        lane = app.lanes[0].lane
+        assert lane.settings is config.passes
+        assert (lane.settings.hold_s, lane.settings.early_votes) == (2.5, 4)
+        assert lane.gate.settings.min_changed == config.passes.motion_threshold
+    finally:
+        app.outbox.close()
