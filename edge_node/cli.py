@@ -21,7 +21,7 @@ SCHEMA_PATH = data_dir(FIRMWARE_PACKAGE) / "schema"  # shipped in the wheel
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge_node.config import load_node_config
+    from edge_node.ble.config import load_node_config
     from edge_node.config_check import load_or_report, report_valid
 
     config = load_or_report(load_node_config, args.config)
@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.validate_config:
         return report_valid(args.config, config.mqtt, f"node {config.node.id}")
-    from edge_node.app import EdgeApp
+    from edge_node.ble.app import EdgeApp
 
     app = EdgeApp(config)
     return asyncio.run(app.run())
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     from edge_node.ble.bleak_source import BleakSource
-    from edge_node.config import BleakSourceSettings
+    from edge_node.ble.config import BleakSourceSettings
 
     settings = BleakSourceSettings(
         type="bleak", adapter=args.adapter, scanning_mode=args.mode, watchdog_s=args.watchdog
@@ -113,7 +113,7 @@ def _with_address(walk: Any, rng: random.Random) -> Any:
 
 def schema_texts() -> dict[str, str]:
     """The JSON schemas of the node config and the beacon profile, by file name."""
-    from edge_node.config import BeaconProfile, EdgeConfig
+    from edge_node.ble.config import BeaconProfile, EdgeConfig
 
     return {
         name: json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge_node.camera.formats import formats_for
-from edge_node.config import HealthSettings, NodeIdentity, OutboxSettings
+from edge_node.config import HealthSettings, NodeIdentity, OutboxSettings, rebase
 from mallnet.config import ConfigModel, MqttSettings, load_config
 from mallnet.frames.config import CameraConfig, FileCamera
 from mallnet.wire.topics import ID_PATTERN
@@ -131,10 +131,6 @@ class GateConfig(ConfigModel):
         return self
 
 
-def _rebase(path: Path, base: Path) -> Path:
-    return path if path.is_absolute() else base / path
-
-
 def load_gate_config(path: Path | str) -> GateConfig:
     """Load and validate a gate config; relative file paths resolve against its folder."""
     path = Path(path)
@@ -144,13 +140,13 @@ def load_gate_config(path: Path | str) -> GateConfig:
     for lane in config.lanes:
         camera = lane.camera
         if isinstance(camera, FileCamera):
-            camera = camera.model_copy(update={"path": _rebase(camera.path, base)})
+            camera = camera.model_copy(update={"path": rebase(camera.path, base)})
         lanes.append(lane.model_copy(update={"camera": camera}))
     updates: dict[str, object] = {
         "lanes": tuple(lanes),
-        "outbox": config.outbox.model_copy(update={"path": _rebase(config.outbox.path, base)}),
+        "outbox": config.outbox.model_copy(update={"path": rebase(config.outbox.path, base)}),
     }
     if config.crops is not None:
-        updates["crops"] = config.crops.model_copy(update={"dir": _rebase(config.crops.dir, base)})
+        updates["crops"] = config.crops.model_copy(update={"dir": rebase(config.crops.dir, base)})
     updates["mqtt"] = config.mqtt.relative_to(base)  # password file, TLS CA, cert and key
     return config.model_copy(update=updates)
