@@ -24,10 +24,10 @@ def test_no_module_reads_the_environment():
     for path in MODULES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = set()
+            names: set[str] = set()
             if isinstance(node, ast.Attribute):
                 names = {node.attr}
             elif isinstance(node, ast.ImportFrom) and node.module == "os":
                 names = {alias.name for alias in node.names}
             if names & {"environ", "environb", "getenv", "getenvb"}:
-                raise AssertionError(f"{path}:{node.lineno}: reads the environment")
+                raise AssertionError(f"{path}:{getattr(node, 'lineno', 0)}: reads the environment")
