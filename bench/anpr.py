@@ -84,25 +84,26 @@ def run_variant(
     import cv2
 
     cv2.setNumThreads(1)
+    from edge_node.camera.config import ReaderSettings
     from edge_node.camera.formats import fold, formats_for
     from edge_node.camera.gate import MotionGate
     from edge_node.camera.ocr import RapidOcrReader
-    from edge_node.camera.reader import ReaderSettings, _read_with_detector, read_frame
+    from edge_node.camera.reader import _read_with_detector, read_frame
     from edge_node.camera.synth import CONDITIONS, HARD_CONDITIONS, STYLES, make_sample
 
-    settings = ReaderSettings(formats=formats_for(["EU", "US", "BR"]))
+    formats = formats_for(["EU", "US", "BR"])
+    settings = ReaderSettings()
     if variant == "pipeline":
         reader = RapidOcrReader(threads=1)
 
         def read(image: Any) -> Any:
-            return read_frame(image, reader, settings)
+            return read_frame(image, reader, formats, settings)
 
     else:
         reader = RapidOcrReader(threads=1, det_max_side=None)
-        whole = ReaderSettings(formats=settings.formats, fallback_width=10_000)
 
         def read(image: Any) -> Any:
-            found = _read_with_detector(image, reader, whole)
+            found = _read_with_detector(image, reader, formats, settings, fallback_width=10_000)
             return found if found is not None and found.confidence >= 0.5 else None
 
     conditions = CONDITIONS + HARD_CONDITIONS

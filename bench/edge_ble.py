@@ -33,12 +33,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from edge_node.ble import simulate
+from edge_node.ble.config import FootfallSettings, PresenceSettings
 from edge_node.ble.ibeacon import IBeaconParser, build_frame
+from edge_node.ble.pipeline import Pipeline
 from edge_node.ble.presence import PresenceEngine
 from edge_node.ble.sources import Advert
-from edge_node.config import FootfallSettings, PresenceSettings
 from edge_node.outbox import Outbox
-from edge_node.pipeline import Pipeline
 
 PREFIX = bytes.fromhex("f7a3e1c2")
 T0 = 1_763_870_000.0

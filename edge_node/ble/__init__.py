@@ -1,1 +1,2 @@
-"""The BLE path: sources → iBeacon parser → RSSI filters → presence state machine."""
+"""The store node: beacon sources → iBeacon parser → RSSI filters → presence → pipeline, its
+config and its composition root (``app``)."""

@@ -26,9 +26,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from edge_node.ble.config import BleakSourceSettings
 from edge_node.ble.ibeacon import APPLE_COMPANY_ID
 from edge_node.ble.sources import Advert, SourceStats
-from edge_node.config import BleakSourceSettings
 from edge_node.errors import SourceError
 
 log = logging.getLogger(__name__)

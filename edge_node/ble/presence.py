@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from edge_node.ble.config import FootfallSettings, PresenceSettings
 from edge_node.ble.filters import KalmanFilter, MedianIqrFilter, RssiFilter
-from edge_node.config import FootfallSettings, PresenceSettings
 
 
 class State(IntEnum):

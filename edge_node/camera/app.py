@@ -1,11 +1,11 @@
-"""A parking gate node's composition root: cameras → lanes → parking events → outbox → MQTT.
+"""A parking gate node's composition root: cameras → lanes → parking events → uplink.
 
-The only place that builds the camera sources, the OCR engine and the MQTT
-client and wires them to the logic. One thread: each turn reads a frame from
-every lane's source, feeds its ``GateLane``, records voted reads as parking
-events, and pumps the store node's ``Publisher`` (the same outbox, batching,
-receipts and go-back-N republishing as presence events). Heartbeats carry
-``camera_ok``; old plate crops are pruned every minute.
+The only place that builds the camera sources and the OCR engine and wires
+them to the logic and to the node's ``Uplink`` (the store node's own: outbox,
+batching, receipts, go-back-N republishing, status and heartbeats). One
+thread: each turn reads a frame from every lane's source, feeds its
+``GateLane``, records voted reads as parking events, and turns the uplink.
+Heartbeats carry ``camera_ok``; old plate crops are pruned every minute.
 """
 
 from __future__ import annotations
@@ -15,26 +15,18 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import FrameType
 
 from edge_node.camera.config import GateConfig, LaneSettings
 from edge_node.camera.events import CropStore, ParkingRecorder
 from edge_node.camera.formats import formats_for
-from edge_node.camera.gate import GateLane, MotionSettings, PassSettings, cut_roi
+from edge_node.camera.gate import GateLane, MotionSettings, cut_roi
 from edge_node.camera.ocr import RapidOcrReader, TextReader
-from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame
-from edge_node.health import HealthMonitor, Snapshot
-from edge_node.outbox import Outbox
-from edge_node.publisher import Publisher, drain_exit_code
-from mallnet import __version__
+from edge_node.camera.reader import PlateRead, read_frame
+from edge_node.health import Snapshot
+from edge_node.uplink import Uplink
 from mallnet.errors import FrameError
 from mallnet.frames.sources import FrameSource, Image8, open_source
-from mallnet.ids import new_event_id
-from mallnet.mqtt import MqttClient, Will
-from mallnet.wire import encode
-from mallnet.wire.payloads import DeviceStatus
-from mallnet.wire.topics import HEALTH, RECEIPTS, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +49,11 @@ def lane_reader(
     settings: LaneSettings, reader: TextReader, config: GateConfig
 ) -> Callable[[Image8], PlateRead | None]:
     """The plate reader for one lane: only its region of interest, boxes in frame pixels."""
-    tuning = config.reader
-    reader_settings = ReaderSettings(
-        formats=formats_for(settings.countries),
-        accept=tuning.accept,
-        min_confidence=tuning.min_confidence,
-        max_fixes=tuning.max_fixes,
-        fallback=tuning.fallback,
-    )
+    formats = formats_for(settings.countries)
 
     def read(image: Image8) -> PlateRead | None:
         region, (ox, oy) = cut_roi(image, settings.roi)
-        found = read_frame(region, reader, reader_settings)
+        found = read_frame(region, reader, formats, config.reader)
         if found is None:
             return None
         x, y, w, h = found.box
@@ -100,16 +85,18 @@ class GateApp:
         self.wall = wall
         self.node = config.node.id
         self.mall = config.node.mall
-        self.outbox = Outbox(config.outbox.path, max_events=config.outbox.max_events)
-        self.publisher = Publisher(
-            self.outbox,
-            self.mall,
-            self.node,
-            batch_size=config.outbox.batch_size,
-            max_inflight=config.outbox.max_inflight,
-            max_inflight_batches=config.outbox.max_inflight_batches,
-            receipt_timeout_s=config.outbox.receipt_timeout_s,
+        self.uplink = Uplink(
+            config.node,
+            config.mqtt,
+            config.outbox,
+            config.health,
+            snapshot=self.snapshot,
+            health_extra=lambda: {"camera_ok": self.camera_ok()},
+            wall=wall,
         )
+        self.outbox = self.uplink.outbox
+        self.publisher = self.uplink.publisher
+        self.client = self.uplink.client
         self.reader = reader or RapidOcrReader(threads=config.reader.threads)
         crops = config.crops
         store = CropStore(crops.dir, crops.retention_h * 3600) if crops is not None else None
@@ -126,42 +113,10 @@ class GateApp:
             gate_lane = GateLane(
                 lane_reader(settings, self.reader, config),
                 MotionSettings(roi=settings.roi, min_changed=passes.motion_threshold),
-                PassSettings(
-                    hold_s=passes.hold_s,
-                    max_pass_s=passes.max_pass_s,
-                    early_votes=passes.early_votes,
-                    early_confidence=passes.early_confidence,
-                    min_confidence=passes.min_confidence,
-                    repeat_s=passes.repeat_s,
-                ),
+                passes,
             )
             self.lanes.append(Lane(settings, source, gate_lane))
-        self.health = HealthMonitor(self.node, wall(), config.health.thermal_zone)
         self._stop = False
-        since = datetime.fromtimestamp(wall(), UTC)
-        status = STATUS.topic(self.mall, self.node)
-
-        def status_will(state: str) -> Will:
-            message = DeviceStatus(
-                state=state,  # type: ignore[arg-type]
-                device=self.node,
-                since=since,
-                software=__version__,
-            )
-            return Will(status, encode(message))
-
-        self._offline = status_will("offline")
-        self.client = MqttClient(
-            config.mqtt,
-            self.node,
-            subscriptions=[(RECEIPTS.topic(self.mall, self.node), 1)],
-            on_message=self.publisher.on_message,
-            will=self._offline,
-            birth=status_will("online"),
-            persistent_session=True,
-            on_connected=self.publisher.on_connected,
-        )
-        self.publisher.transport = self.client
 
     # -- the loop -------------------------------------------------------------------
 
@@ -220,22 +175,13 @@ class GateApp:
     def camera_ok(self) -> bool:
         return all(lane.ended or lane.source.health().ok for lane in self.lanes)
 
-    def heartbeat(self) -> None:
-        report = self.health.report(self.snapshot(), new_event_id(), self.outbox.next_health_seq())
-        report = report.model_copy(update={"camera_ok": self.camera_ok()})
-        self.client.publish(HEALTH.topic(self.mall, self.node), encode(report), qos=HEALTH.qos)
-
-    def _last_heartbeat(self) -> None:
-        if self.client.connected:
-            self.heartbeat()
-
     def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, with ``at_end: exit``, until drained."""
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
-        self.client.start()
-        next_health = next_prune = time.monotonic()
+        self.uplink.start()
+        next_prune = time.monotonic()
         drain_deadline: float | None = None
         code = 0
         try:
@@ -245,16 +191,10 @@ class GateApp:
                 if self.ended and drain_deadline is None and self.config.at_end == "exit":
                     log.info("all cameras ended; draining %d events", self.outbox.depth)
                     drain_deadline = mono + self.config.drain_timeout_s
-                if mono >= next_health and self.client.connected:
-                    next_health = mono + self.config.health.interval_s
-                    self.heartbeat()
                 if self.crops is not None and mono >= next_prune:
                     next_prune = mono + PRUNE_INTERVAL_S
                     self.crops.prune(self.wall())
-                self.publisher.pump(self.wall())
-                drained = drain_exit_code(
-                    self.outbox.depth, mono, drain_deadline, self._last_heartbeat
-                )
+                drained = self.uplink.turn(mono, drain_deadline)
                 if drained is not None:
                     code = drained
                     break
@@ -263,8 +203,7 @@ class GateApp:
         finally:
             for lane in self.lanes:
                 lane.source.close()
-            self.client.stop(farewell=self._offline)
-            self.outbox.close()
+            self.uplink.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return code

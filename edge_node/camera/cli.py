@@ -142,12 +142,13 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _read_plate(args: argparse.Namespace) -> int:
+    from edge_node.camera.config import ReaderSettings
     from edge_node.camera.errors import CameraError
     from edge_node.camera.formats import formats_for
     from edge_node.camera.gate import FULL_FRAME, cut_roi
-    from edge_node.camera.localize import find_candidates
+    from edge_node.camera.localize import LocalizerSettings, find_candidates
     from edge_node.camera.ocr import RapidOcrReader
-    from edge_node.camera.reader import ReaderSettings, read_frame
+    from edge_node.camera.reader import read_frame
     from mallnet.frames.sources import load_image
 
     try:
@@ -155,7 +156,7 @@ def _read_plate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    settings = ReaderSettings(formats=formats, fallback=not args.no_fallback)
+    settings = ReaderSettings(fallback=not args.no_fallback)
     try:
         reader = RapidOcrReader(threads=args.threads)
     except CameraError as exc:
@@ -174,7 +175,7 @@ def _read_plate(args: argparse.Namespace) -> int:
         loaded += 1
         region, (ox, oy) = cut_roi(image, roi)
         try:
-            read = read_frame(region, reader, settings)
+            read = read_frame(region, reader, formats, settings)
         except CameraError as exc:
             result["error"] = str(exc)
             _emit(result, args.json)
@@ -188,7 +189,7 @@ def _read_plate(args: argparse.Namespace) -> int:
                 box=[x + ox, y + oy, w, h],
             )
         else:
-            candidates = find_candidates(region, settings.localizer)
+            candidates = find_candidates(region, LocalizerSettings())
             box = None
             if candidates:
                 x, y, w, h = candidates[0].box

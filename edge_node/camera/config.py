@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge_node.camera.formats import formats_for
-from edge_node.config import HealthSettings, NodeIdentity, OutboxSettings
+from edge_node.config import HealthSettings, NodeIdentity, OutboxSettings, rebase
 from mallnet.config import ConfigModel, MqttSettings, load_config
 from mallnet.frames.config import CameraConfig, FileCamera
 from mallnet.wire.topics import ID_PATTERN
@@ -52,7 +52,9 @@ class LaneSettings(ConfigModel):
         return countries
 
 
-class ReaderTuning(ConfigModel):
+class ReaderSettings(ConfigModel):
+    """How a frame's plate is read (``reader.read_frame``); the defaults suit a 720p gate camera."""
+
     accept: float = Field(
         default=0.85, gt=0, le=1, description="Stop trying candidates at this confidence."
     )
@@ -68,7 +70,9 @@ class ReaderTuning(ConfigModel):
     threads: int = Field(default=1, ge=1, le=8, description="ONNX Runtime threads for OCR.")
 
 
-class PassTuning(ConfigModel):
+class PassSettings(ConfigModel):
+    """How frames become vehicle passes (``gate.GateLane``, ``gate.MotionGate``)."""
+
     hold_s: float = Field(
         default=1.0, gt=0, le=30, description="A pass ends this long after motion."
     )
@@ -105,8 +109,8 @@ class GateConfig(ConfigModel):
     node: NodeIdentity = Field(description="Who this node is.")
     mqtt: MqttSettings = Field(description="Broker connection with this node's own credential.")
     lanes: tuple[LaneSettings, ...] = Field(min_length=1, description="The lanes this node reads.")
-    reader: ReaderTuning = Field(default_factory=ReaderTuning, description="Plate reading.")
-    passes: PassTuning = Field(default_factory=PassTuning, description="Vehicle passes.")
+    reader: ReaderSettings = Field(default_factory=ReaderSettings, description="Plate reading.")
+    passes: PassSettings = Field(default_factory=PassSettings, description="Vehicle passes.")
     crops: CropSettings | None = Field(default=None, description="Local plate crops; None: none.")
     outbox: OutboxSettings = Field(description="The durable outbox.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Heartbeat.")
@@ -127,10 +131,6 @@ class GateConfig(ConfigModel):
         return self
 
 
-def _rebase(path: Path, base: Path) -> Path:
-    return path if path.is_absolute() else base / path
-
-
 def load_gate_config(path: Path | str) -> GateConfig:
     """Load and validate a gate config; relative file paths resolve against its folder."""
     path = Path(path)
@@ -140,13 +140,13 @@ def load_gate_config(path: Path | str) -> GateConfig:
     for lane in config.lanes:
         camera = lane.camera
         if isinstance(camera, FileCamera):
-            camera = camera.model_copy(update={"path": _rebase(camera.path, base)})
+            camera = camera.model_copy(update={"path": rebase(camera.path, base)})
         lanes.append(lane.model_copy(update={"camera": camera}))
     updates: dict[str, object] = {
         "lanes": tuple(lanes),
-        "outbox": config.outbox.model_copy(update={"path": _rebase(config.outbox.path, base)}),
+        "outbox": config.outbox.model_copy(update={"path": rebase(config.outbox.path, base)}),
     }
     if config.crops is not None:
-        updates["crops"] = config.crops.model_copy(update={"dir": _rebase(config.crops.dir, base)})
+        updates["crops"] = config.crops.model_copy(update={"dir": rebase(config.crops.dir, base)})
     updates["mqtt"] = config.mqtt.relative_to(base)  # password file, TLS CA, cert and key
     return config.model_copy(update=updates)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_node.camera.config import PassSettings
 from edge_node.camera.errors import CameraError, OcrUnavailable
 from edge_node.camera.reader import PlateRead, vote
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 Image8 = npt.NDArray[np.uint8]
 Roi = tuple[float, float, float, float]  # x, y, w, h as fractions of the frame
 FULL_FRAME: Roi = (0.0, 0.0, 1.0, 1.0)
+RECHECK_S = 0.5  # after a pass's plate is out, still read this often while moving
 
 
 def roi_pixels(shape: tuple[int, ...], roi: Roi) -> tuple[int, int, int, int]:
@@ -91,17 +93,6 @@ class MotionGate:
         changed = float(np.count_nonzero(diff > self.settings.pixel_delta)) / diff.size
         self.last_changed = changed
         return bool(changed >= self.settings.min_changed)
-
-
-@dataclass(frozen=True)
-class PassSettings:
-    hold_s: float = 1.0  # a pass ends this long after the last motion
-    max_pass_s: float = 30.0  # a pass longer than this is closed anyway
-    early_votes: int = 3  # emit as soon as this many reads agree …
-    early_confidence: float = 0.85  # … each at least this confident
-    min_confidence: float = 0.6  # voted reads below this are dropped
-    repeat_s: float = 20.0  # the same plate again within this is the same vehicle
-    recheck_s: float = 0.5  # after a pass's plate is out, still read this often while moving
 
 
 @dataclass
@@ -192,7 +183,7 @@ class GateLane:
 
     def _recheck(self, current: _Pass, image: Image8, ts: float) -> PlateRead | None:
         """After the plate is out, read now and then: the next car may follow at once."""
-        if ts - current.last_read < self.settings.recheck_s:
+        if ts - current.last_read < RECHECK_S:
             self.stats.gated += 1
             return None
         self.stats.reads += 1

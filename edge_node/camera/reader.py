@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_node.camera.config import ReaderSettings
 from edge_node.camera.formats import FormatMatch, PlateFormat, match_format
 from edge_node.camera.localize import Box, LocalizerSettings, find_candidates, levelled_crop
 from edge_node.camera.ocr import TextLine, TextReader
@@ -30,6 +31,9 @@ Image8 = npt.NDArray[np.uint8]
 FIX_PENALTY = 0.9  # confidence kept per fixed character
 STRONG_FIX_PENALTY = 0.97  # … per fix between near-identical glyphs (O/0, I/1)
 DROP_PENALTY = 0.97  # per character dropped around the plate
+FALLBACK_WIDTH = 640  # the frame is downscaled to this width before the fallback detector
+DEFAULT_SETTINGS = ReaderSettings()
+DEFAULT_LOCALIZER = LocalizerSettings()
 
 
 @dataclass(frozen=True)
@@ -43,19 +47,6 @@ class PlateRead:
     layout: str  # the format's pattern, e.g. "LLDDDDLL"
     raw: str  # what the OCR engine said
     fixes: int = 0
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    """Tuning of ``read_frame``; the defaults suit a 720p gate camera."""
-
-    formats: tuple[PlateFormat, ...]
-    localizer: LocalizerSettings = field(default_factory=LocalizerSettings)
-    accept: float = 0.85  # stop trying candidates once a read is this confident
-    min_confidence: float = 0.5
-    max_fixes: float = 2.0  # fix cost allowed per read (see formats.match_format)
-    fallback: bool = True  # run the text detector when localisation finds nothing valid
-    fallback_width: int = 640  # downscale the frame to this width before detecting
 
 
 def _to_read(line: TextLine, fitted: FormatMatch, box: Box) -> PlateRead:
@@ -91,12 +82,19 @@ def _joined(lines: Sequence[TextLine]) -> TextLine | None:
     return TextLine(" ".join(ln.text for ln in main), score, (x0, y0, x1 - x0, y1 - y0))
 
 
-def read_frame(image: Image8, reader: TextReader, settings: ReaderSettings) -> PlateRead | None:
-    """The best valid plate in ``image`` (BGR), or None."""
+def read_frame(
+    image: Image8,
+    reader: TextReader,
+    formats: Sequence[PlateFormat],
+    settings: ReaderSettings = DEFAULT_SETTINGS,
+    *,
+    localizer: LocalizerSettings = DEFAULT_LOCALIZER,
+) -> PlateRead | None:
+    """The best plate in ``image`` (BGR) valid in one of ``formats`` (priority order), or None."""
     best: PlateRead | None = None
-    for candidate in find_candidates(image, settings.localizer):
+    for candidate in find_candidates(image, localizer):
         patch = levelled_crop(image, candidate)
-        read = _read_patch(patch, candidate.box, reader, settings)
+        read = _read_patch(patch, candidate.box, reader, formats, settings)
         if read is None:
             continue
         if best is None or read.confidence > best.confidence:
@@ -104,14 +102,18 @@ def read_frame(image: Image8, reader: TextReader, settings: ReaderSettings) -> P
         if best.confidence >= settings.accept:
             break
     if settings.fallback and (best is None or best.confidence < settings.min_confidence):
-        best = _read_with_detector(image, reader, settings) or best
+        best = _read_with_detector(image, reader, formats, settings) or best
     if best is None or best.confidence < settings.min_confidence:
         return None
     return best
 
 
 def _read_patch(
-    patch: Image8, box: Box, reader: TextReader, settings: ReaderSettings
+    patch: Image8,
+    box: Box,
+    reader: TextReader,
+    formats: Sequence[PlateFormat],
+    settings: ReaderSettings,
 ) -> PlateRead | None:
     """Read a candidate crop as one line; if that is unsure, look again line by line.
 
@@ -120,7 +122,7 @@ def _read_patch(
     ``_joined`` leaves out.
     """
     line = reader.read_line(patch)
-    fitted = match_format(line.text, settings.formats, settings.max_fixes)
+    fitted = match_format(line.text, formats, settings.max_fixes)
     log.debug("candidate %s: %r (%.2f) → %s", box, line.text, line.score, fitted)
     read = _to_read(line, fitted, box) if fitted is not None else None
     if read is not None and read.confidence >= settings.accept:
@@ -128,7 +130,7 @@ def _read_patch(
     joined = _joined(reader.read_lines(patch))
     if joined is None:
         return read
-    second = match_format(joined.text, settings.formats, settings.max_fixes)
+    second = match_format(joined.text, formats, settings.max_fixes)
     log.debug("second look %s: %r (%.2f) → %s", box, joined.text, joined.score, second)
     if second is None:
         return read
@@ -150,10 +152,14 @@ def _rows(lines: Sequence[TextLine]) -> list[list[TextLine]]:
 
 
 def _read_with_detector(
-    image: Image8, reader: TextReader, settings: ReaderSettings
+    image: Image8,
+    reader: TextReader,
+    formats: Sequence[PlateFormat],
+    settings: ReaderSettings,
+    fallback_width: int = FALLBACK_WIDTH,
 ) -> PlateRead | None:
     h, w = image.shape[:2]
-    scale = min(1.0, settings.fallback_width / w)
+    scale = min(1.0, fallback_width / w)
     size = (round(w * scale), round(h * scale))
     small = image if scale == 1.0 else cast(Image8, cv2.resize(image, size))
     best: PlateRead | None = None
@@ -166,7 +172,7 @@ def _read_with_detector(
         line = _joined(group)
         if line is None:
             continue
-        fitted = match_format(line.text, settings.formats, settings.max_fixes)
+        fitted = match_format(line.text, formats, settings.max_fixes)
         if fitted is None:
             continue
         inv = 1.0 / scale

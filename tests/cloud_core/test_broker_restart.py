@@ -18,8 +18,8 @@ import yaml
 
 from cloud_core.app import CoreApp
 from cloud_core.store import open_store
-from edge_node.app import EdgeApp
-from edge_node.config import load_node_config
+from edge_node.ble.app import EdgeApp
+from edge_node.ble.config import load_node_config
 from edge_node.outbox import Outbox
 from mallnet.broker import DevBroker
 from mallnet.mqtt import PublishTicket
@@ -29,8 +29,7 @@ from tests.cloud_core.conftest import wait_subscribed
 from tests.cloud_core.helpers import Clock, make_config
 from tests.cloud_core.test_ingest import register, wallet
 from tests.conftest import wait_until
-from tests.edge_node.helpers import T0, browse_trace, node_config
-from tests.edge_node.test_outbox_broker import AppThread
+from tests.edge_node.helpers import T0, AppThread, browse_trace, node_config
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import pytest
 
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
+from edge_node.ble.config import PresenceSettings
 from edge_node.ble.presence import PresenceChange, PresenceEngine
-from edge_node.config import PresenceSettings
 from mallnet import identity
 from mallnet.ids import UuidV7Factory
 from mallnet.mqtt import Inbound

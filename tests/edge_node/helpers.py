@@ -1,22 +1,27 @@
-"""Helpers for edge-node tests: synthetic traces and node configs on a real broker."""
+"""Helpers for edge-node tests: synthetic traces, store and gate node configs on a real broker,
+a store node running on its own thread."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 from pathlib import Path
 
 import yaml
 
 from edge_node.ble import simulate
+from edge_node.ble.app import EdgeApp
+from edge_node.ble.config import FootfallSettings, PresenceSettings
 from edge_node.ble.ibeacon import IBeaconParser
 from edge_node.ble.presence import Decision, PresenceChange, PresenceEngine
 from edge_node.ble.sources import Advert
-from edge_node.config import FootfallSettings, PresenceSettings
 from mallnet.broker import DevBroker
 
 PREFIX_HEX = "f7a3e1c2"
 PREFIX = bytes.fromhex(PREFIX_HEX)
 T0 = 1_763_870_000.0  # a fixed Unix time, so traces are reproducible
+GATE_NODE = "gate-north"
 
 
 def key(n: int) -> bytes:
@@ -107,3 +112,55 @@ def node_config(
     path = tmp / f"{node}.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def gate_config(tmp_path: Path, broker: DevBroker, password: str, frames: Path, **extra) -> Path:
+    data = {
+        "node": {"id": GATE_NODE, "mall": broker.mall},
+        "mqtt": {
+            "port": broker.port,
+            "username": GATE_NODE,
+            "password": password,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 1,
+        },
+        "lanes": [
+            {
+                "gate": "north-in",
+                "direction": "entry",
+                "camera": {"type": "file", "path": str(frames), "fps": 10},
+                "countries": ["UA", "US"],
+            }
+        ],
+        "reader": {"fallback": False},
+        "crops": {"dir": "crops", "retention_h": 1},
+        "outbox": {"path": "outbox.sqlite", "receipt_timeout_s": 5},
+        "health": {"interval_s": 0.2},
+        "at_end": "exit",
+        "drain_timeout_s": 30,
+    } | extra
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+class AppThread:
+    """The node in-process on its own thread (its loop is the only SQLite user)."""
+
+    def __init__(self, app: EdgeApp) -> None:
+        self.app = app
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.code = asyncio.run(self.app.run())
+
+    def start(self) -> AppThread:
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 60) -> int:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "node did not finish"
+        assert self.code is not None
+        return self.code

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge_node.app import EdgeApp
-from edge_node.config import load_node_config
+from edge_node.ble.app import EdgeApp
+from edge_node.ble.config import load_node_config
 from edge_node.outbox import Outbox
 from mallnet.broker import DevBroker
 from mallnet.mqtt import MqttClient

@@ -22,9 +22,9 @@ import dbus
 import pytest
 
 from edge_node.ble.bleak_source import BleakSource, power_cycle_adapter
+from edge_node.ble.config import BleakSourceSettings
 from edge_node.ble.ibeacon import IBeaconParser
 from edge_node.ble.sources import Advert
-from edge_node.config import BleakSourceSettings
 from tests.edge_node.helpers import PREFIX, key
 
 # Never skipped: the README's test command installs dbus (apt) and python-dbusmock with

@@ -24,8 +24,7 @@ from mallnet.wire import decode, encode
 from mallnet.wire.payloads import HealthReport, ParkingBatch, Receipt
 from mallnet.wire.topics import HEALTH, PARKING, RECEIPTS
 from tests.conftest import settings_for, wait_until
-
-GATE_NODE = "gate-north"
+from tests.edge_node.helpers import GATE_NODE, gate_config
 
 
 def idle_frame(seed: int = 0) -> np.ndarray:
@@ -46,36 +45,6 @@ def write_pass_frames(folder: Path, plates: list[tuple[str, str]]) -> None:
         frames += [car] * 3 + [idle_frame()] * 3
     for n, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{n:04d}.png"), frame)
-
-
-def gate_config(tmp_path: Path, broker: DevBroker, password: str, frames: Path, **extra) -> Path:
-    data = {
-        "node": {"id": GATE_NODE, "mall": broker.mall},
-        "mqtt": {
-            "port": broker.port,
-            "username": GATE_NODE,
-            "password": password,
-            "reconnect_min_s": 0.1,
-            "reconnect_max_s": 1,
-        },
-        "lanes": [
-            {
-                "gate": "north-in",
-                "direction": "entry",
-                "camera": {"type": "file", "path": str(frames), "fps": 10},
-                "countries": ["UA", "US"],
-            }
-        ],
-        "reader": {"fallback": False},
-        "crops": {"dir": "crops", "retention_h": 1},
-        "outbox": {"path": "outbox.sqlite", "receipt_timeout_s": 5},
-        "health": {"interval_s": 0.2},
-        "at_end": "exit",
-        "drain_timeout_s": 30,
-    } | extra
-    path = tmp_path / "gate.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
 
 
 class ReceiptingCore:
@@ -339,5 +308,21 @@ def test_gate_config_paths_are_relative_to_the_file_and_every_outbox_field_is_us
     app = GateApp(config, reader=object(), sources=[object()])  # type: ignore[arg-type, list-item]
     try:
         assert (app.publisher.max_inflight_batches, app.publisher.batch_size) == (3, 7)
+    finally:
+        app.outbox.close()
+
+
+def test_a_lane_runs_on_the_configs_own_pass_settings(tmp_path, broker):
+    """One set of tuning settings: the `passes:` section is what the lane uses, not a copy."""
+    path = gate_config(
+        tmp_path, broker, "unused", tmp_path, passes={"hold_s": 2.5, "early_votes": 4}
+    )
+    config = load_gate_config(path)
+    app = GateApp(config, reader=object(), sources=[object()])  # type: ignore[arg-type, list-item]
+    try:
+        lane = app.lanes[0].lane
+        assert lane.settings is config.passes
+        assert (lane.settings.hold_s, lane.settings.early_votes) == (2.5, 4)
+        assert lane.gate.settings.min_changed == config.passes.motion_threshold
     finally:
         app.outbox.close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_node.camera.config import PassSettings
 from edge_node.camera.errors import CameraError, OcrUnavailable
 from edge_node.camera.formats import formats_for
-from edge_node.camera.gate import GateLane, MotionGate, MotionSettings, PassSettings, roi_pixels
+from edge_node.camera.gate import GateLane, MotionGate, MotionSettings, roi_pixels
 from edge_node.camera.ocr import RapidOcrReader
-from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame
+from edge_node.camera.reader import PlateRead, read_frame
 from edge_node.camera.synth import make_sample
 
 
@@ -138,7 +139,7 @@ def test_a_car_right_behind_the_last_one_is_read_too():
         plate = plates.get(id(image))
         return None if plate is None else PlateRead(plate, 0.95, (0, 0, 1, 1), "UA", "L", plate)
 
-    lane = GateLane(read, passes=PassSettings(hold_s=1.0, early_votes=3, recheck_s=0.5))
+    lane = GateLane(read, passes=PassSettings(hold_s=1.0, early_votes=3))  # rechecks every 0.5 s
     # The second car pulls up while the first pass is still open (continuous motion).
     frames = [idle] * 2 + [first] * 4 + [second] * 12 + [idle] * 12
     assert [plate for _, plate in _drive(lane, frames)] == ["AB1234CE", "KA0001TT"]
@@ -189,8 +190,8 @@ def test_flush_closes_an_open_pass():
 
 def test_a_whole_pass_with_the_real_reader():
     reader = RapidOcrReader()
-    settings = ReaderSettings(formats=formats_for(["US"]))
-    lane = GateLane(lambda image: read_frame(image, reader, settings))
+    formats = formats_for(["US"])
+    lane = GateLane(lambda image: read_frame(image, reader, formats))
     idle = _idle(3)
     passing = [make_sample(60 + i, "US", "clear", plate="7ABC123").image for i in range(3)]
     found = _drive(lane, [idle] * 3 + passing + [idle] * 12)

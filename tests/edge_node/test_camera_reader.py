@@ -7,14 +7,16 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from edge_node.camera.config import ReaderSettings
 from edge_node.camera.errors import OcrUnavailable
 from edge_node.camera.formats import fold, formats_for
 from edge_node.camera.localize import LocalizerSettings
 from edge_node.camera.ocr import DET_MODEL, REC_MODEL, RapidOcrReader, bundled_model_dir
-from edge_node.camera.reader import PlateRead, ReaderSettings, read_frame, vote
+from edge_node.camera.reader import PlateRead, read_frame, vote
 from edge_node.camera.synth import CONDITIONS, STYLES, make_sample
 
-SETTINGS = ReaderSettings(formats=formats_for(["EU", "US", "BR"]))
+FORMATS = formats_for(["EU", "US", "BR"])
+SETTINGS = ReaderSettings()
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +37,13 @@ socket.getaddrinfo = refuse
 
 from edge_node.camera.formats import formats_for
 from edge_node.camera.ocr import RapidOcrReader
-from edge_node.camera.reader import ReaderSettings, read_frame
+from edge_node.camera.reader import read_frame
 from edge_node.camera.synth import make_sample
 
 reader = RapidOcrReader()
 sample = make_sample(11, "UA")
 assert reader.read_lines(sample.image), "the detector read nothing"
-read = read_frame(sample.image, reader, ReaderSettings(formats=formats_for(["UA"])))
+read = read_frame(sample.image, reader, formats_for(["UA"]))
 sys.stdout.write(read.plate if read else "-")
 """
 
@@ -75,7 +77,7 @@ def test_reads_every_style_in_every_condition(reader):
     for i, condition in enumerate(CONDITIONS):
         for j, style in enumerate(STYLES[i % 2 :: 2]):  # 2-3 styles per condition, all covered
             sample = make_sample(500 + 10 * i + j, style, condition)
-            read = read_frame(sample.image, reader, SETTINGS)
+            read = read_frame(sample.image, reader, FORMATS, SETTINGS)
             if read is None or read.plate != sample.plate:
                 misses.append((style, condition, sample.plate, read))
             else:
@@ -87,25 +89,23 @@ def test_reads_every_style_in_every_condition(reader):
 
 
 def test_the_detector_fallback_reads_when_localisation_finds_nothing(reader):
-    blind = ReaderSettings(formats=SETTINGS.formats, localizer=LocalizerSettings(max_candidates=0))
+    blind = LocalizerSettings(max_candidates=0)
     sample = make_sample(77, "BR", "clear")
-    read = read_frame(sample.image, reader, blind)
+    read = read_frame(sample.image, reader, FORMATS, SETTINGS, localizer=blind)
     assert read is not None and read.plate == sample.plate
-    no_fallback = ReaderSettings(
-        formats=SETTINGS.formats, localizer=LocalizerSettings(max_candidates=0), fallback=False
-    )
-    assert read_frame(sample.image, reader, no_fallback) is None
+    no_fallback = ReaderSettings(fallback=False)
+    assert read_frame(sample.image, reader, FORMATS, no_fallback, localizer=blind) is None
 
 
 def test_a_frame_without_a_plate_gives_nothing(reader):
     empty = np.full((480, 640, 3), 90, np.uint8)
-    assert read_frame(empty, reader, SETTINGS) is None
+    assert read_frame(empty, reader, FORMATS, SETTINGS) is None
 
 
 def test_a_plate_of_another_country_is_not_forced_into_the_gates_formats(reader):
     sample = make_sample(5, "BR", "clear", plate="ABC1D23")
-    ua_only = ReaderSettings(formats=formats_for(["UA"]))
-    assert read_frame(sample.image, reader, ua_only) is None
+    ua_only = formats_for(["UA"])
+    assert read_frame(sample.image, reader, ua_only, SETTINGS) is None
 
 
 def _read(plate: str, confidence: float, country: str = "UA") -> PlateRead:
@@ -177,5 +177,5 @@ def test_a_tilted_plate_is_levelled_before_reading(reader, degrees):
     # Levelled: the plate's top edge is one row across the middle of the crop.
     assert _top_edge_spread(level) <= 3
     assert _top_edge_spread(crop(tilted, best.box)) > 10  # as cut straight, it slopes
-    read = read_frame(tilted, reader, SETTINGS)
+    read = read_frame(tilted, reader, FORMATS, SETTINGS)
     assert read is not None and read.plate == "AB1234CE"

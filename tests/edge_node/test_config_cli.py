@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_node.app import build_source
+from edge_node.ble.app import build_source
 from edge_node.ble.bleak_source import BleakSource
-from edge_node.ble.replay import ReplaySource
-from edge_node.cli import schema_texts
-from edge_node.config import (
+from edge_node.ble.cli import schema_texts
+from edge_node.ble.config import (
     BeaconProfile,
     BleakSourceSettings,
     ReplaySourceSettings,
     load_node_config,
 )
+from edge_node.ble.replay import ReplaySource
 from mallnet.cli import main
 from mallnet.config import load_config
 from mallnet.errors import ConfigError

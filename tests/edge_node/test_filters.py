@@ -10,8 +10,8 @@ from functools import partial
 import pytest
 
 from edge_node.ble import simulate
+from edge_node.ble.config import PresenceSettings
 from edge_node.ble.filters import KalmanFilter, MedianIqrFilter, RssiFilter
-from edge_node.config import PresenceSettings
 from tests.edge_node.helpers import T0, key
 
 P1M = -59.0

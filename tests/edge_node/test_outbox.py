@@ -106,10 +106,10 @@ def test_append_many_is_one_transaction(tmp_path: Path) -> None:
 
 
 def test_the_pipeline_counts_a_decision_the_contract_rejects(tmp_path: Path) -> None:
+    from edge_node.ble.config import PresenceSettings
     from edge_node.ble.ibeacon import IBeaconParser
+    from edge_node.ble.pipeline import Pipeline
     from edge_node.ble.presence import FootfallCount, PresenceChange, PresenceEngine
-    from edge_node.config import PresenceSettings
-    from edge_node.pipeline import Pipeline
 
     box = Outbox(tmp_path / "o.sqlite")
     engine = PresenceEngine(PresenceSettings())

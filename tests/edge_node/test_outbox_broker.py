@@ -8,24 +8,22 @@ seq survived restarts), and their first arrivals are in seq order.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-from edge_node.app import EdgeApp
-from edge_node.config import load_node_config
+from edge_node.ble.app import EdgeApp
+from edge_node.ble.config import load_node_config
 from edge_node.outbox import Outbox
 from mallnet.broker import DevBroker
 from mallnet.mqtt import MqttClient, PublishTicket
 from mallnet.wire.topics import STATUS
 from tests.conftest import Collector, settings_for, wait_until
 from tests.edge_node.core_stub import CoreStub
-from tests.edge_node.helpers import browse_trace, node_config
+from tests.edge_node.helpers import AppThread, browse_trace, node_config
 
 NODE = "store-a"
 
@@ -45,28 +43,6 @@ def _last_seq(outbox_path: Path) -> tuple[int, int]:
         return box.last_seq, box.depth
     finally:
         box.close()
-
-
-class AppThread:
-    """The node in-process on its own thread (its loop is the only SQLite user)."""
-
-    def __init__(self, app: EdgeApp) -> None:
-        self.app = app
-        self.code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.code = asyncio.run(self.app.run())
-
-    def start(self) -> AppThread:
-        self.thread.start()
-        return self
-
-    def join(self, timeout: float = 60) -> int:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "node did not finish"
-        assert self.code is not None
-        return self.code
 
 
 def test_broker_stopped_for_a_while_then_restarted(broker: DevBroker, tmp_path: Path) -> None:

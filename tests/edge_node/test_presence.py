@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_node.ble import simulate
+from edge_node.ble.config import FootfallSettings, PresenceSettings
 from edge_node.ble.ibeacon import build_frame
 from edge_node.ble.presence import FootfallCount, PresenceChange, PresenceEngine, State
 from edge_node.ble.sources import Advert
-from edge_node.config import FootfallSettings, PresenceSettings
 from mallnet.wire.payloads import PresenceTuning
 from tests.edge_node.helpers import PREFIX, T0, key, kinds, run_engine
 

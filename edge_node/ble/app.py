@@ -1,10 +1,12 @@
-"""The node's composition root: config → source, pipeline, outbox, MQTT, health.
+"""The store node's composition root: config → beacon source, pipeline, uplink.
 
-The only place that builds adapters (bleak, paho) and wires them to the logic.
-Runs one asyncio loop: a task consumes the source; the loop itself ticks the
-presence engine once a second, pumps the publisher whenever a receipt or a
-reconnect arrives (and at least every 0.2 s), and sends a heartbeat every
-``health.interval_s``. All SQLite access happens on this loop's thread.
+The only place that builds the beacon source (bleak or a replay) and wires it
+to the logic and to the node's ``Uplink`` (outbox, publisher, MQTT, heartbeats
+— the same as a gate node's). Runs one asyncio loop: a task consumes the
+source; the loop itself ticks the presence engine once a second, applies
+pushed node configs, and turns the uplink whenever a receipt or a reconnect
+arrives (and at least every 0.2 s). All SQLite access happens on this loop's
+thread.
 """
 
 from __future__ import annotations
@@ -16,23 +18,19 @@ import queue
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from edge_node.ble.config import EdgeConfig, ReplaySourceSettings
 from edge_node.ble.ibeacon import IBeaconParser
+from edge_node.ble.pipeline import Pipeline
 from edge_node.ble.presence import PresenceEngine
 from edge_node.ble.sources import BeaconSource
-from edge_node.config import EdgeConfig, ReplaySourceSettings
-from edge_node.health import HealthMonitor, Snapshot
-from edge_node.outbox import Outbox
-from edge_node.pipeline import Pipeline
-from edge_node.publisher import Publisher, drain_exit_code
-from mallnet import __version__
-from mallnet.ids import new_event_id
-from mallnet.mqtt import Inbound, MqttClient, Will
-from mallnet.wire import WireError, decode, encode
-from mallnet.wire.payloads import DeviceStatus, NodeConfig
-from mallnet.wire.topics import HEALTH, NODE_CONFIG, RECEIPTS, STATUS
+from edge_node.health import Snapshot
+from edge_node.uplink import Uplink
+from mallnet.mqtt import Inbound
+from mallnet.wire import WireError, decode
+from mallnet.wire.payloads import NodeConfig
+from mallnet.wire.topics import NODE_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -65,54 +63,28 @@ class EdgeApp:
         self.node = config.node.id
         self.mall = config.node.mall
         self.source = source or build_source(config)
-        self.outbox = Outbox(config.outbox.path, max_events=config.outbox.max_events)
+        self.uplink = Uplink(
+            config.node,
+            config.mqtt,
+            config.outbox,
+            config.health,
+            snapshot=self._heartbeat_snapshot,
+            handlers={NODE_CONFIG.topic(self.mall, self.node): self._on_node_config},
+            wall=wall,
+        )
+        self.outbox = self.uplink.outbox
+        self.publisher = self.uplink.publisher
+        self.client = self.uplink.client
         self.engine = PresenceEngine(config.presence, config.footfall)
         self.pipeline = Pipeline(
             IBeaconParser(config.ibeacon.prefix_bytes), self.engine, self.outbox, wall=wall
         )
-        self.publisher = Publisher(
-            self.outbox,
-            self.mall,
-            self.node,
-            batch_size=config.outbox.batch_size,
-            max_inflight=config.outbox.max_inflight,
-            max_inflight_batches=config.outbox.max_inflight_batches,
-            receipt_timeout_s=config.outbox.receipt_timeout_s,
-        )
-        self.health = HealthMonitor(self.node, wall(), config.health.thermal_zone)
         self.config_revision = -1
         self.rejected_configs = 0  # malformed or invalid NodeConfig pushes, logged and ignored
         self._node_configs: queue.SimpleQueue[NodeConfig] = queue.SimpleQueue()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
-        since = datetime.fromtimestamp(wall(), UTC)
-        self._offline = Will(
-            STATUS.topic(self.mall, self.node),
-            encode(
-                DeviceStatus(state="offline", device=self.node, since=since, software=__version__)
-            ),
-        )
-        online = Will(
-            STATUS.topic(self.mall, self.node),
-            encode(
-                DeviceStatus(state="online", device=self.node, since=since, software=__version__)
-            ),
-        )
-        self.client = MqttClient(
-            config.mqtt,
-            self.node,
-            subscriptions=[
-                (RECEIPTS.topic(self.mall, self.node), 1),
-                (NODE_CONFIG.topic(self.mall, self.node), 1),
-            ],
-            on_message=self._on_message,
-            will=self._offline,
-            birth=online,
-            persistent_session=True,
-            on_connected=self.publisher.on_connected,
-        )
-        self.publisher.transport = self.client
         self.publisher.wakeup = self._wakeup
 
     # -- MQTT (network thread) ------------------------------------------------------
@@ -123,19 +95,16 @@ class EdgeApp:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(wake.set)
 
-    def _on_message(self, message: Inbound) -> None:
-        if message.topic.endswith("/" + NODE_CONFIG.leaf):
-            try:
-                decoded = decode(message.topic, message.payload)
-            except WireError as exc:
-                self.rejected_configs += 1
-                log.warning("rejected node config: %s", exc)
-                return
-            if isinstance(decoded.message, NodeConfig):
-                self._node_configs.put(decoded.message)
-                self._wakeup()
+    def _on_node_config(self, message: Inbound) -> None:
+        try:
+            decoded = decode(message.topic, message.payload)
+        except WireError as exc:
+            self.rejected_configs += 1
+            log.warning("rejected node config: %s", exc)
             return
-        self.publisher.on_message(message)
+        if isinstance(decoded.message, NodeConfig):
+            self._node_configs.put(decoded.message)
+            self._wakeup()
 
     def _apply_node_configs(self) -> None:
         while True:
@@ -201,10 +170,9 @@ class EdgeApp:
             "outbox": {"depth": self.outbox.depth, "dropped": self.outbox.dropped},
         }
 
-    def _heartbeat(self) -> None:
+    def _heartbeat_snapshot(self) -> Snapshot:
         log.debug("counters: %s", self.counters())
-        report = self.health.report(self.snapshot(), new_event_id(), self.outbox.next_health_seq())
-        self.client.publish(HEALTH.topic(self.mall, self.node), encode(report), qos=HEALTH.qos)
+        return self.snapshot()
 
     async def _consume(self) -> None:
         async for advert in self.source.adverts():
@@ -222,10 +190,6 @@ class EdgeApp:
         log.info("source ended; idling")
         return None
 
-    def _last_heartbeat(self) -> None:
-        if self.client.connected:
-            self._heartbeat()
-
     async def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, for a replay with ``at_end: exit``, drained."""
         self._loop = asyncio.get_running_loop()
@@ -233,11 +197,11 @@ class EdgeApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.add_signal_handler(sig, self.request_stop)
-        self.client.start()
+        self.uplink.start()
         consumer = asyncio.create_task(self._consume())
         ended = False
         drain_deadline: float | None = None
-        next_tick = next_health = time.monotonic()
+        next_tick = time.monotonic()
         code = 0
         try:
             while not self._stop_requested:
@@ -252,13 +216,7 @@ class EdgeApp:
                 if mono >= next_tick:
                     next_tick = mono + 1.0
                     self.pipeline.tick(self.source.now())
-                if mono >= next_health and self.client.connected:
-                    next_health = mono + self.config.health.interval_s
-                    self._heartbeat()
-                self.publisher.pump(self.wall())
-                drained = drain_exit_code(
-                    self.outbox.depth, mono, drain_deadline, self._last_heartbeat
-                )
+                drained = self.uplink.turn(mono, drain_deadline)
                 if drained is not None:
                     code = drained
                     break
@@ -269,7 +227,6 @@ class EdgeApp:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await consumer
-            self.client.stop(farewell=self._offline)
-            self.outbox.close()
+            self.uplink.stop()
             self._loop = None
         return code
