@@ -46,6 +46,7 @@ from cloud_core.store import open_store  # noqa: E402
 from mallnet import identity  # noqa: E402
 from mallnet.broker import DevBroker  # noqa: E402
 from mallnet.config import MqttSettings  # noqa: E402
+from mallnet.dynsec import Role  # noqa: E402
 from mallnet.ids import UuidV7Factory  # noqa: E402
 from mallnet.mqtt import Inbound, MqttClient  # noqa: E402
 from mallnet.wire import decode, encode  # noqa: E402
@@ -54,6 +55,14 @@ from mallnet.wire.topics import INBOX, PRESENCE, RECEIPTS  # noqa: E402
 
 MALL = "bench"
 PASSWORD = "bench-core-password-0123456789"
+BENCH_CLIENTS = (
+    "bench-core",
+    "bench-publisher",
+    "bench-bare",
+    "bench-receipts",
+    "bench-probe",
+    "bench-inbox",
+)
 THROUGHPUT_STORES = 4
 LATENCY_STORES = 3
 
@@ -123,7 +132,7 @@ def connect_raw(port: int, client_id: str, on_message=None, persistent: bool = F
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
     )
-    client.username_pw_set("core", PASSWORD)
+    client.username_pw_set(client_id, PASSWORD)  # each bench client is its own identity
     client.max_inflight_messages_set(1000)
     if on_message is not None:
         client.on_message = on_message
@@ -185,7 +194,7 @@ def make_config(workdir: Path, port: int) -> tuple[CoreConfig, Path]:
     data = {
         "mall": MALL,
         "database": str(workdir / "core.sqlite"),
-        "mqtt": {"port": port, "username": "core", "password_file": str(secret)},
+        "mqtt": {"port": port, "username": "bench-core", "password_file": str(secret)},
         "ingest": {"client_id": "bench-core", "batch_max": 200, "batch_wait_ms": 1},
         "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 100},
         "stores": stores,
@@ -246,7 +255,7 @@ class Receipts:
         self.ids: set[str] = set()
         self.last = 0.0
         self.client = MqttClient(
-            MqttSettings(port=port, username="core", password=PASSWORD),
+            MqttSettings(port=port, username="bench-receipts", password=PASSWORD),
             "bench-receipts",
             subscriptions=[(RECEIPTS.filter(MALL), 1)],
             on_message=self._on,
@@ -330,7 +339,9 @@ def latency(port: int, ids: dict[str, int], seconds: float) -> list[float]:
     sent: dict[tuple[str, str], float] = {}
     got: list[float] = []
     lock = threading.Lock()
-    settings = MqttSettings(port=port, username="core", password=PASSWORD)
+
+    def settings(client_id: str) -> MqttSettings:
+        return MqttSettings(port=port, username=client_id, password=PASSWORD)
 
     def on_inbox(message: Inbound) -> None:
         now = time.perf_counter()
@@ -343,13 +354,16 @@ def latency(port: int, ids: dict[str, int], seconds: float) -> list[float]:
                 got.append(now - t0)
 
     inbox = MqttClient(
-        settings, "bench-inbox", subscriptions=[(INBOX.filter(MALL), 1)], on_message=on_inbox
+        settings("bench-inbox"),
+        "bench-inbox",
+        subscriptions=[(INBOX.filter(MALL), 1)],
+        on_message=on_inbox,
     )
     inbox.start()
     inbox.wait_connected(10)
     node_clients = {}
     for s in range(THROUGHPUT_STORES, THROUGHPUT_STORES + LATENCY_STORES):
-        node_clients[s] = MqttClient(settings, f"bench-node-{s}")
+        node_clients[s] = MqttClient(settings(f"bench-node-{s}"), f"bench-node-{s}")
         node_clients[s].start()
         node_clients[s].wait_connected(10)
     time.sleep(0.3)  # let the inbox subscription settle
@@ -411,7 +425,11 @@ def main() -> int:
         broker_class = _NoDelayBroker if args.tcp_nodelay else DevBroker
         broker = broker_class(workdir / "broker", mall=MALL)
         broker.start()
-        broker.add_user("core", PASSWORD)
+        # every client is a core-role identity bound to its own client id (the core's own
+        # user refuses any id but its worker's: bench-core, -out, -api)
+        latency_nodes = range(THROUGHPUT_STORES, THROUGHPUT_STORES + LATENCY_STORES)
+        for client_id in (*BENCH_CLIENTS, *(f"bench-node-{s}" for s in latency_nodes)):
+            broker.add_user(client_id, PASSWORD, role=Role.CORE)
         core: CoreProcess | None = None
         try:
             config, config_file = make_config(workdir, broker.port)

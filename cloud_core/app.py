@@ -7,8 +7,11 @@ import time.
 
 The consuming connection carries the core's retained status (``CORE_STATUS``, entity
 ``ingest.client_id``): ``online`` on every connect, ``offline`` as its Last Will and on a
-clean stop. The API's ``/ready`` checks the database and this process's ingest
-connections; an API running apart (``--only api``) reads the workers' retained status.
+clean stop. Each connection is its own broker client, bound to its client id
+(``CoreConfig.connection``): ingest ``{client_id}``, publisher ``{client_id}-out``, the
+API-only status watch ``{client_id}-api``. The API's ``/ready`` checks the database and
+this process's ingest connections; an API running apart (``--only api``) reads the
+workers' retained status.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from cloud_core.readiness import CoreStatusWatch, readiness
 from cloud_core.store import Store, open_store
 from cloud_core.telemetry import TelemetrySink, make_sink
 from mallnet import __version__
+from mallnet.dynsec import CORE_API, CORE_OUT
 from mallnet.mqtt import Inbound, MqttClient, Will
 from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
@@ -78,9 +82,8 @@ class CoreApp:
                 connections["ingest"] = consumer.client
                 connections["ingest publisher"] = consumer.publisher
             else:
-                self.status_watch = CoreStatusWatch(
-                    self.config.mqtt, self.config.mall, f"{self.config.ingest.client_id}-api"
-                )
+                settings, client_id = self.config.connection(CORE_API)
+                self.status_watch = CoreStatusWatch(settings, self.config.mall, client_id)
             checks = readiness(self.config.database, connections, self.status_watch)
 
             def ready() -> list[str]:
@@ -130,10 +133,12 @@ class CoreApp:
             payload = DeviceStatus(state=state, device=worker, since=since, software=__version__)
             return Will(CORE_STATUS.topic(mall, worker), encode(payload))
 
+        ingest_settings, ingest_id = self.config.connection()
+
         def client_factory(on_message: Callable[[Inbound], None]) -> MqttClient:
             return MqttClient(
-                self.config.mqtt,
-                ingest.client_id,
+                ingest_settings,
+                ingest_id,
                 subscriptions=subscriptions(self.config),
                 on_message=on_message,
                 manual_ack=True,
@@ -143,7 +148,7 @@ class CoreApp:
                 birth=status("online"),
             )
 
-        publisher = MqttClient(self.config.mqtt, f"{ingest.client_id}-out")
+        publisher = MqttClient(*self.config.connection(CORE_OUT))
         return Consumer(
             applier,
             client_factory,

@@ -54,7 +54,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument("--workdir", required=True, help="directory for config, keys, database")
     demo.add_argument("--mall", default="demo", help="mall id")
     demo.add_argument("--mqtt-port", type=int, required=True, help="broker port on 127.0.0.1")
-    demo.add_argument("--mqtt-user", default="core", help="the core's broker user")
+    demo.add_argument(
+        "--mqtt-user",
+        default="core-1",
+        help="the core's broker identity (`mallnet broker add-device ID --role core`), "
+        "written as both mqtt.username and ingest.client_id",
+    )
     demo.add_argument("--mqtt-password-file", required=True, help="file with its password")
     demo.add_argument("--api-port", type=int, default=8080, help="HTTP port of the API")
     demo.add_argument(
@@ -175,6 +180,7 @@ def _demo_config(args: argparse.Namespace) -> int:
             "username": args.mqtt_user,
             "password_file": str(Path(args.mqtt_password_file).resolve()),
         },
+        "ingest": {"client_id": args.mqtt_user},
         "api": {"port": args.api_port, "keys_file": str(workdir / "api-keys.yaml")},
         "visits": {"points": 10, "min_dwell_s": 30, "cooldown_s": 3600, "daily_cap": 100},
         "stores": stores,

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, HttpUrl, StringConstraints, model_validator
 
 from cloud_core.parking_config import ParkingSettings
-from mallnet.config import ConfigModel, MqttSettings, load_config
+from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
 
@@ -154,7 +154,10 @@ class IngestSettings(ConfigModel):
     client_id: Ident = Field(
         default="core-1",
         description="MQTT client id of this worker; unique per worker, stable across restarts "
-        "(the broker keeps its session and redelivers what it had not acked).",
+        "(the broker keeps its session and redelivers what it had not acked). It is also the "
+        "worker's broker identity (`mallnet broker add-device ID --role core`): the worker "
+        "connects as user ID with client id ID (ingest), ID-out (publisher) and ID-api (the "
+        "API-only status watch), so `mqtt.username` is left out or equal to it.",
     )
     share_group: Ident = Field(
         default="core", description="Shared-subscription group the workers split the load in."
@@ -259,7 +262,10 @@ class CoreConfig(ConfigModel):
         pattern=r"^[A-Z]{2}$",
         description="Region assumed for phone numbers given without +country code.",
     )
-    mqtt: MqttSettings = Field(description="How the core reaches the broker (its own user).")
+    mqtt: MqttSettings = Field(
+        description="How the core reaches the broker; its user is `ingest.client_id` "
+        "(leave `username` out or set it to the same id)."
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="The MQTT consumer.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="The HTTP API.")
     telemetry: TelemetrySettings | None = Field(
@@ -299,7 +305,15 @@ class CoreConfig(ConfigModel):
             for node in self.parking.car_park_of_node():
                 if node in seen_nodes:
                     raise ValueError(f"node {node!r} is a store node and a car-park gate")
+        if (problem := _username_problem(self.mqtt.username, self.ingest.client_id)) is not None:
+            raise ValueError(f"mqtt.username: {problem}")
         return self
+
+    def connection(self, suffix: str = "") -> tuple[MqttSettings, str]:
+        """Settings and client id of one of the worker's connections (``mallnet.dynsec``'s
+        ``CORE_SUFFIXES``): each is its own broker client, username = client id."""
+        client_id = f"{self.ingest.client_id}{suffix}"
+        return self.mqtt.model_copy(update={"username": client_id}), client_id
 
     def rules_for(self, store: StoreConfig) -> VisitRules:
         """The effective visit rules of a store (defaults with its overrides)."""
@@ -310,12 +324,35 @@ class CoreConfig(ConfigModel):
         return {node: store for store in self.stores for node in store.nodes}
 
 
+def _username_problem(username: object, client_id: object) -> str | None:
+    if username is None or username == client_id:
+        return None
+    return (
+        f"{username!r} differs from ingest.client_id {client_id!r}: the core connects as "
+        "its client id's broker identity; leave username out or set it to the client id"
+    )
+
+
 def load_core_config(path: Path | str) -> CoreConfig:
     """Load and validate a core config file; raises ``ConfigError`` with file:line problems.
 
     Relative paths in it (database, password, keys and token files) are relative to the file.
     """
-    config = load_config(path, CoreConfig)
+    source = str(path)
+    data, lines = parse_yaml(read_text_file(Path(path)), source)
+    mqtt, ingest = (data.get(k) if isinstance(data, dict) else None for k in ("mqtt", "ingest"))
+    if isinstance(mqtt, dict) and isinstance(mqtt.get("username"), str):
+        client_id = ingest.get("client_id") if isinstance(ingest, dict) else None
+        if client_id is None:
+            client_id = IngestSettings.model_fields["client_id"].default
+        problem = _username_problem(mqtt["username"], client_id)
+        if problem is not None:
+            line = lines.get(("mqtt", "username"))
+            where = f"{source}:{line}" if line is not None else source
+            raise ConfigError(
+                f"{source} is not a valid CoreConfig", [f"{where}: mqtt.username: {problem}"]
+            )
+    config = validate_data(data, CoreConfig, source, lines)
     base = Path(path).resolve().parent
 
     def under(p: Path) -> Path:

@@ -77,9 +77,11 @@ class TlsFiles:
 
 def dev_role(user: str) -> Role:
     """Development and tests name identities by kind (``core…``, ``gate-…``, ``kiosk-…``,
-    anything else a store node); production always names the role explicitly."""
+    ``monitor…``, anything else a store node); production always names the role explicitly."""
     if user == "core" or user.startswith("core-"):
         return Role.CORE
+    if user.startswith("monitor"):
+        return Role.MONITOR
     if user.startswith("gate"):
         return Role.GATE
     if user.startswith("kiosk"):

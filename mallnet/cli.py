@@ -64,7 +64,7 @@ def _live_control(settings_file: str) -> DynsecControl:
 def _broker_add_device(args: argparse.Namespace) -> int:
     import secrets
 
-    from mallnet.dynsec import Role, add_device, check_identity
+    from mallnet.dynsec import Role, add_device, check_identity, client_ids
     from mallnet.wire.topics import check_id
 
     role = Role(args.role)
@@ -78,7 +78,14 @@ def _broker_add_device(args: argparse.Namespace) -> int:
         password = add_device(Path(args.dynsec_file), mall, args.user, role)
         where = f"{args.dynsec_file} (restart Mosquitto to apply)"
     _write_secret(Path(args.secret_out), password)
-    log.info("added %s (%s) to %s; its password is in %s", args.user, role, where, args.secret_out)
+    log.info(
+        "added %s (%s; clients bound to ids %s) to %s; its password is in %s",
+        args.user,
+        role,
+        ", ".join(client_ids(args.user, role)),
+        where,
+        args.secret_out,
+    )
     return 0
 
 
@@ -193,10 +200,14 @@ def _add_log_options_below(parser: argparse.ArgumentParser, seen: set[int]) -> N
 def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     broker = sub.add_parser("broker", help="development broker and device credentials")
     bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
-    roles = ["store", "gate", "kiosk", "core"]
+    roles = ["store", "gate", "kiosk", "core", "monitor"]
     dynsec = "/var/lib/mosquitto/mallnet-dynsec.json"
     add = bsub.add_parser("add-device", help="create or replace a broker identity")
-    add.add_argument("user", help="the node or kiosk id (its broker user and client id)")
+    add.add_argument(
+        "user",
+        help="the node, kiosk or monitor id (its broker user and client id); for the core its "
+        "ingest.client_id (it also gets USER-out and USER-api, same password)",
+    )
     add.add_argument("--role", required=True, choices=roles, help="what the identity may do")
     add.add_argument("--mall", required=True, help="the mall id in topics")
     add.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")

@@ -43,6 +43,7 @@ import yaml
 
 from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
+from mallnet.dynsec import Role
 from mallnet.errors import MallnetError
 from mallnet.mqtt import Inbound, MqttClient
 from mallnet.resources import FIRMWARE_PACKAGE, data_dir
@@ -84,6 +85,8 @@ SHOPPERS = (
 )
 PASSERS_BY = 3
 GATE_NODE = "gate-north"
+CORE_ID = "core-1"  # the core worker's client id and broker identity
+INBOX_WATCHER = "monitor-demo-inbox"  # read-only (monitor role)
 DRIVER, DRIVER_PLATE = "Ann", "KA 7777 TX"
 PARKING_BONUS = 50
 
@@ -245,13 +248,12 @@ class _Demo:
         self.inbox = _Inbox()
         self.watcher: MqttClient | None = None
         self.keys: dict[str, str] = {}
-        self.core_password = ""
 
     def start_broker(self) -> None:
         self.broker.start()
         log.info("broker: Mosquitto on 127.0.0.1:%s (config from mqtt_broker/)", self.broker.port)
-        self.core_password = self.broker.add_user("core")
-        _secret(self.workdir / "core.password", self.core_password)
+        # the core worker's identity: clients core-1, core-1-out, core-1-api, one password
+        _secret(self.workdir / "core.password", self.broker.add_user(CORE_ID))
         for store in STORES:
             _secret(self.workdir / f"{store.node}.password", self.broker.add_user(store.node))
         _secret(self.workdir / f"{GATE_NODE}.password", self.broker.add_user(GATE_NODE))
@@ -270,6 +272,8 @@ class _Demo:
             str(self.broker.port),
             "--mqtt-password-file",
             str(self.workdir / "core.password"),
+            "--mqtt-user",
+            CORE_ID,
             "--api-port",
             str(api_port),
             *[arg for s in STORES for arg in ("--store", f"{s.id}:{s.business}:{s.node}")],
@@ -324,10 +328,12 @@ class _Demo:
         log.info("bean-bar created the campaign %r for its store", "Hot chocolate -20 %")
 
     def watch_inboxes(self) -> None:
-        settings = MqttSettings(port=self.broker.port, username="core", password=self.core_password)
+        # a read-only monitor identity bound to its own id, never the core's credential
+        password = self.broker.add_user(INBOX_WATCHER, role=Role.MONITOR)
+        settings = MqttSettings(port=self.broker.port, username=INBOX_WATCHER, password=password)
         self.watcher = MqttClient(
             settings,
-            "demo-inbox-watcher",
+            INBOX_WATCHER,
             on_message=self.inbox.on_message,
             subscriptions=[(INBOX.filter(MALL), 1)],
         )

@@ -64,6 +64,21 @@ class Role(StrEnum):
     GATE = "gate"
     KIOSK = "kiosk"
     CORE = "core"
+    MONITOR = "monitor"
+
+
+# Roles shared by all their identities (devices have one role each).
+SHARED_ROLES = (Role.CORE, Role.MONITOR)
+
+# The connections of one core worker: its client id plus these suffixes, one bound client each.
+CORE_OUT = "-out"  # the publisher (receipts, configs, inbox notices)
+CORE_API = "-api"  # the API-only process's status watch
+CORE_SUFFIXES = ("", CORE_OUT, CORE_API)
+
+
+def core_client_ids(user: str) -> tuple[str, ...]:
+    """The client ids (= usernames) of a core identity's bound clients."""
+    return tuple(f"{user}{suffix}" for suffix in CORE_SUFFIXES)
 
 
 # What each device kind may publish (its own topics only) and read (subscribe + receive).
@@ -81,18 +96,32 @@ READS: dict[Role, tuple[TopicSpec, ...]] = {
 
 def check_identity(user: str, role: Role) -> str:
     """A contract id; ``core``/``core-*`` are reserved for the core, so a device credential
-    can never hold one of the core's client ids."""
+    can never hold one of the core's client ids. A core id may not end in a connection
+    suffix (``-out``/``-api``): those ids belong to the core identity without it."""
     check_id(user, "device")
     reserved = user == "core" or user.startswith("core-")
     if role is not Role.CORE and reserved:
         raise DynsecError(f"{user!r}: ids 'core' and 'core-*' are reserved for the core")
+    if role is Role.CORE:
+        for client_id in core_client_ids(user):
+            check_id(client_id, "core client")
+        if user.endswith((CORE_OUT, CORE_API)):
+            raise DynsecError(
+                f"{user!r}: core ids ending in {CORE_OUT!r} or {CORE_API!r} are the "
+                "connections of another core identity"
+            )
     if user == ADMIN_USER:
         raise DynsecError(f"{user!r} is reserved for the broker's admin identity")
     return user
 
 
 def role_name(mall: str, user: str, role: Role) -> str:
-    return f"mallnet-{mall}-core" if role is Role.CORE else f"mallnet-{mall}-{role}-{user}"
+    return f"mallnet-{mall}-{role}" if role in SHARED_ROLES else f"mallnet-{mall}-{role}-{user}"
+
+
+def client_ids(user: str, role: Role) -> tuple[str, ...]:
+    """The bound clients (username = client id) an identity consists of."""
+    return core_client_ids(user) if role is Role.CORE else (user,)
 
 
 def role_acls(mall: str, user: str, role: Role) -> list[dict[str, Any]]:
@@ -106,6 +135,10 @@ def role_acls(mall: str, user: str, role: Role) -> list[dict[str, Any]]:
             ("subscribePattern", everything),
             ("subscribePattern", f"$share/+/{everything}"),  # the workers' shared group
         ]
+    elif role is Role.MONITOR:
+        check_identity(user, role)
+        everything = f"{ROOT}/{VERSION}/{mall}/#"
+        acl = [("publishClientReceive", everything), ("subscribePattern", everything)]
     else:
         check_identity(user, role)
         acl = [("publishClientSend", spec.topic(mall, user)) for spec in PUBLISHES[role]]
@@ -138,7 +171,7 @@ def new_dynsec_config() -> dict[str, Any]:
     }
 
 
-def _client_entry(user: str, password: str, rolename: str, clientid: str | None) -> dict[str, Any]:
+def _client_entry(user: str, password: str, rolename: str, clientid: str) -> dict[str, Any]:
     salt = secrets.token_bytes(12)
     entry: dict[str, Any] = {
         "username": user,
@@ -146,33 +179,53 @@ def _client_entry(user: str, password: str, rolename: str, clientid: str | None)
         "salt": base64.b64encode(salt).decode(),
         "iterations": PBKDF2_ITERATIONS,
         "roles": [{"rolename": rolename}],
+        "clientid": clientid,
     }
-    if clientid is not None:
-        entry["clientid"] = clientid
     return entry
 
 
 def set_identity(doc: dict[str, Any], mall: str, user: str, role: Role, password: str) -> None:
-    """Add or replace a client in a dynamic-security document.
+    """Add or replace an identity in a dynamic-security document.
 
-    Devices are bound to the client id equal to their id; the core's credential is not
-    bound, because each core worker opens several connections (``core-1``,
-    ``core-1-out``) and the credential already reads and writes the whole mall.
+    Every client is bound to the client id equal to its username. A device or monitor is
+    one client; a core identity ``X`` is one client per connection of its worker
+    (``X``, ``X-out``, ``X-api``, see ``core_client_ids``) sharing ``password``, so no
+    connection (nor anyone holding one of the ids) can take over another's session.
     """
     check_identity(user, role)
-    remove_identity(doc, user)
+    ids = client_ids(user, role)
     rolename = role_name(mall, user, role)
+    foreign = [
+        c["username"]
+        for c in doc["clients"]
+        if c["username"] in ids[1:] and {"rolename": rolename} not in c.get("roles", [])
+    ]
+    if foreign:
+        raise DynsecError(f"{user!r}: client {foreign[0]!r} exists with another role")
+    remove_identity(doc, user)
     roles = [r for r in doc["roles"] if r["rolename"] != rolename]
     roles.append({"rolename": rolename, "acls": role_acls(mall, user, role)})
     doc["roles"] = roles
-    clientid = None if role is Role.CORE else user
-    doc["clients"].append(_client_entry(user, password, rolename, clientid))
+    doc["clients"] += [_client_entry(cid, password, rolename, cid) for cid in ids]
+
+
+def _connections(clients: dict[str, list[str]], user: str) -> set[str]:
+    """``user`` and, for a core identity, its other connections' clients: those named by
+    ``core_client_ids`` that hold the same (core) role ({username: rolenames})."""
+    mine = clients.get(user)
+    names = {user}
+    if mine and all(r.endswith(f"-{Role.CORE}") for r in mine):
+        names.update(cid for cid in core_client_ids(user) if clients.get(cid) == mine)
+    return names
 
 
 def remove_identity(doc: dict[str, Any], user: str) -> bool:
-    """Remove a client and its per-device role; False if it was not there."""
-    gone = [c for c in doc["clients"] if c["username"] == user]
-    doc["clients"] = [c for c in doc["clients"] if c["username"] != user]
+    """Remove an identity's clients (all connections of a core identity) and its
+    per-device role; False if it was not there."""
+    held = {c["username"]: [r["rolename"] for r in c.get("roles", [])] for c in doc["clients"]}
+    names = _connections(held, user)
+    gone = [c for c in doc["clients"] if c["username"] in names]
+    doc["clients"] = [c for c in doc["clients"] if c["username"] not in names]
     mine = {r["rolename"] for c in gone for r in c.get("roles", [])}
     still_used = {r["rolename"] for c in doc["clients"] for r in c.get("roles", [])}
     doc["roles"] = [
@@ -274,38 +327,47 @@ class DynsecControl:
     def set_identity(self, mall: str, user: str, role: Role, password: str) -> None:
         check_identity(user, role)
         rolename = role_name(mall, user, role)
-        self.run(  # absent ones answer with an error, which is fine here
-            [
-                {"command": "deleteClient", "username": user},
-                *([] if role is Role.CORE else [{"command": "deleteRole", "rolename": rolename}]),
-            ]
-        )
-        client: dict[str, Any] = {
-            "command": "createClient",
-            "username": user,
-            "password": password,
-            "roles": [{"rolename": rolename}],
-        }
-        if role is not Role.CORE:
-            client["clientid"] = user
+        ids = client_ids(user, role)
+        deletes = [{"command": "deleteClient", "username": cid} for cid in ids]
+        if role not in SHARED_ROLES:
+            deletes.append({"command": "deleteRole", "rolename": rolename})
+        self.run(deletes)  # absent ones answer with an error, which is fine here
+        clients = [
+            {
+                "command": "createClient",
+                "username": cid,
+                "password": password,
+                "clientid": cid,
+                "roles": [{"rolename": rolename}],
+            }
+            for cid in ids
+        ]
         create_role = {
             "command": "createRole",
             "rolename": rolename,
             "acls": role_acls(mall, user, role),
         }
-        for reply in self.run([create_role, client]):
+        for reply in self.run([create_role, *clients]):
             error = reply.get("error")
             if error and not (reply["command"] == "createRole" and "already" in str(error)):
                 raise DynsecError(f"{reply['command']} for {user}: {error}")
 
     def remove_identity(self, user: str) -> None:
-        """Delete the client (its connections are closed at once) and its own role."""
-        [found] = self.run([{"command": "getClient", "username": user}])
-        if found.get("error"):
-            raise DynsecError(f"{user}: {found['error']}")
-        roles = [r["rolename"] for r in found["data"]["client"].get("roles", [])]
+        """Delete the identity's clients (their connections are closed at once) and its own
+        role."""
+        candidates = core_client_ids(user)
+        found = self.run([{"command": "getClient", "username": cid} for cid in candidates])
+        if found[0].get("error"):
+            raise DynsecError(f"{user}: {found[0]['error']}")
+        held = {
+            cid: [r["rolename"] for r in reply["data"]["client"].get("roles", [])]
+            for cid, reply in zip(candidates, found, strict=True)
+            if not reply.get("error")
+        }
+        roles = held[user]
         own = [r for r in roles if any(r.endswith(f"-{kind}-{user}") for kind in PUBLISHES)]
-        commands = [{"command": "deleteClient", "username": user}]
+        names = _connections(held, user)
+        commands = [{"command": "deleteClient", "username": cid} for cid in sorted(names)]
         commands += [{"command": "deleteRole", "rolename": rolename} for rolename in own]
         for reply in self.run(commands):
             if reply.get("error"):

@@ -65,7 +65,9 @@ def wait_until(
 def broker(tmp_path: Path) -> Iterator[DevBroker]:
     """A real Mosquitto on a free loopback port, stopped by its PID afterwards. Identities are
     added live (``broker.add_user``), with the role their name implies (``core…``, ``gate…``,
-    ``kiosk…``, else a store node; ``mallnet.broker.dev_role``), bound to their own client id."""
+    ``kiosk…``, ``monitor…`` read-only, else a store node; ``mallnet.broker.dev_role``), bound to
+    their own client id (a core identity ``X`` also to ``X-out`` and ``X-api``): a test that
+    watches topics connects as its own ``monitor-…`` identity, never as the core."""
     instance = DevBroker(tmp_path / "broker", mall=MALL)
     instance.start()
     try:

@@ -15,7 +15,7 @@ from mallnet.mqtt import MqttClient
 from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import STATUS
-from tests.cloud_core.helpers import Clock, core_mqtt, make_config
+from tests.cloud_core.helpers import Clock, add_core, core_mqtt, make_config
 from tests.conftest import MALL, wait_until
 
 
@@ -35,12 +35,15 @@ def core_config(tmp_path, core_settings) -> CoreConfig:
 
 
 @pytest.fixture
-def core_client(core_settings) -> Iterator[Callable[..., MqttClient]]:
-    """Clients with the core's broker user (the only one that may read inbox topics)."""
+def core_client(broker: DevBroker, core_settings) -> Iterator[Callable[..., MqttClient]]:
+    """Clients in the core's role (the only one that may publish core topics and read inbox
+    topics), each its own core identity bound to its client id: the core's user is bound to
+    its worker's ids and refuses any other."""
     clients: list[MqttClient] = []
 
     def make(client_id: str, **kwargs: object) -> MqttClient:
-        client = MqttClient(core_settings, client_id, **kwargs)  # type: ignore[arg-type]
+        settings = core_settings.model_copy(update={"username": add_core(broker, client_id)})
+        client = MqttClient(settings, client_id, **kwargs)  # type: ignore[arg-type]
         client.start()
         # subscribed, not only connected: a message another client publishes next is delivered
         assert client.wait_subscribed(10), f"{client_id} could not connect and subscribe"
@@ -69,12 +72,14 @@ def wait_subscribed(app: CoreApp, probe: MqttClient) -> None:
 
 
 @pytest.fixture
-def run_core(clock, core_client) -> Iterator[Callable[..., CoreApp]]:
-    """Start in-process cores (ingest only unless told); all are stopped afterwards."""
+def run_core(broker: DevBroker, clock, core_client) -> Iterator[Callable[..., CoreApp]]:
+    """Start in-process cores (ingest only unless told), each as the core identity of its
+    ``ingest.client_id`` (added here); all are stopped afterwards."""
     apps: list[CoreApp] = []
     probe = core_client("probe-publisher")
 
     def start(config: CoreConfig, only: str | None = "ingest") -> CoreApp:
+        add_core(broker, config.ingest.client_id)
         app = CoreApp(config, only=only, clock=clock)  # type: ignore[arg-type]
         app.start()
         apps.append(app)

@@ -17,6 +17,7 @@ from cloud_core.config import CoreConfig
 from mallnet import identity
 from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
+from mallnet.dynsec import Role
 from mallnet.ids import UuidV7Factory
 from mallnet.wire.payloads import PresenceBatch, PresenceEvent
 from tests.conftest import MALL
@@ -70,12 +71,20 @@ class Clock:
             self._now = value
 
 
+def add_core(broker: DevBroker, client_id: str = "core-1") -> str:
+    """A core identity bound to ``client_id`` (and its ``-out``/``-api`` connections), with
+    the fixed test password, so every core client can reconnect."""
+    broker.add_user(client_id, CORE_PASSWORD, role=Role.CORE)
+    return client_id
+
+
 def core_mqtt(broker: DevBroker) -> MqttSettings:
-    """The core's broker credential (one fixed password, so every core client can reconnect)."""
-    broker.add_user("core", CORE_PASSWORD)
+    """The core's broker settings for the default worker ``core-1`` (a config made from them
+    by ``make_config`` leaves the user out: it is the config's ``ingest.client_id``; a test
+    running another worker id adds its identity with ``add_core``)."""
     return MqttSettings(
         port=broker.port,
-        username="core",
+        username=add_core(broker),
         password=CORE_PASSWORD,
         reconnect_min_s=0.1,
         reconnect_max_s=1,
@@ -86,7 +95,7 @@ def make_config(tmp_path: Path, mqtt: MqttSettings | None = None, **overrides: A
     data: dict[str, Any] = {
         "mall": MALL,
         "database": str(tmp_path / "core.sqlite"),
-        "mqtt": (mqtt or MqttSettings()).model_dump(mode="json"),
+        "mqtt": (mqtt or MqttSettings()).model_dump(mode="json", exclude={"username"}),
         "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 30},
         "game": {"stores": 3, "points": 50},
         "stores": STORES,

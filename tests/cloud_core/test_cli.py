@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
-from cloud_core.config import load_core_config
+from cloud_core.config import CoreConfig, load_core_config
 from mallnet.broker import free_port
 from mallnet.cli import main
 from mallnet.wire import decode, encode
@@ -41,6 +42,35 @@ def test_validate_config_names_file_and_line(tmp_path, capsys):
     )
     assert main(["core", "run", "--config", str(bad), "--validate-config"]) == 2
     assert "node 'n1' is in stores 'a' and 'c'" in capsys.readouterr().err
+
+
+def test_validate_config_points_at_a_username_that_is_not_the_workers_client_id(tmp_path, capsys):
+    """Each worker connects as the core identity named by its client id (issue 8.2): a config
+    whose broker user differs would be refused by the broker; start-up says so first."""
+    bad = tmp_path / "core.yaml"
+    bad.write_text(
+        "mall: demo\ndatabase: core.sqlite\nmqtt:\n  port: 1883\n  username: core\n"
+        "ingest:\n  client_id: core-2\n"
+    )
+    assert main(["core", "run", "--config", str(bad), "--validate-config"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5: mqtt.username: 'core' differs from ingest.client_id 'core-2'" in err
+    bad.write_text("mall: demo\ndatabase: core.sqlite\nmqtt:\n  username: core-2\n")
+    assert main(["core", "run", "--config", str(bad), "--validate-config"]) == 2
+    assert f"{bad}:4: mqtt.username: 'core-2' differs from ingest.client_id 'core-1'" in (
+        capsys.readouterr().err
+    )
+    # left out, the user is the client id; each connection its own bound identity
+    bad.write_text("mall: demo\ndatabase: core.sqlite\nmqtt: {port: 1883}\n")
+    config = load_core_config(bad)
+    assert [config.connection(s) for s in ("", "-out", "-api")] == [
+        (config.mqtt.model_copy(update={"username": cid}), cid)
+        for cid in ("core-1", "core-1-out", "core-1-api")
+    ]
+    with pytest.raises(ValueError, match=r"mqtt\.username"):
+        CoreConfig.model_validate(
+            {"mall": "m", "database": "d", "mqtt": {"username": "x"}, "ingest": {"client_id": "y"}}
+        )
 
 
 def test_the_example_config_is_valid(tmp_path, monkeypatch):

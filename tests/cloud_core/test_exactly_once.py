@@ -16,7 +16,15 @@ from cloud_core.ingest import EXIT_AFTER_COMMIT_ENV
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
-from tests.cloud_core.helpers import CORE_PASSWORD, START, STORES, Walker, key_of, make_config
+from tests.cloud_core.helpers import (
+    CORE_PASSWORD,
+    START,
+    STORES,
+    Walker,
+    add_core,
+    key_of,
+    make_config,
+)
 from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
 from tests.conftest import MALL, wait_until
 
@@ -30,7 +38,7 @@ def write_config(tmp_path: Path, broker) -> Path:
         "database": "core.sqlite",
         "mqtt": {
             "port": broker.port,
-            "username": "core",
+            "username": add_core(broker, "core-crash"),
             "password_file": str(secret),
             "reconnect_min_s": 0.1,
             "reconnect_max_s": 1,

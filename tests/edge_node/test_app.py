@@ -29,8 +29,8 @@ def test_replayed_trace_reaches_the_core_in_order_and_the_outbox_drains(
     core.start()
     watcher = Collector()
     watch = MqttClient(
-        core_settings,
-        "watcher",
+        settings_for(broker, "monitor-watcher"),  # read-only observer, its own identity
+        "monitor-watcher",
         subscriptions=[(STATUS.filter(broker.mall), 1), (HEALTH.filter(broker.mall), 0)],
         on_message=watcher,
     )
@@ -152,8 +152,8 @@ def test_sigterm_stops_the_node_process_cleanly(broker: DevBroker, tmp_path: Pat
     path = node_config(tmp_path, broker, "store-a", password, trace, at_end="idle")
     statuses = Collector()
     watch = MqttClient(
-        settings_for(broker, "core"),
-        "status-watch",
+        settings_for(broker, "monitor-status-watch"),
+        "monitor-status-watch",
         subscriptions=[(STATUS.topic(broker.mall, "store-a"), 1)],
         on_message=statuses,
     )
@@ -173,8 +173,8 @@ def test_sigterm_stops_the_node_process_cleanly(broker: DevBroker, tmp_path: Pat
         late = Collector()  # a client arriving later reads the retained status
         watch.stop()
         watch = MqttClient(
-            settings_for(broker, "core"),
-            "status-late",
+            settings_for(broker, "monitor-status-late"),
+            "monitor-status-late",
             subscriptions=[(STATUS.topic(broker.mall, "store-a"), 1)],
             on_message=late,
         )
@@ -199,8 +199,8 @@ def test_a_full_outbox_drops_oldest_first_and_the_heartbeat_reports_it(
     path = node_config(tmp_path, broker, "store-a", password, trace, at_end="idle", max_events=10)
     watcher = Collector()
     watch = MqttClient(
-        settings_for(broker, "core"),
-        "watcher",
+        settings_for(broker, "monitor-watcher"),
+        "monitor-watcher",
         subscriptions=[(HEALTH.filter(broker.mall), 0)],
         on_message=watcher,
     )

@@ -54,7 +54,7 @@ class ReceiptingCore:
         self.batches: list[ParkingBatch] = []
         self.health: list[HealthReport] = []
         self.client = MqttClient(
-            settings_for(broker, "core"),
+            settings_for(broker, "core-test"),
             "core-test",
             subscriptions=[(PARKING.filter(broker.mall), 1), (HEALTH.filter(broker.mall), 0)],
             on_message=self._on_message,
@@ -244,8 +244,8 @@ def test_gate_command_runs_with_a_lost_camera_and_stops_cleanly_on_sigterm(broke
     )
     watcher = Collector()
     watch = MqttClient(
-        settings_for(broker, "core"),  # only the core's user may read every node's topics
-        "watcher",
+        settings_for(broker, "monitor-watcher"),  # a monitor reads every node's topics
+        "monitor-watcher",
         subscriptions=[(STATUS.filter(broker.mall), 1), (HEALTH.filter(broker.mall), 0)],
         on_message=watcher,
     )

@@ -113,8 +113,8 @@ def test_node_killed_mid_stream_then_restarted(broker: DevBroker, tmp_path: Path
     outbox_path = tmp_path / f"{NODE}.outbox.sqlite"
     statuses = Collector()
     status_watch = MqttClient(
-        core_settings,
-        "status-watch",
+        settings_for(broker, "monitor-status-watch"),  # a read-only observer of its own
+        "monitor-status-watch",
         subscriptions=[(STATUS.topic(broker.mall, NODE), 1)],
         on_message=statuses,
     )

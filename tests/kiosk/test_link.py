@@ -101,8 +101,7 @@ def test_pushed_offers_reach_the_kiosk_and_its_status_is_retained(
         assert offer.title == "Coffee 2 for 1"  # type: ignore[attr-defined]
         statuses = Collector()
         connect(
-            "core",
-            "core-watch",
+            "monitor-kiosk-status",
             subscriptions=[(KIOSK_STATUS.filter(MALL), 1)],
             on_message=statuses,
         )

@@ -96,7 +96,7 @@ def test_last_will_and_birth_are_retained_status(broker, connect):
     msgs = watcher.wait_for(2)
     assert decode(msgs[1].topic, msgs[1].payload).message.state == "offline"  # type: ignore[attr-defined]
     late = Collector()
-    connect("core", "core-late", subscriptions=[(STATUS.filter(MALL), 1)], on_message=late)
+    connect("monitor-late", subscriptions=[(STATUS.filter(MALL), 1)], on_message=late)
     assert late.wait_for(1)[0].retain
     node.stop()
 
@@ -158,7 +158,7 @@ def test_asking_for_a_credential_again_does_not_kick_its_clients(broker, connect
     first = connect(NODE)
     settings_for(broker, NODE)  # the same password: the identity is left as it is
     broker.add_user(NODE, broker.credential(NODE))
-    connect("core", "core-second")
+    connect("core-second")
     assert first.connected
     assert (
         first.publish(PRESENCE.topic(MALL, NODE), encode(EXAMPLES["PresenceBatch"])).wait(10)

@@ -38,7 +38,10 @@ from mallnet.dynsec import (
     Role,
     add_device,
     check_identity,
+    core_client_ids,
     hash_password,
+    load_dynsec,
+    remove_device,
 )
 from mallnet.mqtt import NOT_AUTHORIZED, MqttClient
 from mallnet.wire.topics import (
@@ -52,8 +55,10 @@ from mallnet.wire.topics import (
 from tests.conftest import MALL, wait_until
 
 NODE, OTHER, GATE, KIOSK = "store-bean-bar-1", "store-book-nook-1", "gate-north", "kiosk-atrium"
-IDENTITIES = {"core": Role.CORE, NODE: Role.STORE, OTHER: Role.STORE, GATE: Role.GATE}
-IDENTITIES[KIOSK] = Role.KIOSK
+CORE, CORE2, MONITOR = "core-1", "core-2", "monitor-ops"  # two core workers, an observer
+CORE_OUT, CORE_API = f"{CORE}-out", f"{CORE}-api"
+IDENTITIES = {CORE: Role.CORE, CORE2: Role.CORE, NODE: Role.STORE, OTHER: Role.STORE}
+IDENTITIES |= {GATE: Role.GATE, KIOSK: Role.KIOSK, MONITOR: Role.MONITOR}
 PEER = {NODE: OTHER, OTHER: NODE, GATE: "gate-south", KIOSK: "kiosk-food-court"}
 STOCK_CONF = Path("/etc/mosquitto/mosquitto.conf")  # from Debian's mosquitto package
 PROD_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
@@ -61,13 +66,19 @@ PROD_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 
 @dataclass
 class Target:
-    """A running broker and the passwords of ``IDENTITIES`` on it."""
+    """A running broker and the passwords of ``IDENTITIES`` on it (a core identity's
+    password also under its other connections' usernames)."""
 
     kind: str
     port: int
     passwords: dict[str, str]
     ca_file: Path | None = None
     certs: Path | None = None
+
+    def __post_init__(self) -> None:
+        for user, role in IDENTITIES.items():
+            if role is Role.CORE and user in self.passwords:
+                self.passwords |= dict.fromkeys(core_client_ids(user), self.passwords[user])
 
     @property
     def host(self) -> str:
@@ -299,7 +310,7 @@ def _sub_attacker(
 def test_a_device_cannot_join_the_cores_share_nor_subscribe_to_everything(target, raw):
     """Issue 8.1: the core gets 100 % of the stream while two devices try to swallow it."""
     share = PRESENCE.shared_filter("core", MALL)
-    core = raw("core", "core-1")
+    core = raw(CORE)
     assert core.connect() == 0
     assert core.subscribe(share) == [1]
     attacker = raw(NODE)
@@ -333,7 +344,7 @@ def test_a_device_cannot_join_the_cores_share_nor_subscribe_to_everything(target
 
 def test_a_device_cannot_take_over_the_cores_or_another_devices_session(target, raw):
     """Issue 8.2: client ids are bound to identities; the core's session is untouched."""
-    core = raw("core", "core-1", persistent=True)
+    core = raw(CORE, persistent=True)
     assert core.connect() == 0
     assert core.subscribe(PRESENCE.filter(MALL)) == [1]
     victim = raw(OTHER)
@@ -353,6 +364,73 @@ def test_a_device_cannot_take_over_the_cores_or_another_devices_session(target, 
     assert victim.publish(PRESENCE.topic(MALL, OTHER), b"after") == 0
     wait_until(lambda: core.messages != [], 10, "the core's message")
     assert [p for _t, p, _r in core.messages] == [b"after"]
+
+
+def test_the_cores_user_connects_only_with_its_own_bound_ids(target, raw):
+    """Issue 8.2 for the core: each of a worker's connections is its own client bound to one
+    id; the core's user with any other id, or another identity with one of its ids, gets
+    CONNACK 135, and the worker's live sessions are untouched."""
+    ingest = raw(CORE, persistent=True)
+    assert ingest.connect() == 0
+    assert ingest.subscribe(PRESENCE.filter(MALL)) == [1]
+    out, api = raw(CORE_OUT), raw(CORE_API)
+    assert out.connect() == 0 and api.connect() == 0  # all three at once
+    for user, client_id in [
+        (CORE, "core-1-watch"),  # the core's user under an id of its choosing
+        (CORE, "core"),
+        (CORE, CORE2),
+        (CORE, CORE_OUT),  # the ingest credential cannot take the publisher's session
+        (CORE_OUT, CORE),  # nor the publisher's the ingest's
+        (CORE_API, CORE),
+        (CORE2, CORE),  # another core worker
+        (MONITOR, CORE),
+        (NODE, CORE_API),
+    ]:
+        assert raw(user, client_id).connect() == NOT_AUTHORIZED, (user, client_id)
+    assert (ingest.disconnects, out.disconnects, api.disconnects) == (0, 0, 0)
+    assert out.publish(PRESENCE.topic(MALL, NODE), b"from-out") == 0
+    wait_until(lambda: ingest.messages != [], 10, "the publisher's message at the ingest")
+    assert [p for _t, p, _r in ingest.messages] == [b"from-out"]
+
+
+def test_the_monitor_role_reads_the_mall_and_nothing_else(target, raw):
+    """A monitor (test observers, operators) subscribes to the mall's topics, never to the
+    core's shared group, and publishes nothing."""
+    core = raw(CORE)
+    assert core.connect() == 0
+    assert core.subscribe(PRESENCE.shared_filter("core", MALL)) == [1]
+    monitor = raw(MONITOR)
+    assert monitor.connect() == 0
+    assert monitor.subscribe(f"mall/v1/{MALL}/#") == [1]
+    assert monitor.subscribe(PRESENCE.shared_filter("core", MALL), "#")[0] >= 0x80
+    assert monitor.subscribe("#") == [0x87]
+    for spec in ALL_TOPICS:
+        assert monitor.publish(spec.topic(MALL, NODE)) == NOT_AUTHORIZED, spec.name
+    node = raw(NODE)
+    assert node.connect() == 0
+    assert node.publish(PRESENCE.topic(MALL, NODE), b"seen") == 0
+    wait_until(lambda: monitor.messages != [] and core.messages != [], 10, "both copies")
+    assert [p for _t, p, _r in monitor.messages] == [b"seen"]
+    assert [p for _t, p, _r in core.messages] == [b"seen"]  # the share lost nothing to it
+
+
+def test_a_core_identity_is_one_bound_client_per_connection_in_the_file(tmp_path):
+    dynsec = tmp_path / "dynsec.json"
+    password = add_device(dynsec, MALL, CORE, Role.CORE)
+    add_device(dynsec, MALL, CORE2, Role.CORE)
+    clients = {c["username"]: c for c in load_dynsec(dynsec)["clients"]}
+    assert set(clients) == {*core_client_ids(CORE), *core_client_ids(CORE2)}
+    assert all(c["clientid"] == name for name, c in clients.items())
+    salted = {(c["salt"], c["password"]) for c in clients.values()}
+    assert len(salted) == 6  # one password, each hash with its own salt
+    assert {r["rolename"] for c in clients.values() for r in c["roles"]} == {f"mallnet-{MALL}-core"}
+    assert password not in dynsec.read_text()
+    assert remove_device(dynsec, CORE)
+    assert {c["username"] for c in load_dynsec(dynsec)["clients"]} == set(core_client_ids(CORE2))
+    with pytest.raises(DynsecError):
+        check_identity(CORE_OUT, Role.CORE)  # the connections belong to core-1
+    with pytest.raises(DynsecError):
+        check_identity("core-9-api", Role.CORE)
 
 
 def _may_publish(user: str, spec: TopicSpec, entity: str) -> bool:
@@ -376,10 +454,10 @@ def test_each_role_publishes_only_its_own_topics(target, raw, user):
                 assert code == NOT_AUTHORIZED, (spec.name, entity, code)
     assert device.disconnects == 0
     # only the allowed retained messages exist: no fake `nodes/{kiosk}/status`
-    core = raw("core", "core-retained")
+    core = raw(MONITOR)
     assert core.connect() == 0
     assert core.subscribe(STATUS.filter(MALL), f"mall/v1/{MALL}/kiosks/+/status") == [1, 1]
-    probe = raw("core", "core-probe")
+    probe = raw(CORE_OUT)
     assert probe.connect() == 0
     assert probe.publish(STATUS.topic(MALL, "zz-probe"), b"probe") == 0
     probed = STATUS.topic(MALL, "zz-probe")
@@ -564,6 +642,21 @@ def test_live_add_and_revoke_on_the_production_layout(tmp_path):
         device.close()
         assert Raw(prod, new, new).connect() == NOT_AUTHORIZED
         assert new not in dynsec.read_text()
+        # a core identity live: its three bound clients, one secret; revoked all together
+        core, core_secret = "core-live", tmp_path / "core.secret"
+        add = ["broker", "add-device", core, "--role", "core", "--mall", MALL]
+        assert main([*add, "--secret-out", str(core_secret), "--live", str(live)]) == 0
+        ids = core_client_ids(core)
+        prod.passwords |= dict.fromkeys(ids, core_secret.read_text().strip())
+        connections = [Raw(prod, cid, cid) for cid in ids]
+        assert [c.connect() for c in connections] == [0, 0, 0]
+        assert Raw(prod, core, f"{core}-other").connect() == NOT_AUTHORIZED
+        assert main(["broker", "remove-device", core, "--live", str(live)]) == 0
+        for connection in connections:
+            connection._wait(lambda c=connection: c.disconnects >= 1, "revoked core disconnect")
+            connection.close()
+        assert [Raw(prod, cid, cid).connect() for cid in ids] == [NOT_AUTHORIZED] * 3
+        assert core not in dynsec.read_text()
         # the admin identity may manage identities, nothing else
         prod.passwords["mallnet-admin"] = admin_secret.read_text().strip()
         admin = Raw(prod, "mallnet-admin", "mallnet-admin")
