@@ -204,6 +204,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
         "journal",
         "pending_notices",
         "presence_segments",
+        "kiosk_checkins",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount
