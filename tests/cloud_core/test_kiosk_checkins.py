@@ -8,6 +8,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -98,7 +99,7 @@ def receipted(receipts: Collector) -> set[str]:
     return ids
 
 
-def rows(config, sql: str) -> list[tuple]:
+def rows(config, sql: str) -> list[tuple[Any, ...]]:
     store = open_store(config.database)
     try:
         return [tuple(r) for r in store.conn.execute(sql)]

@@ -94,7 +94,7 @@ def test_a_check_in_stays_queued_until_receipted_and_is_sent_again_with_its_id(
         wait_until(lambda: link.online, what="the kiosk to connect")
         made = link.submit("customer:c1", None)
         core.wait_for(2)  # acknowledged by the broker, not receipted: sent again
-        ids = [e.id for m in core.messages for e in decode(m.topic, m.payload).message.events]  # type: ignore[union-attr]
+        ids = [e.id for m in core.messages for e in decode(m.topic, m.payload).message.events]  # type: ignore[attr-defined]
         assert set(ids) == {made.id} and link.waiting == 1 and delivered == []
         core.receipt = True  # the core commits it now
         wait_until(lambda: link.waiting == 0, what="the receipt to empty the queue")
