@@ -260,3 +260,13 @@ def test_a_core_killed_between_commit_and_ack_credits_a_kiosk_check_in_once(
         assert core.wait(20) == 0, log.read_text()
     assert wallet(config, ann) == {"bean-bar": 10}
     assert rows(config, "SELECT outcome FROM kiosk_checkins") == [("credited",)]
+
+
+def test_kiosks_are_plain_ids_or_name_known_stores(core_config):
+    data = core_config.model_dump()
+    config = core_config.model_validate({**data, "kiosks": ["kiosk-a", {"id": "kiosk-b"}]})
+    assert [(k.id, k.store) for k in config.kiosks] == [("kiosk-a", None), ("kiosk-b", None)]
+    with pytest.raises(ValueError, match="unknown store 'nowhere'"):
+        core_config.model_validate({**data, "kiosks": [{"id": "kiosk-a", "store": "nowhere"}]})
+    with pytest.raises(ValueError, match="listed twice or is also a node"):
+        core_config.model_validate({**data, "kiosks": ["store-1"]})
