@@ -11,7 +11,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, HttpUrl, StringConstraints, model_validator
+from pydantic import Field, HttpUrl, StringConstraints, field_validator, model_validator
 
 from cloud_core.parking_config import ParkingSettings
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
@@ -116,6 +116,49 @@ class StoreConfig(ConfigModel):
         default=None,
         description="Presence tuning the core pushes to this store's nodes (retained, with a "
         "revision that increases with every change).",
+    )
+
+
+class KioskConfig(ConfigModel):
+    """A kiosk the core knows (its broker user and topic id); check-ins from others are
+    dead-lettered. A plain id in the YAML list is a kiosk standing in no store."""
+
+    id: Ident = Field(description="Kiosk id: its broker user and the `{kiosk}` topic segment.")
+    store: Ident | None = Field(
+        default=None,
+        description="The store the kiosk stands in: a check-in there is a pay-per-visit visit "
+        "of that store. None: the kiosk stands in the mall (a check-in earns a kiosk visit).",
+    )
+    stores: tuple[Ident, ...] = Field(
+        default=(),
+        description="Other stores whose QR posters this kiosk may credit visits for (a "
+        "check-in naming any other store is refused, outcome `wrong_store`).",
+    )
+
+
+class CheckinRules(ConfigModel):
+    """What kiosk check-ins earn besides store visits, and how a kiosk is bounded."""
+
+    kiosk_visit_points: int = Field(
+        default=5,
+        ge=0,
+        le=100_000,
+        description="Coalition (`mall`) points for checking in at a kiosk that names no store "
+        "(0: nothing).",
+    )
+    kiosk_visits_per_day: int = Field(
+        default=1, ge=0, le=100, description="Kiosk visits credited per customer per local day."
+    )
+    max_customers: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Most different customers one kiosk may check in within `window_s` either "
+        "side of a check-in; beyond that its check-ins for other customers are refused "
+        "(outcome `kiosk_limit`): a kiosk acts only for the shopper who just identified.",
+    )
+    window_s: float = Field(
+        default=300, gt=0, le=86_400, description="The window of `max_customers` (seconds)."
     )
 
 
@@ -274,13 +317,24 @@ class CoreConfig(ConfigModel):
     visits: VisitRules = Field(default_factory=VisitRules, description="Default visit rules.")
     game: GameRules = Field(default_factory=GameRules, description="The daily stores game.")
     stores: tuple[StoreConfig, ...] = Field(default=(), description="The mall's stores.")
-    kiosks: tuple[Ident, ...] = Field(
+    kiosks: tuple[KioskConfig, ...] = Field(
         default=(),
-        description="Kiosks that get the active offers as a retained list on their offers topic.",
+        description="The mall's kiosks (an id, or `{id, store, stores}`): they get the active "
+        "offers as a retained list on their offers topic, and only their check-ins count.",
+    )
+    checkins: CheckinRules = Field(
+        default_factory=CheckinRules, description="Kiosk check-ins (docs/core.md)."
     )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
+
+    @field_validator("kiosks", mode="before")
+    @classmethod
+    def _kiosk_ids(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return [{"id": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -301,6 +355,7 @@ class CoreConfig(ConfigModel):
                     )
                 seen_nodes[node] = store.id
             self.rules_for(store)
+        _check_kiosks(self.kiosks, seen_stores, set(seen_nodes))
         if self.parking is not None:
             for node in self.parking.car_park_of_node():
                 if node in seen_nodes:
@@ -320,8 +375,22 @@ class CoreConfig(ConfigModel):
         overrides = store.visits.model_dump(exclude_none=True)
         return VisitRules.model_validate({**self.visits.model_dump(), **overrides})
 
+    def kiosk(self, kiosk_id: str) -> KioskConfig | None:
+        return next((k for k in self.kiosks if k.id == kiosk_id), None)
+
     def store_of_node(self) -> dict[str, StoreConfig]:
         return {node: store for store in self.stores for node in store.nodes}
+
+
+def _check_kiosks(kiosks: tuple[KioskConfig, ...], stores: set[str], nodes: set[str]) -> None:
+    seen: set[str] = set()
+    for kiosk in kiosks:
+        if kiosk.id in seen or kiosk.id in nodes:
+            raise ValueError(f"kiosk {kiosk.id!r} is listed twice or is also a node")
+        seen.add(kiosk.id)
+        for store_id in (kiosk.store, *kiosk.stores):
+            if store_id is not None and store_id not in stores:
+                raise ValueError(f"kiosk {kiosk.id!r} names unknown store {store_id!r}")
 
 
 def _username_problem(username: object, client_id: object) -> str | None:
@@ -380,4 +449,12 @@ def load_core_config(path: Path | str) -> CoreConfig:
     return config.model_copy(update=updates)
 
 
-__all__ = ["ConfigError", "CoreConfig", "StoreConfig", "VisitRules", "load_core_config"]
+__all__ = [
+    "CheckinRules",
+    "ConfigError",
+    "CoreConfig",
+    "KioskConfig",
+    "StoreConfig",
+    "VisitRules",
+    "load_core_config",
+]

@@ -53,6 +53,7 @@ from cloud_core.identity import (
 )
 from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.parking import ParkingRules
+from cloud_core.rules.checkins import apply_checkin
 from cloud_core.rules.visits import Notice, apply_visit, credit_notice
 from cloud_core.store import Store
 from cloud_core.telemetry import Point, TelemetrySink
@@ -61,6 +62,7 @@ from mallnet.mqtt import Inbound, MqttClient, PublishTicket, Will
 from mallnet.wire import WireError, decode, encode
 from mallnet.wire.payloads import (
     MAX_BATCH,
+    CheckinBatch,
     DeviceStatus,
     FootfallBatch,
     HealthReport,
@@ -74,10 +76,12 @@ from mallnet.wire.payloads import (
     Receipt,
 )
 from mallnet.wire.topics import (
+    CHECKINS,
     FOOTFALL,
     HEALTH,
     INBOX,
     KIOSK_OFFERS,
+    KIOSK_RECEIPTS,
     NODE_CONFIG,
     PARKING,
     PRESENCE,
@@ -113,6 +117,7 @@ class Outgoing:
 
     now_iso: str
     receipts: dict[str, list[str]] = field(default_factory=dict)
+    kiosk_receipts: dict[str, list[str]] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     pending: list[PendingNotice] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
@@ -132,6 +137,7 @@ class Applier:
         self.tz = ZoneInfo(config.timezone)
         self.stores_by_node: dict[str, StoreConfig] = config.store_of_node()
         self.rules: dict[str, VisitRules] = {s.id: config.rules_for(s) for s in config.stores}
+        self.stores: dict[str, StoreConfig] = {s.id: s for s in config.stores}
         self.resolver = resolver or TagResolver(
             lambda: load_all_keys(store.conn),
             clock,
@@ -270,10 +276,13 @@ class Applier:
                 # kept in dead_letters, so the node may drop it: receipt its events
                 decoded = decode(message.topic, message.payload)
                 events = getattr(decoded.message, "events", ())
-                merged.receipts.setdefault(decoded.topic.entity, []).extend(e.id for e in events)
+                to = merged.kiosk_receipts if decoded.topic.spec is CHECKINS else merged.receipts
+                to.setdefault(decoded.topic.entity, []).extend(e.id for e in events)
                 continue
             for node, ids in out.receipts.items():
                 merged.receipts.setdefault(node, []).extend(ids)
+            for kiosk, ids in out.kiosk_receipts.items():
+                merged.kiosk_receipts.setdefault(kiosk, []).extend(ids)
             merged.notices.extend(out.notices)
             merged.pending.extend(out.pending)
             merged.points.extend(out.points)
@@ -380,7 +389,7 @@ class Applier:
             return
         node = topic.entity
         store = self.stores_by_node.get(node)
-        if store is None:  # a car-park gate is no store (docs/parking.md)
+        if store is None:  # a car-park gate or a kiosk is no store (docs/parking.md)
             self._parking_or_unknown(
                 conn, message, node=node, batch=payload, out=out, counts=counts
             )
@@ -439,7 +448,10 @@ class Applier:
         counts: Counter[str],
     ) -> None:
         """A gate's parking batches go to the parking rules and its heartbeats are kept like a
-        store node's; anything else is dead-lettered."""
+        store node's; a kiosk's check-ins go to ``_checkins``; anything else is dead-lettered."""
+        if isinstance(batch, CheckinBatch):  # kiosks are never store nodes (config checks)
+            self._checkins(conn, message, kiosk=node, batch=batch, out=out, counts=counts)
+            return
         gate = self.parking is not None and self.parking.knows(node)
         if gate and isinstance(batch, HealthReport):
             if self._first_time(
@@ -463,8 +475,50 @@ class Applier:
                 counts["points"] += parked.points
                 out.processed[event.id] = (event.id, node, "parking", parked.outcome, out.now_iso)
 
+    def _checkins(
+        self,
+        conn: sqlite3.Connection,
+        message: Inbound,
+        *,
+        kiosk: str,
+        batch: CheckinBatch,
+        out: Outgoing,
+        counts: Counter[str],
+    ) -> None:
+        """A kiosk's check-ins (rules/checkins.py), each once by id, receipted to the kiosk;
+        a kiosk the config does not list is dead-lettered."""
+        known = self.config.kiosk(kiosk)
+        if known is None:
+            self._dead_letter(conn, message, "unauthorised", f"unknown kiosk {kiosk!r}", counts)
+            return
+        receipts = out.kiosk_receipts.setdefault(kiosk, [])
+        for event in batch.events:
+            receipts.append(event.id)
+            if not self._first_time(
+                conn, event_id=event.id, node=kiosk, topic="checkins", out=out, counts=counts
+            ) or self._stale(event.id, event.ts, out, counts):
+                continue
+            if out.campaigns is None:
+                out.campaigns = list_campaigns(conn)
+            result = apply_checkin(
+                conn,
+                kiosk=known,
+                event=event,
+                stores=self.stores,
+                visit_rules=self.rules,
+                rules=self.config.checkins,
+                game=self.config.game,
+                tz=self.tz,
+                campaigns=out.campaigns,
+            )
+            out.notices.extend(result.notices)
+            counts[f"checkin_{result.outcome}"] += 1
+            counts["points"] += result.points
+            out.processed[event.id] = (event.id, kiosk, "checkins", result.outcome, out.now_iso)
+
     def _stale(self, event_id: str, ts: datetime, out: Outgoing, counts: Counter[str]) -> bool:
-        """A footfall, health or parking event older than ``max_event_age_s`` (not parking) or
+        """A footfall, health, parking or check-in event older than ``max_event_age_s`` (not
+        parking, not check-ins: a kiosk's queue may hold them for days) or
         dated more than ``max_clock_skew_s`` ahead is not applied (outcome ``stale`` or
         ``future``): a stale id may be forgotten already, and counting it again must not
         happen; a future one is forged or from a node whose clock runs ahead."""
@@ -472,7 +526,7 @@ class Applier:
         node, topic = out.processed[event_id][1:3]
         if -age > self.config.ingest.max_clock_skew_s:
             outcome = "future"
-        elif age > self.config.ingest.max_event_age_s and topic != "parking":
+        elif age > self.config.ingest.max_event_age_s and topic not in ("parking", "checkins"):
             outcome = "stale"
         else:
             return False
@@ -685,7 +739,7 @@ def subscriptions(config: CoreConfig) -> list[tuple[str, int]]:
     """Shared subscriptions for the load the workers split (plain ones for a lone worker,
     ``ingest.shared: false``); status is retained, so plain."""
     group, mall = config.ingest.share_group, config.mall
-    load = [PRESENCE, FOOTFALL, HEALTH] + ([PARKING] if config.parking else [])
+    load = [PRESENCE, FOOTFALL, HEALTH, CHECKINS] + ([PARKING] if config.parking else [])
     return [
         (spec.shared_filter(group, mall) if config.ingest.shared else spec.filter(mall), spec.qos)
         for spec in load
@@ -886,6 +940,11 @@ class Consumer:
             for start in range(0, len(ids), MAX_BATCH * 4):
                 receipt = Receipt(ts=now, ids=tuple(ids[start : start + MAX_BATCH * 4]))
                 self.publisher.publish(RECEIPTS.topic(mall, node), encode(receipt), qos=1)
+        for kiosk, all_ids in out.kiosk_receipts.items():
+            ids = list(dict.fromkeys(all_ids))
+            for start in range(0, len(ids), MAX_BATCH * 4):
+                receipt = Receipt(ts=now, ids=tuple(ids[start : start + MAX_BATCH * 4]))
+                self.publisher.publish(KIOSK_RECEIPTS.topic(mall, kiosk), encode(receipt), qos=1)
         self._send_notices(out.pending)
         if out.points:
             self.telemetry.write(out.points)
@@ -906,7 +965,7 @@ class Consumer:
         mall = self.applier.config.mall
         payload = encode(current)
         for kiosk in self.applier.config.kiosks:
-            self.publisher.publish(KIOSK_OFFERS.topic(mall, kiosk), payload, qos=1, retain=True)
+            self.publisher.publish(KIOSK_OFFERS.topic(mall, kiosk.id), payload, qos=1, retain=True)
         self._kiosk_offers = current.offers
 
     def _send_notices(

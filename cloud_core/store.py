@@ -285,6 +285,29 @@ def m008_campaign_instances(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m009_kiosk_checkins(db: sqlite_utils.Database) -> None:
+    # kiosk check-ins (cloud_core/rules/checkins.py): what each earned, for the per-kiosk
+    # customer limit and the record; ``token`` is kept only for tokens the core cannot
+    # credit yet (receipts), never a phone number
+    db.executescript(
+        """
+        CREATE TABLE kiosk_checkins (
+            event_id TEXT PRIMARY KEY,
+            kiosk TEXT NOT NULL,
+            customer_id TEXT,
+            store TEXT,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            token TEXT
+        );
+        CREATE INDEX kiosk_checkins_window ON kiosk_checkins(kiosk, ts_epoch);
+        CREATE INDEX kiosk_checkins_customer ON kiosk_checkins(customer_id);
+        """
+    )
+
+
 # Parking (cloud_core/parking.py). Numbered apart from the core's own tables; on a database
 # made before this registry it may already be applied (it was registered on import of
 # parking.py), so it stays idempotent (IF NOT EXISTS).

@@ -2,11 +2,13 @@
 
 A check-in is written with the id and ``seq`` it was made with (ids at the
 source, UUIDv7), in one transaction that also advances the persisted sequence
-counter, so a restart neither loses a check-in nor changes its id. It leaves
-the queue when the broker acknowledges its batch (PUBACK); resending after a
-crash between the PUBACK and the delete sends the same ids again, which the
-core's idempotent consumer ignores. The queue is bounded (``max_rows``):
-beyond it the oldest rows are dropped and counted, never silently.
+counter, so a restart neither loses a check-in nor changes its id. When the
+broker acknowledges its batch (PUBACK) it is marked sent (``sent_at``); it
+leaves the queue only when the core's receipt names it (the core committed it),
+and one sent but not receipted in time is sent again with the same id, which
+the core's idempotent consumer ignores (docs/kiosk.md, "Offline"). The queue
+is bounded (``max_rows``): beyond it the oldest rows are dropped and counted,
+never silently.
 
 Rows may hold a phone number (``phone:`` tokens typed while the core was
 unreachable): ``secure_delete`` overwrites deleted rows, so a sent check-in
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS checkins (
     id TEXT NOT NULL UNIQUE,
     ts TEXT NOT NULL,
     token TEXT NOT NULL,
-    store TEXT
+    store TEXT,
+    sent_at REAL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0);
@@ -66,6 +69,9 @@ class CheckinQueue:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(checkins)")}
+            if "sent_at" not in columns:  # a queue file from before receipts
+                self._db.execute("ALTER TABLE checkins ADD COLUMN sent_at REAL")
         except (sqlite3.Error, OSError) as exc:
             raise QueueError(f"cannot open the check-in queue {path}: {exc}") from exc
 
@@ -107,11 +113,14 @@ class CheckinQueue:
         with contextlib.suppress(sqlite3.Error):  # nothing was begun
             self._db.execute("ROLLBACK")
 
-    def oldest(self, limit: int) -> list[CheckinEvent]:
-        """Up to ``limit`` waiting check-ins, oldest first, exactly as they were made."""
+    def oldest(self, limit: int, *, resend_before: float | None = None) -> list[CheckinEvent]:
+        """Up to ``limit`` waiting check-ins, oldest first, exactly as they were made; with
+        ``resend_before`` (epoch seconds) only those never sent or sent before it."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, id, ts, token, store FROM checkins ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, id, ts, token, store FROM checkins"
+                " WHERE ? IS NULL OR sent_at IS NULL OR sent_at < ? ORDER BY seq LIMIT ?",
+                (resend_before, resend_before, limit),
             ).fetchall()
         return [
             CheckinEvent(
@@ -120,17 +129,33 @@ class CheckinQueue:
             for seq, event_id, ts, token, store in rows
         ]
 
-    def remove(self, ids: Iterable[str]) -> None:
-        """Forget check-ins the broker has acknowledged."""
+    def mark_sent(self, ids: Iterable[str], at: float) -> None:
+        """Note that the broker took these check-ins at ``at`` (epoch seconds)."""
+        ids = list(ids)
+        with self._lock:
+            try:
+                self._db.executemany(
+                    "UPDATE checkins SET sent_at = ? WHERE id = ?", [(at, i) for i in ids]
+                )
+            except sqlite3.Error as exc:
+                raise QueueError(f"cannot update the check-in queue {self.path}: {exc}") from exc
+
+    def remove(self, ids: Iterable[str]) -> set[str]:
+        """Forget check-ins the core has receipted; returns those that were still here."""
         ids = list(ids)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("DELETE FROM checkins WHERE id = ?", [(i,) for i in ids])
+                gone = {
+                    i
+                    for i in ids
+                    if self._db.execute("DELETE FROM checkins WHERE id = ?", (i,)).rowcount
+                }
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise QueueError(f"cannot update the check-in queue {self.path}: {exc}") from exc
+        return gone
 
     def __len__(self) -> int:
         with self._lock:

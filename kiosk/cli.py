@@ -18,6 +18,12 @@ def register(subparsers: Any) -> None:
     scan = sub.add_parser("scan", help="read QR codes and barcodes from image files")
     scan.add_argument("images", nargs="+", help="image files (PNG, JPEG, …)")
     scan.set_defaults(handler=_scan)
+    synth = sub.add_parser(
+        "synth-frames", help="write PNG frames of a QR code held up to the camera (demo, trials)"
+    )
+    synth.add_argument("--out", required=True, help="folder for the frames")
+    synth.add_argument("--text", required=True, help="the QR code's text (mallnet:customer:ID …)")
+    synth.set_defaults(handler=_synth)
     run = sub.add_parser("run", help="run the touch kiosk (Kivy, full screen)")
     run.add_argument("--config", required=True, help="the kiosk's YAML config")
     run.add_argument(
@@ -47,6 +53,19 @@ def _run(args: argparse.Namespace) -> int:
     from kiosk.app import KioskRuntime
 
     return KioskRuntime(config).run()
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from kiosk.errors import KioskError
+    from kiosk.synth import write_frames
+
+    try:
+        paths = write_frames(Path(args.out), args.text)
+    except KioskError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("wrote %d frames to %s", len(paths), args.out)
+    return 0
 
 
 def _scan(args: argparse.Namespace) -> int:

@@ -2,10 +2,13 @@
 
 ``submit`` stores a check-in in the ``CheckinQueue`` first and wakes the
 sender thread, which publishes waiting check-ins as ``CheckinBatch``es on the
-kiosk's ``checkins`` topic (QoS 1) whenever the broker is connected and drops
-them from the queue once the broker acknowledges them (a PUBACK saying "no
-matching subscribers" keeps them: the core's session would not get them) — with the ids and
-``seq`` they were made with, even after a restart. Offers arrive as the
+kiosk's ``checkins`` topic (QoS 1) whenever the broker is connected — with the
+ids and ``seq`` they were made with, even after a restart. A PUBACK marks them
+sent (one saying "no matching subscribers" does not: the core's session would
+not get them); they leave the queue when the core's ``Receipt`` on the kiosk's
+``receipts`` topic names them (committed at the core), and those not receipted
+within ``receipt_timeout_s`` are sent again (a broker that crashed before the
+core took them; the core ignores a repeat and receipts it again). Offers arrive as the
 retained ``KioskOffers`` on the kiosk's ``offers`` topic. A retained
 ``online``/``offline`` status (birth message and Last Will) is kept on
 ``…/kiosks/{id}/status``. Events for the UI (offers, delivered ids) go to
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,8 +30,8 @@ from mallnet import __version__
 from mallnet.errors import MqttError
 from mallnet.mqtt import NOT_AUTHORIZED, Inbound, MqttClient, Will
 from mallnet.wire.codec import WireError, decode, encode
-from mallnet.wire.payloads import CheckinBatch, DeviceStatus, KioskOffers
-from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_STATUS
+from mallnet.wire.payloads import CheckinBatch, DeviceStatus, KioskOffers, Receipt
+from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_RECEIPTS, KIOSK_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class MqttLink:
         on_delivered: Callable[[set[str]], None] = lambda _ids: None,
         ack_timeout_s: float = 10.0,
         retry_s: float = 5.0,
+        receipt_timeout_s: float = 30.0,
     ) -> None:
         self._queue = queue
         self._mall = mall
@@ -69,16 +74,21 @@ class MqttLink:
         self._on_delivered = on_delivered
         self._ack_timeout_s = ack_timeout_s
         self._retry_s = retry_s
+        self._receipt_timeout_s = receipt_timeout_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.refused = 0
+        self.receipted = 0
         since = datetime.now(UTC)
         status_topic = KIOSK_STATUS.topic(mall, kiosk)
         self._offline = Will(status_topic, status_message(kiosk, "offline", since))
         self._client = client_factory(
-            subscriptions=[(KIOSK_OFFERS.topic(mall, kiosk), 1)],
+            subscriptions=[
+                (KIOSK_OFFERS.topic(mall, kiosk), 1),
+                (KIOSK_RECEIPTS.topic(mall, kiosk), 1),
+            ],
             on_message=self._handle,
             will=self._offline,
             birth=Will(status_topic, status_message(kiosk, "online", since)),
@@ -128,6 +138,16 @@ class MqttLink:
             offers = offers_from(decoded.message)
             log.info("%d offers pushed by the core", len(offers))
             self._on_offers(offers)
+        elif isinstance(decoded.message, Receipt):
+            try:
+                gone = self._queue.remove(decoded.message.ids)
+            except QueueError:
+                log.exception("a receipt could not be applied to the queue (sent again later)")
+                return
+            if gone:
+                self.receipted += len(gone)
+                log.info("%d check-ins receipted by the core", len(gone))
+                self._on_delivered(gone)
 
     def _send_loop(self) -> None:
         while not self._stop.is_set():
@@ -143,7 +163,7 @@ class MqttLink:
 
     def _send_one_batch(self) -> bool:
         """Publish the oldest waiting check-ins; True if there may be more to send now."""
-        events = self._queue.oldest(BATCH)
+        events = self._queue.oldest(BATCH, resend_before=time.time() - self._receipt_timeout_s)
         if not events:
             return False
         batch = CheckinBatch(node=self._kiosk, events=tuple(events))
@@ -162,7 +182,6 @@ class MqttLink:
             log.error("broker refused %d check-ins (%s); keeping them", len(events), what)
             return False
         ids = {e.id for e in events}
-        self._queue.remove(ids)
+        self._queue.mark_sent(ids, time.time())  # kept until the core's receipt names them
         self.sent += len(ids)
-        self._on_delivered(ids)
         return len(events) == BATCH

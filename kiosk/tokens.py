@@ -14,7 +14,7 @@ docs/kiosk.md ("Check-in tokens"):
   core's API, or by their app's QR), with ``store`` the store they check in at
   (a scanned store QR) or the kiosk's own store;
 * ``phone:<E.164>`` — a phone number typed while the core was unreachable (the
-  core resolves it later; the queued row is deleted once sent);
+  core resolves it later; the queued row is deleted once the core receipts it);
 * ``receipt:<id>:<text>`` — a receipt QR scanned for shopper ``<id>``.
 """
 

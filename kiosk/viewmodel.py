@@ -325,7 +325,7 @@ class KioskViewModel:
         self._pending.add(submitted.id)
 
     def on_delivered(self, ids: set[str]) -> None:
-        """The link sent these check-ins (from the queue or at once)."""
+        """The core receipted these check-ins (sent from the queue or at once)."""
         if self._pending & ids:
             self._pending -= ids
             self._changed()

@@ -13,7 +13,10 @@ API (never by importing them):
    walking past — at accelerated speed;
 5. an inbox watcher that shows each credit notice and offer as it arrives;
 6. a parking gate (``mallnet edge gate``) reading a car's plate from frames made by
-   ``mallnet edge synth-frames``: Ann's registered car earns her the entry bonus.
+   ``mallnet edge synth-frames``: Ann's registered car earns her the entry bonus;
+7. a kiosk (``mallnet kiosk run``; in a window when a display is present, offscreen
+   otherwise) whose camera is a folder of frames made by ``mallnet kiosk synth-frames``:
+   Cat holds up her app's QR code and checks in, a kiosk visit worth mall points.
 
 It ends with every shopper's wallet read back from the API, and exits 0 only
 if every expected visit was credited exactly once.
@@ -89,6 +92,8 @@ CORE_ID = "core-1"  # the core worker's client id and broker identity
 INBOX_WATCHER = "monitor-demo-inbox"  # read-only (monitor role)
 DRIVER, DRIVER_PLATE = "Ann", "KA 7777 TX"
 PARKING_BONUS = 50
+KIOSK, KIOSK_SHOPPER = "kiosk-atrium", "Cat"
+KIOSK_VISIT_POINTS = 5
 
 
 class DemoError(MallnetError):
@@ -148,11 +153,16 @@ class _Processes:
             )
         return result
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         out = (self.log_dir / f"{name}.log").open("wb")
         self._files.append(out)
         proc = subprocess.Popen(  # noqa: S603 - our own command
-            [sys.executable, "-m", "mallnet.cli", *args], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "mallnet.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self.procs[name] = proc
         return proc
@@ -248,6 +258,7 @@ class _Demo:
         self.inbox = _Inbox()
         self.watcher: MqttClient | None = None
         self.keys: dict[str, str] = {}
+        self.api_port = 0
 
     def start_broker(self) -> None:
         self.broker.start()
@@ -257,6 +268,7 @@ class _Demo:
         for store in STORES:
             _secret(self.workdir / f"{store.node}.password", self.broker.add_user(store.node))
         _secret(self.workdir / f"{GATE_NODE}.password", self.broker.add_user(GATE_NODE))
+        _secret(self.workdir / f"{KIOSK}.password", self.broker.add_user(KIOSK))
 
     def start_core(self) -> _Api:
         api_port = free_port()
@@ -279,6 +291,8 @@ class _Demo:
             *[arg for s in STORES for arg in ("--store", f"{s.id}:{s.business}:{s.node}")],
         )
         self._add_car_park(core_dir / "core.yaml")
+        self._add_kiosk(core_dir / "core.yaml")
+        self.api_port = api_port
         core = self.procs.start("core", "core", "run", "--config", str(core_dir / "core.yaml"))
         api = _Api(api_port, (core_dir / "admin.key").read_text().strip())
         api.wait_healthy(30, lambda: core.poll() is None)
@@ -295,6 +309,14 @@ class _Demo:
             "entry_bonus": PARKING_BONUS,
             "hash_secret_file": secret.name,
         }
+        core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    @staticmethod
+    def _add_kiosk(core_yaml: Path) -> None:
+        """The atrium kiosk, in no store: a check-in there is a kiosk visit (docs/core.md)."""
+        config = yaml.safe_load(core_yaml.read_text(encoding="utf-8"))
+        config["kiosks"] = [{"id": KIOSK}]
+        config["checkins"] = {"kiosk_visit_points": KIOSK_VISIT_POINTS}
         core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
     def register_shoppers(self, api: _Api) -> None:
@@ -398,6 +420,44 @@ class _Demo:
         log.info("gate: %s reads a car's plate from %s", GATE_NODE, frames)
         return self.procs.start(GATE_NODE, "edge", "gate", "--config", str(path))
 
+    def start_kiosk(self) -> subprocess.Popen[bytes]:
+        """The kiosk as its own process; its camera sees Cat's app QR code."""
+        shopper = next(c for c, name in self.inbox.names.items() if name == KIOSK_SHOPPER)
+        frames = self.workdir / "kiosk-frames"
+        self.procs.run(
+            "kiosk", "synth-frames", "--out", str(frames), "--text", f"mallnet:customer:{shopper}"
+        )
+        config = {
+            "kiosk": {"id": KIOSK, "mall": MALL, "store": None, "idle_timeout_s": 30},
+            "core": {
+                "url": f"http://127.0.0.1:{self.api_port}",
+                "api_key_file": str(self.workdir / "core" / "kiosk.key"),
+            },
+            "mqtt": {
+                "port": self.broker.port,
+                "username": KIOSK,
+                "password_file": str(self.workdir / f"{KIOSK}.password"),
+                "reconnect_min_s": 0.2,
+                "reconnect_max_s": 2,
+            },
+            "camera": {"type": "file", "path": str(frames), "fps": 5},
+            "scanner": {"debounce_s": 60, "max_fps": 10},
+            "queue": {"path": str(self.workdir / f"{KIOSK}.queue.sqlite")},
+            "screen": {"fullscreen": False},
+        }
+        path = self.workdir / f"{KIOSK}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        env = dict(os.environ, KIVY_HOME=str(self.workdir / "kivy-home"))
+        where = "in a window"
+        if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+            env["SDL_VIDEODRIVER"] = "offscreen"  # this child only: no display here
+            where = "offscreen (no display)"
+        log.info("kiosk: %s runs %s; %s shows the app's QR code", KIOSK, where, KIOSK_SHOPPER)
+        return self.procs.start(KIOSK, "kiosk", "run", "--config", str(path), env=env)
+
+    def checkin_credits(self) -> int:
+        return sum(1 for _, notice in self.inbox.credits if notice.reason == "checkin")
+
     def parking_credits(self) -> int:
         return sum(1 for _, notice in self.inbox.credits if notice.reason == "parking")
 
@@ -409,14 +469,25 @@ class _Demo:
         api: _Api,
         nodes: list[subprocess.Popen[bytes]],
         gate: subprocess.Popen[bytes] | None = None,
+        kiosk: subprocess.Popen[bytes] | None = None,
     ) -> bool:
         credited = self.inbox.wait(
             lambda: (
                 self.visit_credits() >= EXPECTED_VISITS
                 and (gate is None or self.parking_credits() >= 1)
+                and (kiosk is None or self.checkin_credits() >= 1 or kiosk.poll() is not None)
             ),
             self.timeout,
         )
+        if kiosk is not None:
+            if kiosk.poll() is not None:
+                raise DemoError(f"{KIOSK} exited with {kiosk.returncode}")
+            log.info(
+                "kiosk: %d check-in credited at %s (%s's app QR)",
+                self.checkin_credits(),
+                KIOSK,
+                KIOSK_SHOPPER,
+            )
         deadline = time.monotonic() + 60
         if gate is not None:
             try:
@@ -440,14 +511,17 @@ class _Demo:
             pockets = ", ".join(f"{p['pocket']}={p['balance']}" for p in wallet["pockets"])
             log.info("wallet %-3s %s", shopper.name, pockets or "(empty)")
         log.info(
-            "summary: %d visit credits (expected %d), %d offers pushed, ingest %s",
+            "summary: %d visit credits (expected %d), %d kiosk check-in, %d offers pushed, "
+            "ingest %s",
             self.visit_credits(),
             EXPECTED_VISITS,
+            self.checkin_credits(),
             len(self.inbox.offers),
             json.dumps(api.call("GET", "/ingest/stats")),
         )
         parked = gate is None or self.parking_credits() == 1
-        return credited and self.visit_credits() == EXPECTED_VISITS and parked
+        checked_in = kiosk is None or self.checkin_credits() == 1
+        return credited and self.visit_credits() == EXPECTED_VISITS and parked and checked_in
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -474,7 +548,8 @@ def run_demo(workdir: Path | None = None, duration_s: float | None = None) -> in
         demo.register_shoppers(api)
         demo.watch_inboxes()
         nodes = demo.start_nodes()
-        ok = demo.finish(api, nodes, demo.start_gate())
+        kiosk = demo.start_kiosk()
+        ok = demo.finish(api, nodes, demo.start_gate(), kiosk)
         if not ok:
             log.error("demo: visits were not credited exactly once; logs in %s", demo.procs.log_dir)
         return 0 if ok else 1
@@ -485,5 +560,5 @@ def run_demo(workdir: Path | None = None, duration_s: float | None = None) -> in
         return 1
     finally:
         demo.close()
-        if tmp is not None and os.environ.get("MALLNET_DEMO_KEEP") is None:
+        if tmp is not None:
             tmp.cleanup()

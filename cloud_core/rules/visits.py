@@ -23,7 +23,9 @@ run inside the ingest transaction that also marks the event processed:
    frequency cap; a campaign with ``bonus_points`` also credits them to its business's
    pocket with each delivery (a per-campaign visit reward, outside the daily cap).
 
-It returns the inbox notices to publish after the commit.
+It returns the inbox notices to publish after the commit. Steps 2–6 are ``credit_visit``,
+which a kiosk check-in at a store also uses (``rules/checkins.py``): one cooldown and one
+cap whichever way the shopper visited.
 """
 
 from __future__ import annotations
@@ -150,6 +152,37 @@ def apply_visit(
     )
     if end - start < rules.min_dwell_s:
         return VisitResult("short")
+    return credit_visit(
+        conn,
+        customer=customer,
+        store=store,
+        rules=rules,
+        game=game,
+        tz=tz,
+        node=node,
+        event_id=event_id,
+        ts=ts,
+        campaigns=campaigns,
+    )
+
+
+def credit_visit(
+    conn: sqlite3.Connection,
+    *,
+    customer: str,
+    store: StoreConfig,
+    rules: VisitRules,
+    game: GameRules,
+    tz: ZoneInfo,
+    node: str,
+    event_id: str,
+    ts: datetime,
+    campaigns: Sequence[Campaign] | None = None,
+) -> VisitResult:
+    """Steps 2–6 for a visit that qualifies (a beacon stay past ``min_dwell_s``, or a kiosk
+    check-in at the store: ``node`` is then the kiosk): cooldown, daily cap, points, the
+    game and offers, shared by both ways of visiting."""
+    epoch = ts.timestamp()
     day = local_day(ts, tz)
     # one read for every check: the cooldown (either side of the event's time, this store)
     # and today's points at this business, stores visited, and whether this one was

@@ -157,8 +157,17 @@ class Receipt(WireModel):
 
 
 class CheckinEvent(Event):
-    token: str = Field(min_length=1, max_length=512, description="The QR code's text.")
-    store: EntityId | None = Field(default=None, description="Store the kiosk stands in, if any.")
+    token: str = Field(
+        min_length=1,
+        max_length=512,
+        description="Who checks in: `customer:<id>`, `phone:<E.164>` or `receipt:<id>:<text>` "
+        "(docs/kiosk.md).",
+    )
+    store: EntityId | None = Field(
+        default=None,
+        description="The store visited (the kiosk's own, or a scanned store QR); none: a visit "
+        "to the kiosk itself.",
+    )
 
 
 class CheckinBatch(WireModel):

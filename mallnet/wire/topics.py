@@ -171,7 +171,7 @@ KIOSK_RECEIPTS = TopicSpec(
     1,
     False,
     "Receipt",
-    "Ids of check-ins the core has committed.",
+    "Ids of check-ins the core has committed; only then may the kiosk drop them from its queue.",
 )
 KIOSK_OFFERS = TopicSpec(
     "kiosk-offers",

@@ -352,6 +352,12 @@ def test_erasing_a_customer_removes_everything_personal(api):
                 " VALUES ('n-1', ?, ?, x'7b7d', '2026-11-23T10:00:00Z')",
                 (customer, f"mall/v1/{app.config.mall}/customers/{customer}/inbox"),
             )
+            conn.execute(  # a kiosk check-in, with a receipt token kept for later
+                "INSERT INTO kiosk_checkins (event_id, kiosk, customer_id, store, ts, ts_epoch,"
+                " outcome, token) VALUES ('e-1', 'kiosk-atrium', ?, NULL,"
+                " '2026-11-23T10:00:00Z', ?, 'unsupported', ?)",
+                (customer, START, f"receipt:{customer}:FN 42"),
+            )
     finally:
         store.close()
     assert client.delete(f"/customers/{customer}", headers=h("bean")).status_code == 403
@@ -370,6 +376,7 @@ def test_erasing_a_customer_removes_everything_personal(api):
             "lots",
             "presence_segments",
             "pending_notices",
+            "kiosk_checkins",
         ):
             (n,) = store.conn.execute(
                 f"SELECT COUNT(*) FROM {table} WHERE customer_id = ?",

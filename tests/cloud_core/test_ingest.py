@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cloud_core import identity, ledger, offers
-from cloud_core.config import NodeTuning
+from cloud_core.config import KioskConfig, NodeTuning
 from cloud_core.store import open_store
 from mallnet.mqtt import MqttClient
 from mallnet.wire import decode, encode
@@ -240,7 +240,7 @@ def test_kiosks_get_the_active_offers_as_a_retained_list(core_config, run_core, 
 
     config = core_config.model_copy(
         update={
-            "kiosks": ("kiosk-atrium",),
+            "kiosks": (KioskConfig(id="kiosk-atrium"),),
             "ingest": core_config.ingest.model_copy(update={"kiosk_offers_interval_s": 0.05}),
         }
     )

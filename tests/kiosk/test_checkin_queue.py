@@ -41,3 +41,27 @@ def test_a_sent_phone_number_is_not_left_readable_in_the_file(tmp_path) -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     leftovers = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert b"380671234567" not in leftovers
+
+
+def test_a_queue_file_from_before_receipts_keeps_its_check_ins(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "queue.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE checkins (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+        " ts TEXT NOT NULL, token TEXT NOT NULL, store TEXT);"
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('next_seq', 1), ('dropped', 0);"
+        "INSERT INTO checkins VALUES (0, '01a22626-353d-72bc-b6d3-230b5f8f4379',"
+        " '2026-11-23T10:00:00+00:00', 'customer:c1', NULL);"
+    )
+    old.commit()
+    old.close()
+    queue = CheckinQueue(path)
+    [event] = queue.oldest(10, resend_before=0.0)  # never sent: due
+    queue.mark_sent([event.id], 100.0)
+    assert queue.oldest(10, resend_before=50.0) == []  # sent, not yet due again
+    assert queue.oldest(10, resend_before=150.0) == [event]
+    assert queue.remove([event.id]) == {event.id} and len(queue) == 0
+    queue.close()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from kiosk.checkin_queue import CheckinQueue
 from kiosk.link import MqttLink
-from mallnet.mqtt import MqttClient
+from mallnet.mqtt import Inbound, MqttClient
 from mallnet.wire.codec import decode, encode
-from mallnet.wire.payloads import CheckinBatch, KioskOffers, OfferCard
-from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_STATUS
+from mallnet.wire.payloads import CheckinBatch, KioskOffers, OfferCard, Receipt
+from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_RECEIPTS, KIOSK_STATUS
 from tests.conftest import MALL, Collector, settings_for, wait_until
 
 KIOSK = "kiosk-atrium"
@@ -20,6 +21,24 @@ def make_link(broker, queue: CheckinQueue, **kwargs) -> MqttLink:
         return MqttClient(settings_for(broker, KIOSK), KIOSK, **client_kwargs)
 
     return MqttLink(factory, queue, mall=MALL, kiosk=KIOSK, retry_s=0.2, **kwargs)
+
+
+class ReceiptingCore(Collector):
+    """Stands in for the core: collects check-ins and receipts them (unless told not to)."""
+
+    def __init__(self, connect: Callable[..., MqttClient], *, receipt: bool = True) -> None:
+        super().__init__()
+        self.receipt = receipt
+        self.client = connect(
+            "core", "core-receipts", subscriptions=[(CHECKINS.filter(MALL), 1)], on_message=self
+        )
+
+    def __call__(self, message: Inbound) -> None:
+        super().__call__(message)
+        batch = decode(message.topic, message.payload).message
+        if self.receipt and isinstance(batch, CheckinBatch):
+            receipt = Receipt(ts=datetime.now(UTC), ids=tuple(e.id for e in batch.events))
+            self.client.publish(KIOSK_RECEIPTS.topic(MALL, batch.node), encode(receipt), 1)
 
 
 def test_check_ins_made_offline_survive_a_restart_and_go_out_with_their_ids(
@@ -37,8 +56,7 @@ def test_check_ins_made_offline_survive_a_restart_and_go_out_with_their_ids(
     queue.close()
 
     broker.start()  # the connection is back; the kiosk restarts
-    checkins = Collector()
-    connect("core", subscriptions=[(CHECKINS.filter(MALL), 1)], on_message=checkins)
+    checkins = ReceiptingCore(connect)
     queue = CheckinQueue(tmp_path / "queue.sqlite")
     delivered: list[set[str]] = []
     link = make_link(broker, queue, on_delivered=delivered.append)
@@ -59,6 +77,28 @@ def test_check_ins_made_offline_survive_a_restart_and_go_out_with_their_ids(
         assert isinstance(later, CheckinBatch)
         assert [e.id for e in later.events] == [third.id]
         wait_until(lambda: {first.id, second.id, third.id} == set().union(*delivered))
+    finally:
+        link.stop()
+        queue.close()
+
+
+def test_a_check_in_stays_queued_until_receipted_and_is_sent_again_with_its_id(
+    broker, connect, tmp_path
+) -> None:
+    core = ReceiptingCore(connect, receipt=False)  # the broker takes it, the core never commits
+    queue = CheckinQueue(tmp_path / "queue.sqlite")
+    delivered: list[set[str]] = []
+    link = make_link(broker, queue, on_delivered=delivered.append, receipt_timeout_s=0.3)
+    link.start()
+    try:
+        wait_until(lambda: link.online, what="the kiosk to connect")
+        made = link.submit("customer:c1", None)
+        core.wait_for(2)  # acknowledged by the broker, not receipted: sent again
+        ids = [e.id for m in core.messages for e in decode(m.topic, m.payload).message.events]  # type: ignore[attr-defined]
+        assert set(ids) == {made.id} and link.waiting == 1 and delivered == []
+        core.receipt = True  # the core commits it now
+        wait_until(lambda: link.waiting == 0, what="the receipt to empty the queue")
+        assert delivered == [{made.id}] and link.receipted == 1
     finally:
         link.stop()
         queue.close()
