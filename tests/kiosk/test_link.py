@@ -30,7 +30,7 @@ class ReceiptingCore(Collector):
         super().__init__()
         self.receipt = receipt
         self.client = connect(
-            "core", "core-receipts", subscriptions=[(CHECKINS.filter(MALL), 1)], on_message=self
+            "core-receipts", subscriptions=[(CHECKINS.filter(MALL), 1)], on_message=self
         )
 
     def __call__(self, message: Inbound) -> None:
