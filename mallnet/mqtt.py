@@ -195,6 +195,7 @@ class MqttClient:
         self._early_acks: dict[int, int] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._disconnected = threading.Event()
         self._subscribed = threading.Event()  # every subscription of this connection granted
         self._suback_pending: set[int] = set()
         self._sub_lock = threading.Lock()
@@ -299,8 +300,15 @@ class MqttClient:
             except MqttError:
                 log.warning("farewell message not acknowledged before disconnect")
         self._stopping = True
+        was_connected = self._connected.is_set()
+        self._disconnected.clear()
         self._client.disconnect()
+        if was_connected:  # let the loop send DISCONNECT and close the socket itself
+            self._disconnected.wait(min(timeout, 2.0))
         self._client.loop_stop()
+        sock = self._client.socket()
+        if sock is not None:  # stopped before the loop closed it (e.g. never connected)
+            sock.close()
         self._connected.clear()
 
     # -- traffic --------------------------------------------------------------------
@@ -375,6 +383,7 @@ class MqttClient:
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._subscribed.clear()
+        self._disconnected.set()
         self.counters.disconnects += 1
         if self._stopping:
             return
