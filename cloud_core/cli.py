@@ -12,10 +12,14 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import yaml
 
 from cloud_core.config import load_core_config
+
+if TYPE_CHECKING:
+    from cloud_core.app import CoreApp
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +83,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from cloud_core.app import CoreApp
 
+    return serve(CoreApp(config, only=args.only))
+
+
+def serve(app: CoreApp) -> int:
+    """Start ``app`` and run it until SIGTERM or SIGINT, then stop it (exit code 0)."""
     # The network threads and the ingest worker hand the GIL to each other for every
     # message; a 1 ms switch interval (default 5 ms) keeps that from adding latency.
     sys.setswitchinterval(0.001)
-    app = CoreApp(config, only=args.only)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -92,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app.start()
-    log.info("core running for mall %s (%s)", config.mall, args.only or "api and ingest")
+    log.info("core running for mall %s (%s)", app.config.mall, app.only or "api and ingest")
     try:
         stop.wait()
     finally:

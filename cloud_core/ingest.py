@@ -21,17 +21,16 @@ duplicate, written nowhere, and receipted again. A message that does not decode,
 from a node the core does not know, or names another mall is kept in ``dead_letters``
 with its topic and reason, counted, and acked; it never stops the consumer.
 
-Test hook: if the environment variable ``MALLNET_CORE_TEST_EXIT_AFTER_COMMIT`` is set to
-N, the process calls ``os._exit(9)`` right after its N-th committed batch, before acking
-it and before publishing its receipts and inbox notices — a crash at the worst moment,
-used by the exactly-once and inbox tests. Never set it elsewhere.
+``after_commit`` (optional, given by whoever builds the ``Consumer``) is called with the
+number of batches committed so far, right after each commit and before the batch is acked
+and its receipts and notices are published: the tests inject a crash there (the worst
+moment) through their own launcher; production code reads no test switch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -89,7 +88,6 @@ from mallnet.wire.topics import (
 
 log = logging.getLogger(__name__)
 
-EXIT_AFTER_COMMIT_ENV = "MALLNET_CORE_TEST_EXIT_AFTER_COMMIT"
 Clock = Callable[[], float]
 
 
@@ -714,8 +712,10 @@ class Consumer:
         expiry_interval_s: float,
         kiosk_offers_interval_s: float = 30.0,
         offline: Will | None = None,
+        after_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.applier = applier
+        self._after_commit = after_commit
         self._offline = offline  # the retained core status published on a clean stop
         self.telemetry = telemetry
         self._queue: queue.Queue[tuple[float, Inbound]] = queue.Queue()
@@ -731,7 +731,6 @@ class Consumer:
         self._node_configs_sent = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="core-ingest", daemon=True)
-        self._exit_after = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or 0)
         self._committed = 0
         self.acked = 0
         self.failed_batches = 0
@@ -851,9 +850,8 @@ class Consumer:
                     continue
             self.storage_problem = None
             self._committed += 1
-            if self._exit_after and self._committed >= self._exit_after:
-                log.critical("test hook: exiting after commit, before ack")
-                os._exit(9)
+            if self._after_commit is not None:
+                self._after_commit(self._committed)
             for message in batch:
                 self.client.ack(message)
             self.acked += len(batch)

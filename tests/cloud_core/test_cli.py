@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -89,7 +88,6 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
     inbox = Collector()
     core_client("inbox-watch", subscriptions=[(INBOX.filter(MALL), 1)], on_message=inbox)
     log = (tmp_path / "core.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLNET_CORE_TEST")}
     core = subprocess.Popen(
         [
             sys.executable,
@@ -102,7 +100,6 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
     )
     try:
         with httpx.Client(

@@ -3,7 +3,6 @@ core workers on one shared subscription, never double-credit and never lose a vi
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from cloud_core.ingest import EXIT_AFTER_COMMIT_ENV
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
@@ -46,27 +44,15 @@ def write_config(tmp_path: Path, broker) -> Path:
 
 
 def start_core(config: Path, log: Path, crash_after: int | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop(EXIT_AFTER_COMMIT_ENV, None)
-    if crash_after is not None:
-        env[EXIT_AFTER_COMMIT_ENV] = str(crash_after)
+    """The real core in a process of its own (``--only ingest``); with ``crash_after`` it is
+    started by the tests' launcher, which exits it (9) right after that many commits."""
+    if crash_after is None:
+        command = ["-m", "mallnet.cli", "core", "run", "--config", str(config), "--only", "ingest"]
+    else:
+        launcher = Path(__file__).with_name("crash_launcher.py")
+        command = [str(launcher), "--config", str(config), "--crash-after", str(crash_after)]
     with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mallnet.cli",
-                "core",
-                "run",
-                "--config",
-                str(config),
-                "--only",
-                "ingest",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        return subprocess.Popen([sys.executable, *command], stdout=out, stderr=subprocess.STDOUT)
 
 
 def test_a_core_killed_between_commit_and_ack_neither_double_credits_nor_loses_a_visit(
