@@ -5,15 +5,24 @@ from __future__ import annotations
 import pytest
 
 from cloud_core import identity
-from cloud_core.identity import Resolution, TagResolver, load_all_keys
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import PresenceBatch
-from mallnet.wire.topics import FOOTFALL, HEALTH, PRESENCE
-from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
-from tests.cloud_core.test_telemetry import BASE, footfall, health
+from mallnet.wire.topics import FOOTFALL, HEALTH
+from tests.cloud_core.helpers import (
+    BASE,
+    START,
+    BrokenResolver,
+    Clock,
+    Walker,
+    footfall,
+    health,
+    key_of,
+    make_config,
+    message,
+)
 from tests.conftest import MALL
 
 
@@ -26,12 +35,6 @@ def setup(tmp_path):
         identity.attach_beacon_key(conn, customer, key_of(1).hex())
     yield config, store, customer
     store.close()
-
-
-def message(walker: Walker, *events) -> Inbound:
-    return Inbound(
-        PRESENCE.topic(MALL, walker.node), encode(walker.batch(list(events))), 1, False, 0
-    )
 
 
 def points(store, customer: str) -> int:
@@ -72,19 +75,6 @@ def test_a_key_attached_while_running_is_picked_up(setup, tmp_path):
     applier.apply([message(walker, walker.event(key_of(2), START + 4000))])
     assert applier.resolver.full_loads == 2  # a removal reloads everything
     assert applier.counters["unknown_tag"] == 2 and points(store, bob) == 0
-
-
-class BrokenResolver(TagResolver):
-    """Our own seam: a resolver that fails for one tag, as a bug would."""
-
-    def __init__(self, store, clock, poison: str) -> None:
-        super().__init__(lambda: load_all_keys(store.conn), clock)
-        self.poison = poison
-
-    def resolve(self, tag: str, event_time: float) -> Resolution:
-        if tag == self.poison:
-            raise RuntimeError("resolver bug")
-        return super().resolve(tag, event_time)
 
 
 def test_a_message_that_trips_a_bug_is_dead_lettered_and_the_rest_applied(setup):

@@ -18,8 +18,7 @@ from mallnet.cli import main
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import CreditNotice
 from mallnet.wire.topics import INBOX, PRESENCE
-from tests.cloud_core.helpers import CORE_PASSWORD, Walker
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector
+from tests.cloud_core.helpers import CORE_PASSWORD, Walker, receipted_ids, receipts_collector
 from tests.conftest import MALL, Collector, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "cloud_core" / "config.example.yaml"

@@ -19,9 +19,19 @@ from mallnet.mqtt import Inbound
 from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import FOOTFALL, PRESENCE, STATUS
-from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
-from tests.cloud_core.test_applier import BrokenResolver, message
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
+from tests.cloud_core.helpers import (
+    START,
+    BrokenResolver,
+    Clock,
+    Walker,
+    key_of,
+    make_config,
+    message,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
+)
 from tests.conftest import MALL, wait_until
 
 ADMIN_KEY = "k-admin-0123456789abcdef"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,55 +22,9 @@ from cloud_core.parking import (
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.store import Store, open_store
 from mallnet.errors import ConfigError
-from mallnet.ids import UuidV7Factory
 from mallnet.wire.payloads import CreditNotice, OfferNotice, ParkingEvent
-from tests.cloud_core.helpers import START, make_config
-
-T0 = datetime.fromtimestamp(START, UTC)
-SECRET = "parking-test-secret-0123456789abcdef"
-PARKING: dict[str, Any] = {
-    "car_parks": [
-        {
-            "id": "p1",
-            "name": "North car park",
-            "capacity": 3,
-            "zone": "parking",
-            "nodes": ["gate-north"],
-        },
-        {"id": "p2", "name": "South car park", "nodes": ["gate-south"]},
-    ],
-    "entry_bonus": 40,
-    "hash_secret": SECRET,
-    "unregistered_retention_days": 7,
-}
-
-
-class Gate:
-    """Makes parking events as a gate node would."""
-
-    def __init__(self) -> None:
-        self.ids = UuidV7Factory()
-        self.seq = 0
-
-    def event(
-        self,
-        plate: str,
-        kind: str = "entry",
-        at: datetime = T0,
-        confidence: float = 0.95,
-        gate: str = "north-in",
-    ) -> ParkingEvent:
-        self.seq += 1
-        return ParkingEvent(
-            id=self.ids(),
-            seq=self.seq,
-            ts=at,
-            kind=kind,  # type: ignore[arg-type]
-            gate=gate,
-            plate=plate,
-            confidence=confidence,
-            country="UA",
-        )
+from tests.cloud_core.helpers import make_config
+from tests.cloud_core.parking_helpers import PARKING, T0, Gate
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from cloud_core.app import CoreApp
 from cloud_core.parking import ParkingRules, make_validation_code
 from cloud_core.store import open_store
 from tests.cloud_core.helpers import serve_api
-from tests.cloud_core.test_parking import PARKING, T0, Gate
+from tests.cloud_core.parking_helpers import PARKING, T0, Gate
 
 KEYS = {
     "admin": "k-admin-0123456789abcdef",

@@ -10,10 +10,9 @@ from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.payloads import ParkingBatch, ParkingEvent
 from mallnet.wire.topics import PARKING
-from tests.cloud_core.helpers import START, api_client, api_config
-from tests.cloud_core.test_ingest import receipts_collector
-from tests.cloud_core.test_parking import PARKING as PARKING_CONFIG
-from tests.cloud_core.test_parking import T0, Gate
+from tests.cloud_core.helpers import START, api_client, api_config, receipts_collector
+from tests.cloud_core.parking_helpers import PARKING as PARKING_CONFIG
+from tests.cloud_core.parking_helpers import T0, Gate
 from tests.conftest import MALL
 
 ADMIN = "k-admin-0123456789abcdef"
