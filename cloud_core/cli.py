@@ -124,19 +124,19 @@ def _expire(args: argparse.Namespace) -> int:
 
 
 def _add_customer(args: argparse.Namespace) -> int:
-    from cloud_core import identity
+    from cloud_core import customers
     from cloud_core.store import open_store
 
     config = load_core_config(args.config)
     store = open_store(config.database)
     try:
         with store.transaction() as conn:
-            customer, phone = identity.register_customer(
+            customer, phone = customers.register_customer(
                 conn, args.phone, default_region=config.default_region, email=args.email
             )
-            keys = [identity.attach_beacon_key(conn, customer, k)[1] for k in args.beacon_key]
+            keys = [customers.attach_beacon_key(conn, customer, k)[1] for k in args.beacon_key]
             if args.new_beacon_key:
-                keys.append(identity.attach_beacon_key(conn, customer)[1])
+                keys.append(customers.attach_beacon_key(conn, customer)[1])
     finally:
         store.close()
     log.info("registered customer %s with %d beacon keys", customer, len(keys))

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_core import ledger
 from cloud_core.config import CoreConfig, StoreConfig, VisitRules
-from cloud_core.identity import (
+from cloud_core.customers import (
     TagResolver,
     key_generation,
     key_removals,

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from cloud_core import identity, parking
+from cloud_core import customers, parking
 from cloud_core.api.auth import (
     Admin,
     AdminOrKiosk,
@@ -148,9 +148,9 @@ def validate(body: ValidationIn, ctx: Ctx, caller: Staff) -> ValidationOut:
     )
     with ctx.store.transaction() as conn:
         if body.customer is not None:
-            identity.require_customer(conn, body.customer)
+            customers.require_customer(conn, body.customer)
         elif body.plate is not None:
-            owner = identity.customer_of_plate(conn, normalise_plate(body.plate))
+            owner = customers.customer_of_plate(conn, normalise_plate(body.plate))
             vehicle = normalise_plate(body.plate) if owner else vehicle
         result = parking.validate_free_parking(
             conn,
@@ -172,7 +172,7 @@ def sessions(
 ) -> list[SessionOut]:
     _settings(ctx)
     with ctx.store.read() as conn:
-        identity.require_customer(conn, customer)
+        customers.require_customer(conn, customer)
         found = parking.sessions_of(conn, customer, limit)
     return [
         SessionOut(

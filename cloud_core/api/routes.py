@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AfterValidator, AwareDatetime
 
-from cloud_core import identity, ledger, offers
+from cloud_core import customers as customer_store
+from cloud_core import ledger, offers
 from cloud_core.api import models as m
 from cloud_core.api.auth import (
     Admin,
@@ -78,7 +79,7 @@ def _now(ctx: ApiContext) -> datetime:
 
 def _customer_out(ctx: ApiContext, customer: str) -> m.CustomerOut:
     with ctx.store.read() as conn:
-        row = identity.require_customer(conn, customer)
+        row = customer_store.require_customer(conn, customer)
         (keys,) = conn.execute(
             "SELECT COUNT(*) FROM beacon_keys WHERE customer_id = ?", (customer,)
         ).fetchone()
@@ -107,7 +108,7 @@ def _kiosk_customer_out(ctx: ApiContext, customer: str) -> m.KioskCustomerOut:
     """What a self-service screen shows the customer who just identified: no e-mail, no
     plates, no key count — a kiosk key must not become a directory of personal data."""
     with ctx.store.read() as conn:
-        row = identity.require_customer(conn, customer)
+        row = customer_store.require_customer(conn, customer)
         pockets = ledger.balances(conn, customer, _now(ctx))
     return m.KioskCustomerOut(
         id=row["id"],
@@ -140,7 +141,7 @@ def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.A
         ctx.limit_phone_lookups(caller)  # a 409 tells whether a phone is known
     try:
         with ctx.store.transaction() as conn:
-            customer, _phone = identity.register_customer(
+            customer, _phone = customer_store.register_customer(
                 conn,
                 body.phone,
                 default_region=ctx.config.default_region,
@@ -150,7 +151,7 @@ def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.A
     except Conflict:
         if caller.role != "admin":
             raise
-        e164 = identity.normalise_phone(body.phone, ctx.config.default_region)
+        e164 = customer_store.normalise_phone(body.phone, ctx.config.default_region)
         with ctx.store.read() as conn:
             row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
         raise Conflict(
@@ -172,7 +173,7 @@ def find_customer(
     kiosk gets the id, the masked phone and the wallet only. Lookups are rate-limited per
     key (`api.phone_lookups` per `api.phone_lookup_window_s`; 429 with Retry-After)."""
     ctx.limit_phone_lookups(caller)
-    e164 = identity.normalise_phone(phone, ctx.config.default_region)
+    e164 = customer_store.normalise_phone(phone, ctx.config.default_region)
     with ctx.store.read() as conn:
         row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
     if row is None:
@@ -191,7 +192,7 @@ def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
     dead letters naming the customer and the wallet — from the tables and from the database
     files (secure delete, then the WAL checkpointed and truncated)."""
     with ctx.store.transaction() as conn:
-        removed = identity.erase_customer(conn, customer)
+        removed = customer_store.erase_customer(conn, customer)
     ctx.store.checkpoint()  # and from the files: no WAL frame keeps a copy
     return m.ErasedOut(customer=customer, removed=removed)
 
@@ -205,7 +206,7 @@ def attach_beacon_key(
     """Attach the key of a pre-programmed tag, or make a new key for the app (admin only: a
     key lets its holder be seen as the customer, so a kiosk never mints one)."""
     with ctx.store.transaction() as conn:
-        key_id, key = identity.attach_beacon_key(conn, customer, body.key, _now(ctx))
+        key_id, key = customer_store.attach_beacon_key(conn, customer, body.key, _now(ctx))
     return m.BeaconKeyOut(key_id=key_id, key=key)
 
 
@@ -214,7 +215,7 @@ def attach_beacon_key(
 )
 def attach_vehicle(customer: str, body: m.VehicleIn, ctx: Ctx, _caller: Admin) -> m.VehicleOut:
     with ctx.store.transaction() as conn:
-        plate = identity.attach_vehicle(conn, customer, body.plate, body.country, _now(ctx))
+        plate = customer_store.attach_vehicle(conn, customer, body.plate, body.country, _now(ctx))
     return m.VehicleOut(plate=plate)
 
 
@@ -225,7 +226,7 @@ def attach_vehicle(customer: str, body: m.VehicleIn, ctx: Ctx, _caller: Admin) -
 def wallet(customer: str, ctx: Ctx, caller: Staff) -> m.WalletOut:
     """A tenant sees only its own pocket; admins and kiosks see every pocket."""
     with ctx.store.read() as conn:
-        identity.require_customer(conn, customer)
+        customer_store.require_customer(conn, customer)
         pockets = ledger.balances(conn, customer, _now(ctx))
     if caller.role == "tenant":
         pockets = [p for p in pockets if p.pocket == caller.business]
@@ -259,7 +260,7 @@ def wallet_history(
         pocket = pocket or caller.business or ""
         own_business(caller, pocket)
     with ctx.store.read() as conn:
-        identity.require_customer(conn, customer)
+        customer_store.require_customer(conn, customer)
         rows = ledger.history(
             conn, customer, pocket, limit, offset=offset, since=since, until=until
         )
@@ -285,7 +286,7 @@ def spend(
     own_business(caller, pocket)
     now = _now(ctx)
     with ctx.store.transaction() as conn:
-        identity.require_customer(conn, customer)
+        customer_store.require_customer(conn, customer)
         result = ledger.spend(
             conn,
             customer=customer,

@@ -13,11 +13,10 @@ from typing import Any, Literal
 import httpx
 import yaml
 
-from cloud_core import identity as core_identity
-from cloud_core import ledger, offers
+from cloud_core import customers, ledger, offers
 from cloud_core.app import CoreApp
 from cloud_core.config import CoreConfig
-from cloud_core.identity import Resolution, TagResolver, load_all_keys
+from cloud_core.customers import Resolution, TagResolver, load_all_keys
 from cloud_core.store import open_store
 from mallnet import identity
 from mallnet.broker import DevBroker, free_port
@@ -194,8 +193,8 @@ def register(config, n: int, phone: str) -> str:
     store = open_store(config.database)
     try:
         with store.transaction() as conn:
-            customer, _ = core_identity.register_customer(conn, phone, default_region="GB")
-            core_identity.attach_beacon_key(conn, customer, key_of(n).hex())
+            customer, _ = customers.register_customer(conn, phone, default_region="GB")
+            customers.attach_beacon_key(conn, customer, key_of(n).hex())
     finally:
         store.close()
     return customer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud_core import identity
+from cloud_core import customers
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
@@ -31,8 +31,8 @@ def setup(tmp_path):
     config = make_config(tmp_path)
     store = open_store(config.database)
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, "+44 7911 123001", default_region="GB")
-        identity.attach_beacon_key(conn, customer, key_of(1).hex())
+        customer, _ = customers.register_customer(conn, "+44 7911 123001", default_region="GB")
+        customers.attach_beacon_key(conn, customer, key_of(1).hex())
     yield config, store, customer
     store.close()
 
@@ -64,13 +64,13 @@ def test_a_key_attached_while_running_is_picked_up(setup, tmp_path):
     applier.apply([message(walker, walker.event(key_of(2), START))])
     assert applier.counters["unknown_tag"] == 1
     with store.transaction() as conn:
-        bob, _ = identity.register_customer(conn, "+44 7911 123002", default_region="GB")
-        identity.attach_beacon_key(conn, bob, key_of(2).hex())
+        bob, _ = customers.register_customer(conn, "+44 7911 123002", default_region="GB")
+        customers.attach_beacon_key(conn, bob, key_of(2).hex())
     applier.apply([message(walker, walker.event(key_of(2), START + 5))])
     assert points(store, bob) == 10
     assert applier.resolver.full_loads == 1  # the new key was added, nothing reloaded
     with store.transaction() as conn:
-        identity.erase_customer(conn, bob)
+        customers.erase_customer(conn, bob)
     clock.set(START + 4000)
     applier.apply([message(walker, walker.event(key_of(2), START + 4000))])
     assert applier.resolver.full_loads == 2  # a removal reloads everything

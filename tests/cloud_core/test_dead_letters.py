@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from cloud_core import identity
+from cloud_core import customers
 from cloud_core.config import ApiSettings, CoreConfig
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
@@ -121,8 +121,8 @@ def test_dead_letters_older_than_max_age_go_with_the_expiry_job(bounded):
 def test_retained_event_messages_are_ignored_and_counted_status_junk_is_kept_once(bounded):
     config, store = bounded
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, "+44 7911 123001", default_region="GB")
-        identity.attach_beacon_key(conn, customer, key_of(1).hex())
+        customer, _ = customers.register_customer(conn, "+44 7911 123001", default_region="GB")
+        customers.attach_beacon_key(conn, customer, key_of(1).hex())
     applier = Applier(config, store, Clock(START + 10))
     walker = Walker("store-1")
     valid = encode(walker.batch([walker.event(key_of(1), START)]))

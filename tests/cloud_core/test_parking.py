@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from cloud_core import identity, ledger, offers
+from cloud_core import customers, ledger, offers
 from cloud_core.parking import (
     ParkingRules,
     PlateMatch,
@@ -41,9 +41,9 @@ def rules() -> ParkingRules:
 
 def customer_with(store: Store, phone: str, *plates: str) -> str:
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, phone, default_region="GB", now=T0)
+        customer, _ = customers.register_customer(conn, phone, default_region="GB", now=T0)
         for plate in plates:
-            identity.attach_vehicle(conn, customer, plate, "UA", T0)
+            customers.attach_vehicle(conn, customer, plate, "UA", T0)
     return customer
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cloud_core import identity, ledger
+from cloud_core import customers as customer_store
+from cloud_core import ledger
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.payloads import ParkingBatch, ParkingEvent
@@ -49,10 +50,10 @@ def customers(config, *plates: str) -> list[str]:
     try:
         with store.transaction() as conn:
             for n, plate in enumerate(plates):
-                customer, _ = identity.register_customer(
+                customer, _ = customer_store.register_customer(
                     conn, f"+44 7911 1239{n:02d}", default_region="GB"
                 )
-                identity.attach_vehicle(conn, customer, plate, "UA", T0)
+                customer_store.attach_vehicle(conn, customer, plate, "UA", T0)
                 out.append(customer)
     finally:
         store.close()
