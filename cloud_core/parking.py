@@ -63,7 +63,7 @@ _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-
 
 # The tables (parking_sessions, parking_state, parking_occupancy, parking_validations) and
 # vehicles.plate_fold are made by the migrations m100_parking and m101_plate_fold in
-# cloud_core/store.py, the one migration registry.
+# cloud_core/store/migrations.py, the one migration registry.
 
 
 # -- plates ---------------------------------------------------------------------------
