@@ -1,0 +1,6 @@
+"""The core's MQTT ingest: consumer (network), applier (one transaction per batch),
+notice outbox, dead letters and periodic jobs. See docs/architecture.md."""
+
+from cloud_core.ingest.applier import Applier, Consumer, subscriptions
+
+__all__ = ["Applier", "Consumer", "subscriptions"]
