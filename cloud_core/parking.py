@@ -49,7 +49,8 @@ from cloud_core import ledger
 from cloud_core.config import StoreConfig
 from cloud_core.offers import offers_for_visit
 from cloud_core.parking_config import CarPark, ParkingSettings
-from cloud_core.rules.visits import Notice, credit_notice, local_day
+from cloud_core.rules.common import Notice, local_day
+from cloud_core.rules.credit import DailyLimit, credit
 from cloud_core.telemetry import Point
 from mallnet.plates import fold_plate, normalise_plate
 from mallnet.wire.payloads import ParkingEvent
@@ -274,7 +275,7 @@ class ParkingRules:
         outcome = "entry_registered"
         if settings.entry_bonus > 0 and settings.bonus_per_day > 0:
             text = f"+{settings.entry_bonus} points: welcome to {park.name}"
-            bonus = ledger.grant_limited(
+            bonus = credit(
                 conn,
                 customer=customer,
                 pocket=ledger.COALITION,
@@ -282,16 +283,14 @@ class ParkingRules:
                 reason="parking",
                 idem_key=f"parking:{event.id}",
                 now=event.ts,
-                rule=ENTRY_RULE,
-                day=day,
-                max_per_day=settings.bonus_per_day,
+                limit=DailyLimit(ENTRY_RULE, day, max_per_day=settings.bonus_per_day),
                 text=text,
             )
-            if bonus.change is not None:
-                granted = bonus.points
+            if bonus.notice is not None:
+                granted = bonus.result.points
                 outcome = "entry_bonus"
-                notices.append(Notice(customer, credit_notice(bonus.change, text)))
-            elif bonus.outcome == "limit":
+                notices.append(bonus.notice)
+            elif bonus.result.outcome == "limit":
                 outcome = "entry_bonus_limit"
         for offer in offers_for_visit(
             conn,

@@ -18,7 +18,7 @@ run inside the ingest transaction that also marks the event processed:
    local day; a visit over the cap is recorded with the points that still fit (maybe 0);
 4. the points go to the store's business pocket, expiring as the store's rule says;
 5. the game: the visit that makes ``game.stores`` different stores today pays the
-   coalition bonus, once per customer per day (``ledger.grant_limited``);
+   coalition bonus, once per customer per day (``credit`` with a ``DailyLimit``);
 6. matching offers are delivered (``offers.offers_for_visit``) within each campaign's
    frequency cap; a campaign with ``bonus_points`` also credits them to its business's
    pocket with each delivery (a per-campaign visit reward, outside the daily cap).
@@ -38,18 +38,10 @@ from zoneinfo import ZoneInfo
 from cloud_core import ledger
 from cloud_core.config import GameRules, StoreConfig, VisitRules
 from cloud_core.offers import Campaign, get_campaign, offers_for_visit
-from mallnet.ids import new_event_id
-from mallnet.wire.payloads import CreditNotice, OfferNotice
+from cloud_core.rules.common import Notice, local_day
+from cloud_core.rules.credit import DailyLimit, credit
 
 Outcome = Literal["short", "cooldown", "credited", "capped"]
-
-
-@dataclass(frozen=True)
-class Notice:
-    """An inbox message for one customer, published after the commit."""
-
-    customer: str
-    message: CreditNotice | OfferNotice
 
 
 @dataclass(frozen=True)
@@ -57,11 +49,6 @@ class VisitResult:
     outcome: Outcome
     points: int = 0
     notices: tuple[Notice, ...] = field(default=())
-
-
-def local_day(ts: datetime, tz: ZoneInfo) -> str:
-    """The mall's calendar day of a moment (``2026-11-23``)."""
-    return ts.astimezone(tz).date().isoformat()
 
 
 def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
@@ -72,17 +59,6 @@ def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
     if rules.expiry == "after" and rules.expires_after_s is not None:
         return ts + timedelta(seconds=rules.expires_after_s)
     return None
-
-
-def credit_notice(change: ledger.Change, text: str) -> CreditNotice:
-    return CreditNotice(
-        id=new_event_id(),
-        ts=change.ts,
-        points=change.delta,
-        pocket=change.pocket,
-        reason=change.reason,
-        text=text[:300],
-    )
 
 
 def join_presence(
@@ -181,7 +157,7 @@ def apply_visit(
     notices: list[Notice] = []
     if points > 0:
         text = f"+{points} points at {store.name}"
-        result = ledger.grant(
+        paid = credit(
             conn,
             customer=customer,
             pocket=store.business,
@@ -192,11 +168,10 @@ def apply_visit(
             expires_at=expiry_of(rules, ts, tz),
             text=text,
         )
-        if result.change is not None:
-            notices.append(Notice(customer, credit_notice(result.change, text)))
+        notices.extend([paid.notice] if paid.notice else [])
     if game.enabled and not here_before and stores_today >= game.stores:  # a new store today
         text = f"+{game.points} points: {game.stores} different stores today"
-        bonus = ledger.grant_limited(
+        bonus = credit(
             conn,
             customer=customer,
             pocket=ledger.COALITION,
@@ -204,13 +179,10 @@ def apply_visit(
             reason="game",
             idem_key=f"game:{customer}:{day}",
             now=ts,
-            rule="game-stores",
-            day=day,
-            max_per_day=1,
+            limit=DailyLimit("game-stores", day, max_per_day=1),
             text=text,
         )
-        if bonus.change is not None:
-            notices.append(Notice(customer, credit_notice(bonus.change, text)))
+        notices.extend([bonus.notice] if bonus.notice else [])
     for offer in offers_for_visit(
         conn,
         customer=customer,
@@ -225,7 +197,7 @@ def apply_visit(
         campaign = _campaign(conn, campaigns, offer.offer.campaign)
         if campaign.bonus_points > 0:
             text = f"+{campaign.bonus_points} bonus points: {campaign.title}"
-            bonus = ledger.grant(
+            bonus = credit(
                 conn,
                 customer=customer,
                 pocket=campaign.business,
@@ -236,8 +208,7 @@ def apply_visit(
                 expires_at=expiry_of(rules, ts, tz),
                 text=text,
             )
-            if bonus.change is not None:
-                notices.append(Notice(customer, credit_notice(bonus.change, text)))
+            notices.extend([bonus.notice] if bonus.notice else [])
     return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
 
 

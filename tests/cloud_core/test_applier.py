@@ -109,7 +109,7 @@ def test_old_processed_ids_are_forgotten_and_their_redelivery_still_credits_noth
     applier.apply([visit])
     assert points(store, customer) == 10
     clock.set(START + 2 * config.ingest.max_event_age_s + 60)
-    applier.expire()
+    applier.jobs.expire()
     assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
     applier.apply([visit])  # a very late redelivery: unknown id now, but stale
     assert points(store, customer) == 10 and applier.counters["stale"] == 1
@@ -135,7 +135,7 @@ def test_footfall_and_health_ids_are_forgotten_too_and_a_late_redelivery_counts_
     before = kept()
     assert before[0] == (3, 120, 1) and applier.counters["health"] == 1
     clock.set(BASE + 600 + 2 * config.ingest.max_event_age_s + 60)
-    applier.expire()
+    applier.jobs.expire()
     assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
     applier.apply(late)  # unknown ids now, but too old to count again
     assert kept() == before

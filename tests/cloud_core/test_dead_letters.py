@@ -112,7 +112,7 @@ def test_dead_letters_older_than_max_age_go_with_the_expiry_job(bounded):
     clock.advance(1800)
     applier.apply([junk("store-2", b"new")])
     clock.advance(2000)  # the first is 3800 s old (max_age_s 3600), the second 2000 s
-    applier.expire()
+    applier.jobs.expire()
     assert [bytes(r[0]) for r in store.conn.execute("SELECT payload FROM dead_letters")] == [b"new"]
     assert counts_by_node(store)["store-1"] == {"kept": 1, "expired": 1}
     assert applier.counters["dead_letters.expired"] == 1

@@ -244,7 +244,7 @@ def _check(config, store, customers, specs, batch):
 
     # expiry: every Bean Bar point ("spend them here today") is gone after the last day
     clock.set(START + (HORIZON_MIN + 2 * 24 * 60) * 60)
-    applier.expire()
+    applier.jobs.expire()
     after = datetime.fromtimestamp(clock(), UTC)
     for customer in customers.values():
         pockets = {b.pocket: b for b in ledger.balances(conn, customer, after)}
