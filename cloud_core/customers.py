@@ -23,7 +23,7 @@ import phonenumbers
 
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
-from cloud_core.parking import erase_parking
+from cloud_core.rules.parking import erase_parking
 from mallnet import identity
 from mallnet.plates import fold_plate
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from cloud_core import customers, parking
+from cloud_core import customers
 from cloud_core.api.auth import (
     Admin,
     AdminOrKiosk,
@@ -27,6 +27,7 @@ from cloud_core.api.auth import (
 from cloud_core.api.models import Problem
 from cloud_core.errors import InvalidInput
 from cloud_core.parking_config import ParkingSettings
+from cloud_core.rules import parking
 from mallnet.plates import normalise_plate
 
 router = APIRouter(

@@ -27,7 +27,7 @@ from cloud_core.api.auth import (
 )
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import from_iso
-from cloud_core.parking import as_store
+from cloud_core.rules.parking import as_store
 
 
 def _to_utc(value: datetime) -> datetime:

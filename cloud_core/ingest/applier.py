@@ -39,8 +39,8 @@ from cloud_core.ingest.jobs import Jobs
 from cloud_core.ingest.nodes import record_footfall, record_health, record_status
 from cloud_core.ingest.notices import NoticeOutbox, PendingNotice
 from cloud_core.offers import Campaign, list_campaigns
-from cloud_core.parking import ParkingRules
 from cloud_core.rules.common import Notice
+from cloud_core.rules.parking import ParkingRules
 from cloud_core.rules.visits import apply_visit
 from cloud_core.store import Store
 from cloud_core.telemetry import Point

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from cloud_core import customers, ledger, offers
-from cloud_core.parking import (
+from cloud_core.parking_config import ParkingSettings
+from cloud_core.rules.parking import (
     ParkingRules,
     PlateMatch,
     make_validation_code,
@@ -19,7 +20,6 @@ from cloud_core.parking import (
     sessions_of,
     validate_free_parking,
 )
-from cloud_core.parking_config import ParkingSettings
 from cloud_core.store import Store, open_store
 from mallnet.errors import ConfigError
 from mallnet.wire.payloads import CreditNotice, OfferNotice, ParkingEvent
