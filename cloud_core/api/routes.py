@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AfterValidator, AwareDatetime
 
 from cloud_core import customers as customer_store
-from cloud_core import ledger, offers
+from cloud_core import ledger, offers, reports
 from cloud_core.api import models as m
 from cloud_core.api.auth import (
     Admin,
@@ -27,7 +27,6 @@ from cloud_core.api.auth import (
 )
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import from_iso
-from cloud_core.rules.parking import as_store
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -80,15 +79,8 @@ def _now(ctx: ApiContext) -> datetime:
 def _customer_out(ctx: ApiContext, customer: str) -> m.CustomerOut:
     with ctx.store.read() as conn:
         row = customer_store.require_customer(conn, customer)
-        (keys,) = conn.execute(
-            "SELECT COUNT(*) FROM beacon_keys WHERE customer_id = ?", (customer,)
-        ).fetchone()
-        plates = [
-            r[0]
-            for r in conn.execute(
-                "SELECT plate FROM vehicles WHERE customer_id = ? ORDER BY plate", (customer,)
-            )
-        ]
+        keys = reports.beacon_key_count(conn, customer)
+        plates = reports.plates_of(conn, customer)
     return m.CustomerOut(
         id=row["id"],
         phone=row["phone"],
@@ -153,10 +145,8 @@ def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.A
             raise
         e164 = customer_store.normalise_phone(body.phone, ctx.config.default_region)
         with ctx.store.read() as conn:
-            row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
-        raise Conflict(
-            f"this phone number is already registered to {row[0] if row else '?'}"
-        ) from None
+            owner = reports.customer_of_phone(conn, e164)
+        raise Conflict(f"this phone number is already registered to {owner or '?'}") from None
     return _customer_for(ctx, caller, customer)
 
 
@@ -175,10 +165,10 @@ def find_customer(
     ctx.limit_phone_lookups(caller)
     e164 = customer_store.normalise_phone(phone, ctx.config.default_region)
     with ctx.store.read() as conn:
-        row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
-    if row is None:
+        found = reports.customer_of_phone(conn, e164)
+    if found is None:
         raise NotFound("no customer with this phone number")
-    return _customer_for(ctx, caller, row[0])
+    return _customer_for(ctx, caller, found)
 
 
 @customers.get("/{customer}", summary="Read a customer")
@@ -324,7 +314,7 @@ def list_nodes(ctx: Ctx, caller: Caller) -> list[m.NodeOut]:
     """Admins see every node, tenants their stores' nodes, a node key itself."""
     store_of = ctx.config.store_of_node()
     with ctx.store.read() as conn:
-        rows = {r["id"]: r for r in conn.execute("SELECT * FROM nodes")}
+        rows = reports.nodes(conn)
     ids = sorted(set(store_of) | set(rows))
     out = []
     for node in ids:
@@ -383,10 +373,10 @@ def create_campaign(body: m.CampaignIn, ctx: Ctx, caller: AdminOrTenant) -> m.Ca
     if business is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "an admin must give the business")
     own_business(caller, business)
-    places = dict(ctx.stores)
+    places: dict[str, offers.Place] = dict(ctx.stores)
     if business == ledger.COALITION:
         parks = ctx.config.parking.car_parks if ctx.config.parking else ()
-        places.update({park.id: as_store(park) for park in parks})
+        places.update({park.id: offers.CarParkPlace.of(park) for park in parks})
     elif business not in {store.business for store in ctx.config.stores}:
         raise InvalidInput(f"no store of the mall belongs to business {business!r}")
     campaign = offers.Campaign(
@@ -475,22 +465,9 @@ def visit_stats(
     store: Annotated[str | None, Query(description="One store.")] = None,
 ) -> list[m.VisitStats]:
     """Tenants see their own stores only."""
-    sql = (
-        "SELECT store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
-        " SUM(points) AS points FROM visits WHERE 1 = 1"
-    )
-    params: list[str] = []
-    if caller.role == "tenant":
-        sql += " AND business = ?"
-        params.append(caller.business or "")
-    if day is not None:
-        sql += " AND day = ?"
-        params.append(day)
-    if store is not None:
-        sql += " AND store = ?"
-        params.append(store)
+    business = (caller.business or "") if caller.role == "tenant" else None
     with ctx.store.read() as conn:
-        rows = conn.execute(sql + " GROUP BY store, day ORDER BY day, store", params).fetchall()
+        rows = reports.visit_stats(conn, business=business, day=day, store=store)
     return [
         m.VisitStats(
             store=r["store"],
@@ -520,29 +497,24 @@ def footfall_stats(
 ) -> list[m.FootfallStats]:
     """By hour, then node; tenants see their stores' nodes only. `since`/`until` select the
     hours that overlap that range."""
-    sql = "SELECT * FROM footfall WHERE 1 = 1"
-    params: list[str | int] = []
+    own = None
     if caller.role == "tenant":
         own = sorted(
             n
             for n, store in ctx.config.store_of_node().items()
             if store.business == caller.business
         )
-        sql += f" AND node IN ({','.join('?' * len(own))})"
-        params += own
-    if node is not None:
-        sql += " AND node = ?"
-        params.append(node)
-    if since is not None:
-        sql += " AND hour >= ?"
-        params.append(_hour(since))
-    if until is not None:
-        sql += " AND hour < ?"
-        params.append(until.strftime("%Y-%m-%dT%H:%MZ"))  # hours that start before it
-    sql += " ORDER BY hour, node LIMIT ? OFFSET ?"
-    params += [limit, offset]
     with ctx.store.read() as conn:
-        rows = conn.execute(sql, params).fetchall()
+        rows = reports.footfall(
+            conn,
+            among=own,
+            node=node,
+            from_hour=None if since is None else _hour(since),
+            # hours that start before it
+            until=None if until is None else until.strftime("%Y-%m-%dT%H:%MZ"),
+            limit=limit,
+            offset=offset,
+        )
     return [
         m.FootfallStats(
             node=r["node"],
@@ -593,16 +565,8 @@ def dead_letters(
 ) -> list[m.DeadLetterOut]:
     """At most 200 rows of at most 1 KiB of payload each; `GET /dead-letters/{id}` shows
     all that was kept of one."""
-    sql = "SELECT * FROM dead_letters WHERE 1 = 1"
-    params: list[str | int] = []
-    if before_id is not None:
-        sql += " AND id < ?"
-        params.append(before_id)
-    if node is not None:
-        sql += " AND node = ?"
-        params.append(node)
     with ctx.store.read() as conn:
-        rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+        rows = reports.dead_letters(conn, before_id=before_id, node=node, limit=limit)
     return [_dead_letter_out(r, preview) for r in rows]
 
 
@@ -612,7 +576,7 @@ def dead_letter(
 ) -> m.DeadLetterOut:
     """The payload as kept (its first `ingest.dead_letters.payload_max_bytes`)."""
     with ctx.store.read() as conn:
-        row = conn.execute("SELECT * FROM dead_letters WHERE id = ?", (dead_letter_id,)).fetchone()
+        row = reports.dead_letter(conn, dead_letter_id)
     if row is None:
         raise NotFound(f"no dead letter {dead_letter_id}")
     return _dead_letter_out(row, None)
@@ -620,17 +584,9 @@ def dead_letter(
 
 @admin.get("/ingest/stats", summary="Processed events by outcome, dead letters per node")
 def ingest_stats(ctx: Ctx, _caller: Admin) -> m.IngestStats:
-    by_node: dict[str, dict[str, int]] = {}
     with ctx.store.read() as conn:
-        outcomes = {
-            r[0]: r[1]
-            for r in conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
-        }
-        (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        for node, what, n in conn.execute(
-            "SELECT node, what, n FROM dead_letter_counts ORDER BY node, what"
-        ):
-            by_node.setdefault(node, {})[what] = n
+        totals = reports.ingest_totals(conn)
+    outcomes, dead, by_node = totals.outcomes, totals.dead_letters, totals.dead_letters_by_node
     refused = {str(code): n for code, n in sorted(ctx.refused.items())}
     return m.IngestStats(
         outcomes=outcomes, dead_letters=dead, dead_letters_by_node=by_node, api_refused=refused

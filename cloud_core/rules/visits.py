@@ -186,7 +186,7 @@ def apply_visit(
     for offer in offers_for_visit(
         conn,
         customer=customer,
-        store=store,
+        place=store,
         ts=ts,
         day=day,
         event_id=event_id,

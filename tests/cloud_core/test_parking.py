@@ -10,16 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from cloud_core import customers, ledger, offers
+from cloud_core.customers import PlateMatch, match_plate
+from cloud_core.parking_codes import make_validation_code, validate_free_parking
 from cloud_core.parking_config import ParkingSettings
-from cloud_core.rules.parking import (
-    ParkingRules,
-    PlateMatch,
-    make_validation_code,
-    match_plate,
-    occupancy_series,
-    sessions_of,
-    validate_free_parking,
-)
+from cloud_core.reports import occupancy_series, sessions_of
+from cloud_core.rules.parking import ParkingRules
 from cloud_core.store import Store, open_store
 from mallnet.errors import ConfigError
 from mallnet.wire.payloads import CreditNotice, OfferNotice, ParkingEvent

@@ -11,7 +11,8 @@ import pytest
 
 from cloud_core import customers
 from cloud_core.app import CoreApp
-from cloud_core.rules.parking import ParkingRules, make_validation_code
+from cloud_core.parking_codes import make_validation_code
+from cloud_core.rules.parking import ParkingRules
 from cloud_core.store import open_store
 from tests.cloud_core.helpers import serve_api
 from tests.cloud_core.parking_helpers import PARKING, T0, Gate
