@@ -15,15 +15,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from cloud_core import customers, parking_codes, parking_sessions, reports
-from cloud_core.api.auth import (
-    Admin,
-    AdminOrKiosk,
-    AdminOrTenant,
-    ApiContext,
-    Ctx,
-    Staff,
-    own_business,
-)
+from cloud_core.api.auth import ApiContext
+from cloud_core.api.deps import Admin, AdminOrKiosk, AdminOrTenant, Ctx, Staff, own_business
 from cloud_core.api.models import Problem
 from cloud_core.errors import InvalidInput
 from cloud_core.parking_config import ParkingSettings
