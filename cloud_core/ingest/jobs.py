@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cloud_core import ledger
+from cloud_core import ledger, visit_log
 from cloud_core.config import CoreConfig, StoreConfig
 from cloud_core.ingest import dead_letters
 from cloud_core.ingest.notices import NoticeOutbox, PendingNotice
@@ -61,9 +61,7 @@ class Jobs:
                 (ledger.iso(forget_before),),
             ).rowcount
             # a stay that ended before then can only be joined by a stale event
-            conn.execute(
-                "DELETE FROM presence_segments WHERE end_epoch < ?", (forget_before.timestamp(),)
-            )
+            visit_log.forget_stays_before(conn, forget_before.timestamp())
             notices = [
                 Notice(c.customer, change_notice(c, f"{-c.delta} points expired in {c.pocket}"))
                 for c in changes

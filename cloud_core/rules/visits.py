@@ -35,7 +35,7 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger
+from cloud_core import ledger, visit_log
 from cloud_core.config import GameRules, StoreConfig, VisitRules
 from cloud_core.offers import Campaign, get_campaign, offers_for_visit
 from cloud_core.rules.common import Notice, local_day
@@ -61,46 +61,6 @@ def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
     return None
 
 
-def join_presence(
-    conn: sqlite3.Connection,
-    *,
-    customer: str,
-    store: str,
-    start: float,
-    end: float,
-    gap_s: float,
-) -> tuple[float, float]:
-    """Record that ``customer`` was at ``store`` from ``start`` to ``end`` (epoch seconds)
-    and return the continuous stay this belongs to.
-
-    Every stored segment that overlaps ``[start - gap_s, end + gap_s]`` is merged with it
-    into one row, so the segments are the connected pieces of everything seen so far,
-    whatever the order it arrived in.
-    """
-    rows = conn.execute(
-        "SELECT id, start_epoch, end_epoch FROM presence_segments"
-        " WHERE customer_id = ? AND store = ? AND end_epoch >= ? AND start_epoch <= ?",
-        (customer, store, start - gap_s, end + gap_s),
-    ).fetchall()
-    lo = min([start, *(float(r[1]) for r in rows)])
-    hi = max([end, *(float(r[2]) for r in rows)])
-    if not rows:
-        conn.execute(
-            "INSERT INTO presence_segments (customer_id, store, start_epoch, end_epoch)"
-            " VALUES (?, ?, ?, ?)",
-            (customer, store, lo, hi),
-        )
-        return lo, hi
-    keep, *merged = rows
-    conn.executemany("DELETE FROM presence_segments WHERE id = ?", [(r[0],) for r in merged])
-    if (lo, hi) != (float(keep[1]), float(keep[2])):
-        conn.execute(
-            "UPDATE presence_segments SET start_epoch = ?, end_epoch = ? WHERE id = ?",
-            (lo, hi, keep[0]),
-        )
-    return lo, hi
-
-
 def apply_visit(
     conn: sqlite3.Connection,
     *,
@@ -116,7 +76,7 @@ def apply_visit(
     campaigns: Sequence[Campaign] | None = None,
 ) -> VisitResult:
     epoch = ts.timestamp()
-    start, end = join_presence(
+    start, end = visit_log.join_presence(
         conn,
         customer=customer,
         store=store.id,
@@ -127,32 +87,29 @@ def apply_visit(
     if end - start < rules.min_dwell_s:
         return VisitResult("short")
     day = local_day(ts, tz)
-    # one read for every check: the cooldown (either side of the event's time, this store)
-    # and today's points at this business, stores visited, and whether this one was
-    recent, earned, stores_before, here_before = conn.execute(
-        "SELECT COALESCE(MAX(store = :store AND ts_epoch > :lo AND ts_epoch < :hi), 0),"
-        " COALESCE(SUM(CASE WHEN day = :day AND business = :business THEN points END), 0),"
-        " COUNT(DISTINCT CASE WHEN day = :day THEN store END),"
-        " COALESCE(MAX(day = :day AND store = :store), 0)"
-        " FROM visits WHERE customer_id = :customer"
-        " AND (day = :day OR (store = :store AND ts_epoch > :lo AND ts_epoch < :hi))",
-        {
-            "business": store.business,
-            "store": store.id,
-            "customer": customer,
-            "day": day,
-            "lo": epoch - rules.cooldown_s,
-            "hi": epoch + rules.cooldown_s,
-        },
-    ).fetchone()
-    if rules.cooldown_s > 0 and recent:
+    seen = visit_log.day_state(
+        conn,
+        customer=customer,
+        store=store.id,
+        business=store.business,
+        day=day,
+        around=(epoch - rules.cooldown_s, epoch + rules.cooldown_s),
+    )
+    if rules.cooldown_s > 0 and seen.recent_here:
         return VisitResult("cooldown")
-    stores_today = int(stores_before) + (0 if here_before else 1)
-    points = max(0, min(rules.points, rules.daily_cap - int(earned)))
-    conn.execute(
-        "INSERT INTO visits (event_id, customer_id, store, business, node, ts, ts_epoch, day,"
-        " points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event_id, customer, store.id, store.business, node, ledger.iso(ts), epoch, day, points),
+    here_before = seen.here_today
+    stores_today = seen.stores_today + (0 if here_before else 1)
+    points = max(0, min(rules.points, rules.daily_cap - seen.earned_today))
+    visit_log.record_visit(
+        conn,
+        event_id=event_id,
+        customer=customer,
+        store=store.id,
+        business=store.business,
+        node=node,
+        ts=ts,
+        day=day,
+        points=points,
     )
     notices: list[Notice] = []
     if points > 0:

@@ -1,5 +1,5 @@
 """The core's layout keeps its promises (docs/architecture.md): modules stay small, rules
-decide without importing each other, routes carry no SQL, and production code reads no
+decide (no SQL) without importing each other, routes carry no SQL, and production code reads no
 test switch from the environment."""
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ def test_the_rules_grant_points_only_through_credit():
         if path.stem == "credit":
             continue
         assert "ledger.grant" not in path.read_text(), path.name
+
+
+def test_rules_decide_and_leave_sql_to_the_storage_modules():
+    assert [p.name for p in (CORE / "rules").glob("*.py") if ".execute(" in p.read_text()] == []
 
 
 def test_routes_carry_no_sql():
