@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from cloud_core.app import CoreApp
 from cloud_core.cli import serve
@@ -22,7 +23,7 @@ from mallnet.logs import configure_logging
 log = logging.getLogger("crash_launcher")
 
 
-def crash_after(n: int):
+def crash_after(n: int) -> Callable[[int], None]:
     def after_commit(committed: int) -> None:
         if committed >= n:
             log.critical("test crash point: exiting after commit %d, before ack", committed)
