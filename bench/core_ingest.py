@@ -40,7 +40,7 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloud_core import identity as core_identity  # noqa: E402
+from cloud_core import customers as customer_store  # noqa: E402
 from cloud_core.config import CoreConfig  # noqa: E402
 from cloud_core.store import open_store  # noqa: E402
 from mallnet import identity  # noqa: E402
@@ -210,8 +210,10 @@ def register(config: CoreConfig, customers: int) -> dict[str, int]:
     try:
         with store.transaction() as conn:
             for n in range(1, customers + 1):
-                cid, _ = core_identity.register_customer(conn, f"+4479{n:08d}", default_region="GB")
-                core_identity.attach_beacon_key(conn, cid, key_of(n).hex())
+                cid, _ = customer_store.register_customer(
+                    conn, f"+4479{n:08d}", default_region="GB"
+                )
+                customer_store.attach_beacon_key(conn, cid, key_of(n).hex())
                 ids[cid] = n
     finally:
         store.close()

@@ -53,8 +53,12 @@ class CoreApp:
         *,
         only: Only = None,
         clock: Callable[[], float] = time.time,
+        after_commit: Callable[[int], None] | None = None,
     ) -> None:
+        """``after_commit``: called by the consumer after each committed batch, before its
+        acks (batches committed so far); the tests' crash point, unset in production."""
         self.config = config
+        self.after_commit = after_commit
         self.only = only
         self.clock = clock
         self.consumer: Consumer | None = None
@@ -159,6 +163,7 @@ class CoreApp:
             expiry_interval_s=ingest.expiry_interval_s,
             kiosk_offers_interval_s=ingest.kiosk_offers_interval_s,
             offline=status("offline"),
+            after_commit=self.after_commit,
         )
 
     def stop(self) -> None:

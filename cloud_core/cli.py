@@ -12,10 +12,14 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import yaml
 
 from cloud_core.config import load_core_config
+
+if TYPE_CHECKING:
+    from cloud_core.app import CoreApp
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +88,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from cloud_core.app import CoreApp
 
+    return serve(CoreApp(config, only=args.only))
+
+
+def serve(app: CoreApp) -> int:
+    """Start ``app`` and run it until SIGTERM or SIGINT, then stop it (exit code 0)."""
     # The network threads and the ingest worker hand the GIL to each other for every
     # message; a 1 ms switch interval (default 5 ms) keeps that from adding latency.
     sys.setswitchinterval(0.001)
-    app = CoreApp(config, only=args.only)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -97,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app.start()
-    log.info("core running for mall %s (%s)", config.mall, args.only or "api and ingest")
+    log.info("core running for mall %s (%s)", app.config.mall, app.only or "api and ingest")
     try:
         stop.wait()
     finally:
@@ -121,19 +129,19 @@ def _expire(args: argparse.Namespace) -> int:
 
 
 def _add_customer(args: argparse.Namespace) -> int:
-    from cloud_core import identity
+    from cloud_core import customers
     from cloud_core.store import open_store
 
     config = load_core_config(args.config)
     store = open_store(config.database)
     try:
         with store.transaction() as conn:
-            customer, phone = identity.register_customer(
+            customer, phone = customers.register_customer(
                 conn, args.phone, default_region=config.default_region, email=args.email
             )
-            keys = [identity.attach_beacon_key(conn, customer, k)[1] for k in args.beacon_key]
+            keys = [customers.attach_beacon_key(conn, customer, k)[1] for k in args.beacon_key]
             if args.new_beacon_key:
-                keys.append(identity.attach_beacon_key(conn, customer)[1])
+                keys.append(customers.attach_beacon_key(conn, customer)[1])
     finally:
         store.close()
     log.info("registered customer %s with %d beacon keys", customer, len(keys))

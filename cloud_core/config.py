@@ -11,14 +11,36 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, HttpUrl, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from cloud_core.parking_config import ParkingSettings
+from cloud_core.settings import (
+    ApiSettings,
+    DeadLetterSettings,
+    IngestSettings,
+    TelemetrySettings,
+)
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
 
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+__all__ = [
+    "ApiSettings",
+    "CheckinRules",
+    "CoreConfig",
+    "DeadLetterSettings",
+    "GameRules",
+    "IngestSettings",
+    "KioskConfig",
+    "NodeTuning",
+    "StoreConfig",
+    "TelemetrySettings",
+    "VisitOverrides",
+    "VisitRules",
+    "load_core_config",
+]
 
 
 class VisitRules(ConfigModel):
@@ -168,130 +190,6 @@ class GameRules(ConfigModel):
     enabled: bool = Field(default=True, description="Whether the game runs.")
     stores: int = Field(default=3, ge=2, le=100, description="Different stores to visit per day.")
     points: int = Field(default=50, ge=1, description="Coalition points for reaching the goal.")
-
-
-class DeadLetterSettings(ConfigModel):
-    """Bounds on what the core keeps of rejected messages (a node can send junk fast)."""
-
-    payload_max_bytes: int = Field(
-        default=4096,
-        ge=0,
-        le=1_048_576,
-        description="Bytes of a rejected payload kept; the rest is dropped (its full size and "
-        "SHA-256 are kept with it).",
-    )
-    max_rows: int = Field(
-        default=10_000,
-        ge=1,
-        le=10_000_000,
-        description="Dead letters kept; past this the oldest are deleted (counted per node).",
-    )
-    max_age_s: float = Field(
-        default=7 * 86_400,
-        gt=0,
-        description="Dead letters older than this are deleted by the expiry job (counted).",
-    )
-
-
-class IngestSettings(ConfigModel):
-    client_id: Ident = Field(
-        default="core-1",
-        description="MQTT client id of this worker; unique per worker, stable across restarts "
-        "(the broker keeps its session and redelivers what it had not acked). It is also the "
-        "worker's broker identity (`mallnet broker add-device ID --role core`): the worker "
-        "connects as user ID with client id ID (ingest), ID-out (publisher) and ID-api (the "
-        "API-only status watch), so `mqtt.username` is left out or equal to it.",
-    )
-    share_group: Ident = Field(
-        default="core", description="Shared-subscription group the workers split the load in."
-    )
-    shared: bool = Field(
-        default=True,
-        description="Subscribe to the nodes' events with shared subscriptions (`$share/...`), "
-        "so several workers split the load. Set false when exactly one worker runs: a plain "
-        "subscription is kept by Mosquitto 2.0 across a broker restart (a shared one is not, "
-        "so events published before the core reconnects are refused with reason 16 and the "
-        "nodes must send them again).",
-    )
-    batch_max: int = Field(
-        default=200, ge=1, le=10_000, description="Most MQTT messages applied per transaction."
-    )
-    batch_wait_ms: float = Field(
-        default=2.0,
-        ge=0,
-        le=1000,
-        description="How long to wait for more messages before committing a partial batch.",
-    )
-    receive_maximum: int = Field(
-        default=2000,
-        ge=1,
-        le=65535,
-        description="Most unacknowledged messages the broker may have in flight to this worker "
-        "(MQTT 5 Receive Maximum): bounds the worker's memory after an outage backlog.",
-    )
-    max_event_age_s: float = Field(
-        default=48 * 3600,
-        gt=0,
-        description="Older presence events are receipted but credit nothing (counted as stale).",
-    )
-    max_clock_skew_s: float = Field(
-        default=300,
-        ge=0,
-        le=86_400,
-        description="Events dated more than this after the core's clock are receipted but "
-        "applied to nothing (outcome `future`): a node's clock running ahead, or an event "
-        "forged with a future window's beacon id, never credits today.",
-    )
-    expiry_interval_s: float = Field(
-        default=60, gt=0, description="How often the expiry job runs in `core run`."
-    )
-    kiosk_offers_interval_s: float = Field(
-        default=30,
-        gt=0,
-        description="How often the kiosks' retained offer lists are checked and republished "
-        "when they changed (campaigns created, deleted, started or ended).",
-    )
-    dead_letters: DeadLetterSettings = Field(
-        default_factory=DeadLetterSettings,
-        description="Size, count and age bounds of the dead letters (docs/core.md).",
-    )
-
-
-class ApiSettings(ConfigModel):
-    host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
-    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
-    keys_file: Path | None = Field(
-        default=None, description="YAML file with the API keys (mode 0600); see docs/core.md."
-    )
-    keys_env: str | None = Field(
-        default=None,
-        description="Name of an environment variable holding the same YAML (used if set).",
-    )
-    phone_lookups: int = Field(
-        default=10,
-        ge=1,
-        le=100_000,
-        description="Most phone-number lookups (`GET /customers?phone=`; and registrations by "
-        "non-admin keys, whose 409 also tells whether a phone is known) one API key may make "
-        "per `phone_lookup_window_s`; more get 429 with Retry-After.",
-    )
-    phone_lookup_window_s: float = Field(
-        default=60, gt=0, le=86_400, description="The window of `phone_lookups` (seconds)."
-    )
-
-
-class TelemetrySettings(ConfigModel):
-    """An InfluxDB v2 compatible server (InfluxDB, VictoriaMetrics); None keeps SQLite only."""
-
-    url: HttpUrl = Field(description="Base URL, e.g. http://127.0.0.1:8428.")
-    org: str = Field(default="mallnet", description="InfluxDB organisation.")
-    bucket: str = Field(default="mallnet", description="InfluxDB bucket.")
-    token_file: Path | None = Field(default=None, description="File with the API token.")
-    batch_size: int = Field(default=500, ge=1, description="Most points per write.")
-    flush_interval_s: float = Field(default=1.0, gt=0, description="Longest wait before a write.")
-    queue_max: int = Field(
-        default=100_000, ge=1, description="Points held while the server is slow; then dropped."
-    )
 
 
 class CoreConfig(ConfigModel):

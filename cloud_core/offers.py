@@ -1,15 +1,16 @@
 """Campaigns created by tenants, matched against visits, with per-customer frequency caps.
 
-A campaign targets stores and/or zones (neither: every store of its business) and a
-customer segment. A tenant's campaign acts only at that tenant's own stores, whatever
-zone it names (a zone shared with a competitor does not reach the competitor's store);
-the mall's own campaigns (business ``mall``, ``ledger.COALITION``) may span any store,
-zone and car park, and with no target reach all of them. A delivery row is written, in
-the transaction of the event that triggered it, for every offer pushed, so no customer
-gets an offer more often than ``cap_count`` times per ``cap_period_s`` (or per campaign
-when no period is set). Deliveries belong to one campaign *instance* (an internal id
-made when the campaign is created): a campaign deleted and created again under the same
-id starts with no deliveries.
+A campaign targets places — stores and car parks (``Place``) — by id and/or zone
+(neither: every store of its business) and a customer segment. A tenant's campaign acts
+only at that tenant's own stores, whatever zone it names (a zone shared with a
+competitor does not reach the competitor's store); the mall's own campaigns (business
+``mall``, ``ledger.COALITION``) may span any store, zone and car park, and with no
+target reach all of them. A delivery row is written, in the transaction of the event
+that triggered it, for every offer pushed, so no customer gets an offer more often than
+``cap_count`` times per ``cap_period_s`` (or per campaign when no period is set).
+Deliveries belong to one campaign *instance* (an internal id made when the campaign is
+created): a campaign deleted and created again under the same id starts with no
+deliveries.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import dataclasses
 import json
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
-from cloud_core.config import StoreConfig
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import COALITION, from_iso, iso
+from cloud_core.parking_config import CarPark
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
 
@@ -37,6 +38,34 @@ SEGMENTS: dict[str, str] = {
     "drivers": "customers with a registered vehicle",
 }
 NEW_CUSTOMER_DAYS = 30
+
+
+class Place(Protocol):
+    """Where an offer can be earned: a store (``StoreConfig`` is one) or a car park
+    (``CarParkPlace``). It belongs to a business — a car park to the mall's,
+    ``ledger.COALITION`` — and may lie in a zone; campaigns target places by id or zone."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def business(self) -> str: ...
+
+    @property
+    def zone(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class CarParkPlace:
+    """A car park as a place offers can be earned at: the mall's own (``COALITION``)."""
+
+    id: str
+    zone: str | None
+    business: str = COALITION
+
+    @classmethod
+    def of(cls, park: CarPark) -> CarParkPlace:
+        return cls(id=park.id, zone=park.zone)
 
 
 @dataclass(frozen=True)
@@ -66,13 +95,13 @@ class Campaign:
             valid_until=self.ends_at,
         )
 
-    def targets(self, store: StoreConfig) -> bool:
+    def targets(self, place: Place) -> bool:
         mall_wide = self.business == COALITION
-        if not mall_wide and store.business != self.business:
-            return False  # a tenant's campaign never acts at another business's store
+        if not mall_wide and place.business != self.business:
+            return False  # a tenant's campaign never acts at another business's place
         if not self.stores and not self.zones:
             return True
-        return store.id in self.stores or (store.zone is not None and store.zone in self.zones)
+        return place.id in self.stores or (place.zone is not None and place.zone in self.zones)
 
 
 def _from_row(row: sqlite3.Row) -> Campaign:
@@ -95,19 +124,20 @@ def _from_row(row: sqlite3.Row) -> Campaign:
 
 
 def create_campaign(
-    conn: sqlite3.Connection, campaign: Campaign, stores: dict[str, StoreConfig], now: datetime
+    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place], now: datetime
 ) -> Campaign:
-    """Store a campaign as a new instance; its target stores must exist and belong to its
-    business (the mall's campaigns may name any). Returns it with its instance id."""
+    """Store a campaign as a new instance; its target places (stores, car parks) must exist
+    and belong to its business (the mall's campaigns may name any). Returns it with its
+    instance id."""
     if campaign.ends_at <= campaign.starts_at:
         raise InvalidInput("a campaign must end after it starts")
     if campaign.bonus_points < 0:
         raise InvalidInput("bonus points cannot be negative")
     for store_id in campaign.stores:
-        store = stores.get(store_id)
-        if store is None:
+        place = places.get(store_id)
+        if place is None:
             raise InvalidInput(f"no store {store_id!r}")
-        if campaign.business not in (store.business, COALITION):
+        if campaign.business not in (place.business, COALITION):
             raise InvalidInput(f"store {store_id!r} belongs to another business")
     if conn.execute("SELECT 1 FROM campaigns WHERE id = ?", (campaign.id,)).fetchone():
         raise Conflict(f"campaign {campaign.id!r} exists")
@@ -215,7 +245,7 @@ def offers_for_visit(
     conn: sqlite3.Connection,
     *,
     customer: str,
-    store: StoreConfig,
+    place: Place,
     ts: datetime,
     day: str,
     event_id: str,
@@ -233,7 +263,7 @@ def offers_for_visit(
     for campaign in campaigns:
         if not campaign.starts_at <= ts < campaign.ends_at:
             continue
-        if not campaign.targets(store):
+        if not campaign.targets(place):
             continue
         if not _in_segment(conn, campaign.segment, customer, ts, day):
             continue

@@ -25,10 +25,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud_core.api import parking as parking_routes
-from cloud_core.api import routes
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
+from cloud_core.api.routes import ROUTERS
 from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
 from mallnet import __version__
 
@@ -223,15 +222,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             )
         return JSONResponse({"status": "ready", "mall": ctx.config.mall, "reasons": []})
 
-    for router in (
-        routes.customers,
-        routes.wallets,
-        routes.mall,
-        routes.campaigns,
-        routes.stats,
-        routes.admin,
-        parking_routes.router,  # docs/parking.md
-    ):
+    for router in ROUTERS:
         app.include_router(router)
 
     base_openapi = app.openapi

@@ -1,4 +1,6 @@
-"""API keys per role, and the typed FastAPI dependencies every router uses.
+"""API keys per role: the keys file, the key ring, rate limits, the request context.
+
+The typed FastAPI dependencies every router uses are in ``deps.py``.
 
 Keys live in a YAML file (``api.keys_file``, mode 0600) or in an environment variable
 (``api.keys_env``) holding the same YAML; the core stores and compares only SHA-256
@@ -19,15 +21,13 @@ import hashlib
 import hmac
 import math
 import os
-import sqlite3
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
-from fastapi import Depends, HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader
+from fastapi import HTTPException, status
 from pydantic import Field, SecretStr, model_validator
 
 from cloud_core.config import ApiSettings, CoreConfig, Ident, StoreConfig
@@ -161,65 +161,3 @@ class ApiContext:
     @property
     def stores(self) -> dict[str, StoreConfig]:
         return {store.id: store for store in self.config.stores}
-
-
-def get_context(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-Ctx = Annotated[ApiContext, Depends(get_context)]
-
-
-API_KEY = APIKeyHeader(
-    name="X-API-Key",
-    scheme_name="ApiKey",
-    description="Your API key (one per role and holder; see docs/core.md).",
-    auto_error=False,
-)
-
-
-def get_principal(
-    ctx: Ctx, x_api_key: Annotated[str | None, Security(API_KEY)] = None
-) -> Principal:
-    if not x_api_key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header", {"WWW-Authenticate": "ApiKey"}
-        )
-    principal = ctx.keys.lookup(x_api_key)
-    if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "unknown API key", {"WWW-Authenticate": "ApiKey"}
-        )
-    return principal
-
-
-Caller = Annotated[Principal, Depends(get_principal)]
-
-
-def allow(*roles: Role) -> Callable[[Principal], Principal]:
-    """A dependency that admits only these roles (403 otherwise)."""
-
-    def check(caller: Caller) -> Principal:
-        if caller.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {caller.role!r} may not do this")
-        return caller
-
-    return check
-
-
-Admin = Annotated[Principal, Depends(allow("admin"))]
-AdminOrTenant = Annotated[Principal, Depends(allow("admin", "tenant"))]
-AdminOrKiosk = Annotated[Principal, Depends(allow("admin", "kiosk"))]
-Staff = Annotated[Principal, Depends(allow("admin", "tenant", "kiosk"))]
-
-
-def own_business(caller: Principal, business: str) -> None:
-    """A tenant may touch only its own business (403 otherwise)."""
-    if caller.role == "tenant" and caller.business != business:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "not your business")
-
-
-def reader(ctx: ApiContext) -> Iterator[sqlite3.Connection]:
-    with ctx.store.read() as conn:
-        yield conn

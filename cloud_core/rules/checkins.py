@@ -19,13 +19,14 @@ A ``CheckinEvent``'s ``token`` (docs/kiosk.md, "Check-in tokens") is one of
    check in), so a compromised kiosk cannot credit the whole customer list;
 3. where: ``store`` must be the kiosk's own store or one of its ``stores`` (``wrong_store``
    otherwise). A store check-in is a pay-per-visit visit of that store through
-   ``visits.credit_visit`` — the same cooldown (whichever node or kiosk saw the last
+   ``visit_credit.credit_visit`` — the same cooldown (whichever node or kiosk saw the last
    visit) and the same daily cap as a beacon visit, no dwell. A check-in naming no store
    is a *kiosk visit*: ``checkins.kiosk_visit_points`` coalition points, at most
    ``checkins.kiosk_visits_per_day`` times per customer per local day (``limit`` beyond).
 
 Every check-in is recorded in ``kiosk_checkins`` with its outcome (erased with the
-customer). ``parse_token``, ``target`` and ``over_limit`` are pure functions of values.
+customer; the rows are ``cloud_core/kiosk_checkins.py``'s). ``parse_token``, ``target`` and
+``over_limit`` are pure functions of values.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger
+from cloud_core import kiosk_checkins, ledger
 from cloud_core.config import CheckinRules, GameRules, KioskConfig, StoreConfig, VisitRules
 from cloud_core.offers import Campaign
-from cloud_core.rules.visits import Notice, credit_notice, credit_visit, local_day
+from cloud_core.rules.common import Notice, local_day
+from cloud_core.rules.credit import DailyLimit, credit
+from cloud_core.rules.visit_credit import credit_visit
 from mallnet.wire.payloads import CheckinEvent
 
 Outcome = Literal[
@@ -117,29 +120,6 @@ def over_limit(customer: str, others: Collection[str], rules: CheckinRules) -> b
     return customer not in others and len(others) >= rules.max_customers
 
 
-def _customer(conn: sqlite3.Connection, token: Token) -> str | None:
-    column = "phone" if token.kind == "phone" else "id"
-    row = conn.execute(
-        f"SELECT id FROM customers WHERE {column} = ?",  # noqa: S608 (a fixed column)
-        (token.value,),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _customers_nearby(
-    conn: sqlite3.Connection, kiosk: str, epoch: float, window_s: float
-) -> set[str]:
-    return {
-        str(row[0])
-        for row in conn.execute(
-            "SELECT DISTINCT customer_id FROM kiosk_checkins WHERE kiosk = ?"
-            " AND ts_epoch > ? AND ts_epoch < ? AND customer_id IS NOT NULL"
-            " AND outcome NOT IN ('kiosk_limit', 'unknown_customer')",
-            (kiosk, epoch - window_s, epoch + window_s),
-        )
-    }
-
-
 def apply_checkin(
     conn: sqlite3.Connection,
     *,
@@ -166,19 +146,15 @@ def apply_checkin(
         tz=tz,
         campaigns=campaigns,
     )
-    conn.execute(
-        "INSERT INTO kiosk_checkins (event_id, kiosk, customer_id, store, ts, ts_epoch, outcome,"
-        " token) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.id,
-            kiosk.id,
-            result.customer,
-            event.store,
-            ledger.iso(event.ts),
-            event.ts.timestamp(),
-            result.outcome,
-            event.token if result.outcome == "unsupported" else None,
-        ),
+    kiosk_checkins.record(
+        conn,
+        event_id=event.id,
+        kiosk=kiosk.id,
+        customer=result.customer,
+        store=event.store,
+        ts=event.ts,
+        outcome=result.outcome,
+        token=event.token if result.outcome == "unsupported" else None,
     )
     return result
 
@@ -198,11 +174,13 @@ def _decide(
 ) -> CheckinResult:
     if token is None:
         return CheckinResult("bad_token")
-    customer = _customer(conn, token)
+    customer = kiosk_checkins.customer_named(conn, token.kind, token.value)
     if customer is None:
         return CheckinResult("unknown_customer")
     epoch = event.ts.timestamp()
-    if over_limit(customer, _customers_nearby(conn, kiosk.id, epoch, rules.window_s), rules):
+    if over_limit(
+        customer, kiosk_checkins.customers_nearby(conn, kiosk.id, epoch, rules.window_s), rules
+    ):
         return CheckinResult("kiosk_limit", customer)
     if token.kind == "receipt":
         return CheckinResult("unsupported", customer)
@@ -230,7 +208,7 @@ def _decide(
         return CheckinResult("no_points", customer)
     day = local_day(event.ts, tz)
     text = f"+{rules.kiosk_visit_points} points for checking in at the kiosk"
-    grant = ledger.grant_limited(
+    paid = credit(
         conn,
         customer=customer,
         pocket=ledger.COALITION,
@@ -238,12 +216,9 @@ def _decide(
         reason="checkin",
         idem_key=f"checkin:{event.id}",
         now=event.ts,
-        rule="kiosk-visit",
-        day=day,
-        max_per_day=rules.kiosk_visits_per_day,
+        limit=DailyLimit("kiosk-visit", day, max_per_day=rules.kiosk_visits_per_day),
         text=text,
     )
-    if grant.change is None:
+    if paid.notice is None:
         return CheckinResult("limit", customer)
-    notice = Notice(customer, credit_notice(grant.change, text))
-    return CheckinResult("credited", customer, grant.points, (notice,))
+    return CheckinResult("credited", customer, paid.result.points, (paid.notice,))

@@ -18,113 +18,29 @@ run inside the ingest transaction that also marks the event processed:
    local day; a visit over the cap is recorded with the points that still fit (maybe 0);
 4. the points go to the store's business pocket, expiring as the store's rule says;
 5. the game: the visit that makes ``game.stores`` different stores today pays the
-   coalition bonus, once per customer per day (``ledger.grant_limited``);
+   coalition bonus, once per customer per day (``credit`` with a ``DailyLimit``);
 6. matching offers are delivered (``offers.offers_for_visit``) within each campaign's
    frequency cap; a campaign with ``bonus_points`` also credits them to its business's
    pocket with each delivery (a per-campaign visit reward, outside the daily cap).
 
-It returns the inbox notices to publish after the commit. Steps 2–6 are ``credit_visit``,
-which a kiosk check-in at a store also uses (``rules/checkins.py``): one cooldown and one
-cap whichever way the shopper visited.
+It returns the inbox notices to publish after the commit. Steps 2–6 are ``credit_visit``
+in ``rules/visit_credit.py``, which a kiosk check-in at a store also uses
+(``rules/checkins.py``): one cooldown and one cap whichever way the shopper visited.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from typing import Literal
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger
+from cloud_core import visit_log
 from cloud_core.config import GameRules, StoreConfig, VisitRules
-from cloud_core.offers import Campaign, get_campaign, offers_for_visit
-from mallnet.ids import new_event_id
-from mallnet.wire.payloads import CreditNotice, OfferNotice
+from cloud_core.offers import Campaign
+from cloud_core.rules.visit_credit import VisitResult, credit_visit
 
-Outcome = Literal["short", "cooldown", "credited", "capped"]
-
-
-@dataclass(frozen=True)
-class Notice:
-    """An inbox message for one customer, published after the commit."""
-
-    customer: str
-    message: CreditNotice | OfferNotice
-
-
-@dataclass(frozen=True)
-class VisitResult:
-    outcome: Outcome
-    points: int = 0
-    notices: tuple[Notice, ...] = field(default=())
-
-
-def local_day(ts: datetime, tz: ZoneInfo) -> str:
-    """The mall's calendar day of a moment (``2026-11-23``)."""
-    return ts.astimezone(tz).date().isoformat()
-
-
-def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
-    if rules.expiry == "end_of_day":
-        local = ts.astimezone(tz)
-        midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz)
-        return midnight
-    if rules.expiry == "after" and rules.expires_after_s is not None:
-        return ts + timedelta(seconds=rules.expires_after_s)
-    return None
-
-
-def credit_notice(change: ledger.Change, text: str) -> CreditNotice:
-    return CreditNotice(
-        id=new_event_id(),
-        ts=change.ts,
-        points=change.delta,
-        pocket=change.pocket,
-        reason=change.reason,
-        text=text[:300],
-    )
-
-
-def join_presence(
-    conn: sqlite3.Connection,
-    *,
-    customer: str,
-    store: str,
-    start: float,
-    end: float,
-    gap_s: float,
-) -> tuple[float, float]:
-    """Record that ``customer`` was at ``store`` from ``start`` to ``end`` (epoch seconds)
-    and return the continuous stay this belongs to.
-
-    Every stored segment that overlaps ``[start - gap_s, end + gap_s]`` is merged with it
-    into one row, so the segments are the connected pieces of everything seen so far,
-    whatever the order it arrived in.
-    """
-    rows = conn.execute(
-        "SELECT id, start_epoch, end_epoch FROM presence_segments"
-        " WHERE customer_id = ? AND store = ? AND end_epoch >= ? AND start_epoch <= ?",
-        (customer, store, start - gap_s, end + gap_s),
-    ).fetchall()
-    lo = min([start, *(float(r[1]) for r in rows)])
-    hi = max([end, *(float(r[2]) for r in rows)])
-    if not rows:
-        conn.execute(
-            "INSERT INTO presence_segments (customer_id, store, start_epoch, end_epoch)"
-            " VALUES (?, ?, ?, ?)",
-            (customer, store, lo, hi),
-        )
-        return lo, hi
-    keep, *merged = rows
-    conn.executemany("DELETE FROM presence_segments WHERE id = ?", [(r[0],) for r in merged])
-    if (lo, hi) != (float(keep[1]), float(keep[2])):
-        conn.execute(
-            "UPDATE presence_segments SET start_epoch = ?, end_epoch = ? WHERE id = ?",
-            (lo, hi, keep[0]),
-        )
-    return lo, hi
+__all__ = ["VisitResult", "apply_visit"]
 
 
 def apply_visit(
@@ -142,7 +58,7 @@ def apply_visit(
     campaigns: Sequence[Campaign] | None = None,
 ) -> VisitResult:
     epoch = ts.timestamp()
-    start, end = join_presence(
+    start, end = visit_log.join_presence(
         conn,
         customer=customer,
         store=store.id,
@@ -164,120 +80,3 @@ def apply_visit(
         ts=ts,
         campaigns=campaigns,
     )
-
-
-def credit_visit(
-    conn: sqlite3.Connection,
-    *,
-    customer: str,
-    store: StoreConfig,
-    rules: VisitRules,
-    game: GameRules,
-    tz: ZoneInfo,
-    node: str,
-    event_id: str,
-    ts: datetime,
-    campaigns: Sequence[Campaign] | None = None,
-) -> VisitResult:
-    """Steps 2–6 for a visit that qualifies (a beacon stay past ``min_dwell_s``, or a kiosk
-    check-in at the store: ``node`` is then the kiosk): cooldown, daily cap, points, the
-    game and offers, shared by both ways of visiting."""
-    epoch = ts.timestamp()
-    day = local_day(ts, tz)
-    # one read for every check: the cooldown (either side of the event's time, this store)
-    # and today's points at this business, stores visited, and whether this one was
-    recent, earned, stores_before, here_before = conn.execute(
-        "SELECT COALESCE(MAX(store = :store AND ts_epoch > :lo AND ts_epoch < :hi), 0),"
-        " COALESCE(SUM(CASE WHEN day = :day AND business = :business THEN points END), 0),"
-        " COUNT(DISTINCT CASE WHEN day = :day THEN store END),"
-        " COALESCE(MAX(day = :day AND store = :store), 0)"
-        " FROM visits WHERE customer_id = :customer"
-        " AND (day = :day OR (store = :store AND ts_epoch > :lo AND ts_epoch < :hi))",
-        {
-            "business": store.business,
-            "store": store.id,
-            "customer": customer,
-            "day": day,
-            "lo": epoch - rules.cooldown_s,
-            "hi": epoch + rules.cooldown_s,
-        },
-    ).fetchone()
-    if rules.cooldown_s > 0 and recent:
-        return VisitResult("cooldown")
-    stores_today = int(stores_before) + (0 if here_before else 1)
-    points = max(0, min(rules.points, rules.daily_cap - int(earned)))
-    conn.execute(
-        "INSERT INTO visits (event_id, customer_id, store, business, node, ts, ts_epoch, day,"
-        " points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event_id, customer, store.id, store.business, node, ledger.iso(ts), epoch, day, points),
-    )
-    notices: list[Notice] = []
-    if points > 0:
-        text = f"+{points} points at {store.name}"
-        result = ledger.grant(
-            conn,
-            customer=customer,
-            pocket=store.business,
-            points=points,
-            reason="visit",
-            idem_key=f"visit:{event_id}",
-            now=ts,
-            expires_at=expiry_of(rules, ts, tz),
-            text=text,
-        )
-        if result.change is not None:
-            notices.append(Notice(customer, credit_notice(result.change, text)))
-    if game.enabled and not here_before and stores_today >= game.stores:  # a new store today
-        text = f"+{game.points} points: {game.stores} different stores today"
-        bonus = ledger.grant_limited(
-            conn,
-            customer=customer,
-            pocket=ledger.COALITION,
-            points=game.points,
-            reason="game",
-            idem_key=f"game:{customer}:{day}",
-            now=ts,
-            rule="game-stores",
-            day=day,
-            max_per_day=1,
-            text=text,
-        )
-        if bonus.change is not None:
-            notices.append(Notice(customer, credit_notice(bonus.change, text)))
-    for offer in offers_for_visit(
-        conn,
-        customer=customer,
-        store=store,
-        ts=ts,
-        day=day,
-        event_id=event_id,
-        trigger="visit",
-        campaigns=campaigns,
-    ):
-        notices.append(Notice(customer, offer))
-        campaign = _campaign(conn, campaigns, offer.offer.campaign)
-        if campaign.bonus_points > 0:
-            text = f"+{campaign.bonus_points} bonus points: {campaign.title}"
-            bonus = ledger.grant(
-                conn,
-                customer=customer,
-                pocket=campaign.business,
-                points=campaign.bonus_points,
-                reason="visit",
-                idem_key=f"campaign:{campaign.id}:{event_id}",
-                now=ts,
-                expires_at=expiry_of(rules, ts, tz),
-                text=text,
-            )
-            if bonus.change is not None:
-                notices.append(Notice(customer, credit_notice(bonus.change, text)))
-    return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
-
-
-def _campaign(
-    conn: sqlite3.Connection, campaigns: Sequence[Campaign] | None, campaign_id: str
-) -> Campaign:
-    for campaign in campaigns or ():
-        if campaign.id == campaign_id:
-            return campaign
-    return get_campaign(conn, campaign_id)

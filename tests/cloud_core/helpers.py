@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import yaml
 
+from cloud_core import customers, ledger, offers
 from cloud_core.app import CoreApp
 from cloud_core.config import CoreConfig
+from cloud_core.customers import Resolution, TagResolver, load_all_keys
+from cloud_core.store import open_store
 from mallnet import identity
 from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
 from mallnet.dynsec import Role
 from mallnet.ids import UuidV7Factory
-from mallnet.wire.payloads import PresenceBatch, PresenceEvent
-from tests.conftest import MALL
+from mallnet.mqtt import Inbound, MqttClient
+from mallnet.wire import decode, encode
+from mallnet.wire.payloads import (
+    FootfallBatch,
+    FootfallEvent,
+    HealthReport,
+    PresenceBatch,
+    PresenceEvent,
+    Receipt,
+)
+from mallnet.wire.topics import PRESENCE, RECEIPTS
+from tests.conftest import MALL, Collector
 
 CORE_PASSWORD = "core-test-password-0123456789"
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC).timestamp()
@@ -182,3 +196,137 @@ def serve_api(
             yield client, app
     finally:
         app.stop()
+
+
+def register(config, n: int, phone: str) -> str:
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            customer, _ = customers.register_customer(conn, phone, default_region="GB")
+            customers.attach_beacon_key(conn, customer, key_of(n).hex())
+    finally:
+        store.close()
+    return customer
+
+
+def add_campaign(config, **overrides) -> None:
+    campaign = offers.Campaign(
+        id="winter-coffee",
+        business="bean-bar",
+        title="Hot chocolate -20 %",
+        text="Show this at Bean Bar.",
+        image_url=None,
+        starts_at=datetime.fromtimestamp(START, UTC) - timedelta(days=1),
+        ends_at=datetime.fromtimestamp(START, UTC) + timedelta(days=7),
+        stores=(),
+        zones=(),
+        segment="all",
+        cap_count=1,
+        cap_period_s=None,
+    )
+    campaign = offers.Campaign(**{**campaign.__dict__, **overrides})
+    store = open_store(config.database)
+    try:
+        with store.transaction() as conn:
+            offers.create_campaign(
+                conn, campaign, {s.id: s for s in config.stores}, datetime.now(UTC)
+            )
+    finally:
+        store.close()
+
+
+def wallet(config, customer: str) -> dict[str, int]:
+    store = open_store(config.database)
+    try:
+        with store.read() as conn:
+            assert ledger.check_invariants(conn) == []
+            at = datetime.fromtimestamp(START, UTC)
+            return {b.pocket: b.balance for b in ledger.balances(conn, customer, at)}
+    finally:
+        store.close()
+
+
+def receipts_collector(
+    connect, node: str, *, persistent: bool = False
+) -> tuple[Collector, MqttClient]:
+    """A node's receipts subscription. ``persistent`` (as a real node's session is) keeps
+    what the core receipts while the broker restarts and this client reconnects."""
+    collector = Collector()
+    client = connect(
+        node,
+        subscriptions=[(RECEIPTS.topic(MALL, node), 1)],
+        on_message=collector,
+        persistent_session=persistent,
+    )
+    return collector, client
+
+
+def receipted_ids(collector: Collector) -> list[str]:
+    ids: list[str] = []
+    for message in list(collector.messages):
+        receipt = decode(message.topic, message.payload).message
+        assert isinstance(receipt, Receipt)
+        ids.extend(receipt.ids)
+    return ids
+
+
+def message(walker: Walker, *events) -> Inbound:
+    return Inbound(
+        PRESENCE.topic(MALL, walker.node), encode(walker.batch(list(events))), 1, False, 0
+    )
+
+
+class BrokenResolver(TagResolver):
+    """Our own seam: a resolver that fails for one tag, as a bug would."""
+
+    def __init__(self, store, clock, poison: str) -> None:
+        super().__init__(lambda: load_all_keys(store.conn), clock)
+        self.poison = poison
+
+    def resolve(self, tag: str, event_time: float) -> Resolution:
+        if tag == self.poison:
+            raise RuntimeError("resolver bug")
+        return super().resolve(tag, event_time)
+
+
+# Telemetry points carry real times (a time-series server refuses far-future samples):
+# the start of the current hour, so the hourly rollups below are predictable.
+BASE = time.time() // 3600 * 3600
+
+
+def footfall(walker: Walker, minute: int, unique: int) -> FootfallBatch:
+    walker.seq += 1
+    start = datetime.fromtimestamp(BASE + minute * 60, UTC)
+    return FootfallBatch(
+        node=walker.node,
+        events=(
+            FootfallEvent(
+                id=walker._ids(),
+                seq=walker.seq,
+                ts=start,
+                window_start=start,
+                window_s=60,
+                unique_tags=unique,
+                adverts=unique * 40,
+            ),
+        ),
+    )
+
+
+def health(walker: Walker, depth: int) -> HealthReport:
+    walker.seq += 1
+    return HealthReport(
+        id=walker._ids(),
+        seq=walker.seq,
+        ts=datetime.fromtimestamp(BASE + 5, UTC),
+        node=walker.node,
+        uptime_s=100.0,
+        adverts_per_s=30.0,
+        events_per_s=0.5,
+        outbox_depth=depth,
+        outbox_oldest_age_s=0.0,
+        outbox_dropped=0,
+        scanner_restarts=0,
+        adapter_resets=0,
+        cpu_temp_c=48.5,
+    )

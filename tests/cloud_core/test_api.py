@@ -12,15 +12,8 @@ import pytest
 from cloud_core import ledger
 from cloud_core.app import CoreApp
 from cloud_core.store import open_store
+from tests.cloud_core.api_helpers import KEYS, h, register
 from tests.cloud_core.helpers import START, Clock, make_config, serve_api
-
-KEYS = {
-    "admin": "k-admin-0123456789abcdef",
-    "kiosk": "k-kiosk-0123456789abcdef",
-    "bean": "k-bean-bar-0123456789abcdef",
-    "shoe": "k-shoe-hub-0123456789abcdef",
-    "node": "k-node-store-1-0123456789",
-}
 
 
 @pytest.fixture
@@ -41,10 +34,6 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
         ],
     ) as served:
         yield served
-
-
-def h(who: str) -> dict[str, str]:
-    return {"X-API-Key": KEYS[who]}
 
 
 def counts(app: CoreApp) -> dict[str, int]:
@@ -81,12 +70,6 @@ def seed_points(app: CoreApp, customer: str) -> None:
                 )
     finally:
         store.close()
-
-
-def register(client: httpx.Client) -> str:
-    r = client.post("/customers", json={"phone": "07911 123456"}, headers=h("kiosk"))
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 def test_kiosk_registers_a_customer_and_the_admin_attaches_a_beacon_key(api):

@@ -21,8 +21,8 @@ from cloud_core import ledger
 from cloud_core.api.models import Problem
 from cloud_core.app import CoreApp
 from cloud_core.store import open_store
+from tests.cloud_core.api_helpers import KEYS, h, register
 from tests.cloud_core.helpers import START, serve_api
-from tests.cloud_core.test_api import KEYS, h, register
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 

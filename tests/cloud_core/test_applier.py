@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from cloud_core import identity
-from cloud_core.identity import Resolution, TagResolver, load_all_keys
+from cloud_core import customers
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import PresenceBatch
-from mallnet.wire.topics import FOOTFALL, HEALTH, PRESENCE
-from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
-from tests.cloud_core.test_telemetry import BASE, footfall, health
+from mallnet.wire.topics import FOOTFALL, HEALTH
+from tests.cloud_core.helpers import (
+    BASE,
+    START,
+    BrokenResolver,
+    Clock,
+    Walker,
+    footfall,
+    health,
+    key_of,
+    make_config,
+    message,
+)
 from tests.conftest import MALL
 
 
@@ -22,16 +31,10 @@ def setup(tmp_path):
     config = make_config(tmp_path)
     store = open_store(config.database)
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, "+44 7911 123001", default_region="GB")
-        identity.attach_beacon_key(conn, customer, key_of(1).hex())
+        customer, _ = customers.register_customer(conn, "+44 7911 123001", default_region="GB")
+        customers.attach_beacon_key(conn, customer, key_of(1).hex())
     yield config, store, customer
     store.close()
-
-
-def message(walker: Walker, *events) -> Inbound:
-    return Inbound(
-        PRESENCE.topic(MALL, walker.node), encode(walker.batch(list(events))), 1, False, 0
-    )
 
 
 def points(store, customer: str) -> int:
@@ -61,30 +64,17 @@ def test_a_key_attached_while_running_is_picked_up(setup, tmp_path):
     applier.apply([message(walker, walker.event(key_of(2), START))])
     assert applier.counters["unknown_tag"] == 1
     with store.transaction() as conn:
-        bob, _ = identity.register_customer(conn, "+44 7911 123002", default_region="GB")
-        identity.attach_beacon_key(conn, bob, key_of(2).hex())
+        bob, _ = customers.register_customer(conn, "+44 7911 123002", default_region="GB")
+        customers.attach_beacon_key(conn, bob, key_of(2).hex())
     applier.apply([message(walker, walker.event(key_of(2), START + 5))])
     assert points(store, bob) == 10
     assert applier.resolver.full_loads == 1  # the new key was added, nothing reloaded
     with store.transaction() as conn:
-        identity.erase_customer(conn, bob)
+        customers.erase_customer(conn, bob)
     clock.set(START + 4000)
     applier.apply([message(walker, walker.event(key_of(2), START + 4000))])
     assert applier.resolver.full_loads == 2  # a removal reloads everything
     assert applier.counters["unknown_tag"] == 2 and points(store, bob) == 0
-
-
-class BrokenResolver(TagResolver):
-    """Our own seam: a resolver that fails for one tag, as a bug would."""
-
-    def __init__(self, store, clock, poison: str) -> None:
-        super().__init__(lambda: load_all_keys(store.conn), clock)
-        self.poison = poison
-
-    def resolve(self, tag: str, event_time: float) -> Resolution:
-        if tag == self.poison:
-            raise RuntimeError("resolver bug")
-        return super().resolve(tag, event_time)
 
 
 def test_a_message_that_trips_a_bug_is_dead_lettered_and_the_rest_applied(setup):
@@ -119,7 +109,7 @@ def test_old_processed_ids_are_forgotten_and_their_redelivery_still_credits_noth
     applier.apply([visit])
     assert points(store, customer) == 10
     clock.set(START + 2 * config.ingest.max_event_age_s + 60)
-    applier.expire()
+    applier.jobs.expire()
     assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
     applier.apply([visit])  # a very late redelivery: unknown id now, but stale
     assert points(store, customer) == 10 and applier.counters["stale"] == 1
@@ -145,7 +135,7 @@ def test_footfall_and_health_ids_are_forgotten_too_and_a_late_redelivery_counts_
     before = kept()
     assert before[0] == (3, 120, 1) and applier.counters["health"] == 1
     clock.set(BASE + 600 + 2 * config.ingest.max_event_age_s + 60)
-    applier.expire()
+    applier.jobs.expire()
     assert store.conn.execute("SELECT COUNT(*) FROM processed_events").fetchone()[0] == 0
     applier.apply(late)  # unknown ids now, but too old to count again
     assert kept() == before

@@ -26,8 +26,7 @@ from mallnet.mqtt import PublishTicket
 from mallnet.wire import decode
 from mallnet.wire.payloads import FootfallBatch, PresenceBatch
 from tests.cloud_core.conftest import wait_subscribed
-from tests.cloud_core.helpers import Clock, make_config
-from tests.cloud_core.test_ingest import register, wallet
+from tests.cloud_core.helpers import Clock, make_config, register, wallet
 from tests.conftest import wait_until
 from tests.edge_node.helpers import T0, AppThread, browse_trace, node_config
 

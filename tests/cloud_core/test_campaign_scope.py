@@ -7,8 +7,17 @@ from cloud_core.store import open_store
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import OfferNotice
 from mallnet.wire.topics import INBOX, PRESENCE
-from tests.cloud_core.helpers import START, Walker, api_client, api_config, key_of
-from tests.cloud_core.test_ingest import add_campaign, receipts_collector, register, wallet
+from tests.cloud_core.helpers import (
+    START,
+    Walker,
+    add_campaign,
+    api_client,
+    api_config,
+    key_of,
+    receipts_collector,
+    register,
+    wallet,
+)
 from tests.conftest import MALL, Collector, wait_until
 
 ADMIN = "k-admin-0123456789abcdef"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from mallnet.cli import main
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import CreditNotice
 from mallnet.wire.topics import INBOX, PRESENCE
-from tests.cloud_core.helpers import CORE_PASSWORD, Walker
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector
+from tests.cloud_core.helpers import CORE_PASSWORD, Walker, receipted_ids, receipts_collector
 from tests.conftest import MALL, Collector, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "cloud_core" / "config.example.yaml"
@@ -119,7 +117,6 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
     inbox = Collector()
     core_client("inbox-watch", subscriptions=[(INBOX.filter(MALL), 1)], on_message=inbox)
     log = (tmp_path / "core.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLNET_CORE_TEST")}
     core = subprocess.Popen(
         [
             sys.executable,
@@ -132,7 +129,6 @@ def test_demo_config_then_core_run_credits_a_customer_registered_over_the_api(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
     )
     try:
         with httpx.Client(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from cloud_core import identity
+from cloud_core import customers
 from cloud_core.config import ApiSettings, CoreConfig
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
@@ -19,9 +19,19 @@ from mallnet.mqtt import Inbound
 from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import FOOTFALL, PRESENCE, STATUS
-from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config
-from tests.cloud_core.test_applier import BrokenResolver, message
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
+from tests.cloud_core.helpers import (
+    START,
+    BrokenResolver,
+    Clock,
+    Walker,
+    key_of,
+    make_config,
+    message,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
+)
 from tests.conftest import MALL, wait_until
 
 ADMIN_KEY = "k-admin-0123456789abcdef"
@@ -102,7 +112,7 @@ def test_dead_letters_older_than_max_age_go_with_the_expiry_job(bounded):
     clock.advance(1800)
     applier.apply([junk("store-2", b"new")])
     clock.advance(2000)  # the first is 3800 s old (max_age_s 3600), the second 2000 s
-    applier.expire()
+    applier.jobs.expire()
     assert [bytes(r[0]) for r in store.conn.execute("SELECT payload FROM dead_letters")] == [b"new"]
     assert counts_by_node(store)["store-1"] == {"kept": 1, "expired": 1}
     assert applier.counters["dead_letters.expired"] == 1
@@ -111,8 +121,8 @@ def test_dead_letters_older_than_max_age_go_with_the_expiry_job(bounded):
 def test_retained_event_messages_are_ignored_and_counted_status_junk_is_kept_once(bounded):
     config, store = bounded
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, "+44 7911 123001", default_region="GB")
-        identity.attach_beacon_key(conn, customer, key_of(1).hex())
+        customer, _ = customers.register_customer(conn, "+44 7911 123001", default_region="GB")
+        customers.attach_beacon_key(conn, customer, key_of(1).hex())
     applier = Applier(config, store, Clock(START + 10))
     walker = Walker("store-1")
     valid = encode(walker.batch([walker.event(key_of(1), START)]))

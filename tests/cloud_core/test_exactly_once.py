@@ -3,78 +3,24 @@ core workers on one shared subscription, never double-credit and never lose a vi
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import yaml
-
-from cloud_core.ingest import EXIT_AFTER_COMMIT_ENV
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
+from tests.cloud_core.core_process import start_core, write_config
 from tests.cloud_core.helpers import (
-    CORE_PASSWORD,
     START,
-    STORES,
     Walker,
-    add_core,
     key_of,
     make_config,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
 )
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
 from tests.conftest import MALL, wait_until
-
-
-def write_config(tmp_path: Path, broker) -> Path:
-    secret = tmp_path / "core.password"
-    secret.write_text(CORE_PASSWORD + "\n")
-    secret.chmod(0o600)
-    config = {
-        "mall": MALL,
-        "database": "core.sqlite",
-        "mqtt": {
-            "port": broker.port,
-            "username": add_core(broker, "core-crash"),
-            "password_file": str(secret),
-            "reconnect_min_s": 0.1,
-            "reconnect_max_s": 1,
-        },
-        "ingest": {"client_id": "core-crash", "batch_wait_ms": 1},
-        # no cooldown: only the exactly-once machinery stands between a redelivery and a credit
-        "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 0, "daily_cap": 30},
-        "stores": STORES,
-    }
-    path = tmp_path / "core.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def start_core(config: Path, log: Path, crash_after: int | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop(EXIT_AFTER_COMMIT_ENV, None)
-    if crash_after is not None:
-        env[EXIT_AFTER_COMMIT_ENV] = str(crash_after)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mallnet.cli",
-                "core",
-                "run",
-                "--config",
-                str(config),
-                "--only",
-                "ingest",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
 
 
 def test_a_core_killed_between_commit_and_ack_neither_double_credits_nor_loses_a_visit(

@@ -14,10 +14,13 @@ from cloud_core.store import open_store
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import CreditNotice, OfferNotice
 from mallnet.wire.topics import INBOX, PRESENCE
-from tests.cloud_core.helpers import START, Walker, key_of, make_config
-from tests.cloud_core.test_exactly_once import start_core, write_config
-from tests.cloud_core.test_ingest import (
+from tests.cloud_core.core_process import start_core, write_config
+from tests.cloud_core.helpers import (
+    START,
+    Walker,
     add_campaign,
+    key_of,
+    make_config,
     receipted_ids,
     receipts_collector,
     register,

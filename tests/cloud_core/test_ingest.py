@@ -2,89 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from cloud_core import identity, ledger, offers
+from cloud_core import ledger
 from cloud_core.config import KioskConfig, NodeTuning
 from cloud_core.store import open_store
-from mallnet.mqtt import MqttClient
 from mallnet.wire import decode, encode
-from mallnet.wire.payloads import CreditNotice, OfferNotice, Receipt
-from mallnet.wire.topics import INBOX, PRESENCE, RECEIPTS
-from tests.cloud_core.helpers import START, Walker, key_of
+from mallnet.wire.payloads import CreditNotice, OfferNotice
+from mallnet.wire.topics import INBOX, PRESENCE
+from tests.cloud_core.helpers import (
+    START,
+    Walker,
+    add_campaign,
+    key_of,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
+)
 from tests.conftest import MALL, Collector, wait_until
-
-
-def register(config, n: int, phone: str) -> str:
-    store = open_store(config.database)
-    try:
-        with store.transaction() as conn:
-            customer, _ = identity.register_customer(conn, phone, default_region="GB")
-            identity.attach_beacon_key(conn, customer, key_of(n).hex())
-    finally:
-        store.close()
-    return customer
-
-
-def add_campaign(config, **overrides) -> None:
-    campaign = offers.Campaign(
-        id="winter-coffee",
-        business="bean-bar",
-        title="Hot chocolate -20 %",
-        text="Show this at Bean Bar.",
-        image_url=None,
-        starts_at=datetime.fromtimestamp(START, UTC) - timedelta(days=1),
-        ends_at=datetime.fromtimestamp(START, UTC) + timedelta(days=7),
-        stores=(),
-        zones=(),
-        segment="all",
-        cap_count=1,
-        cap_period_s=None,
-    )
-    campaign = offers.Campaign(**{**campaign.__dict__, **overrides})
-    store = open_store(config.database)
-    try:
-        with store.transaction() as conn:
-            offers.create_campaign(
-                conn, campaign, {s.id: s for s in config.stores}, datetime.now(UTC)
-            )
-    finally:
-        store.close()
-
-
-def wallet(config, customer: str) -> dict[str, int]:
-    store = open_store(config.database)
-    try:
-        with store.read() as conn:
-            assert ledger.check_invariants(conn) == []
-            at = datetime.fromtimestamp(START, UTC)
-            return {b.pocket: b.balance for b in ledger.balances(conn, customer, at)}
-    finally:
-        store.close()
-
-
-def receipts_collector(
-    connect, node: str, *, persistent: bool = False
-) -> tuple[Collector, MqttClient]:
-    """A node's receipts subscription. ``persistent`` (as a real node's session is) keeps
-    what the core receipts while the broker restarts and this client reconnects."""
-    collector = Collector()
-    client = connect(
-        node,
-        subscriptions=[(RECEIPTS.topic(MALL, node), 1)],
-        on_message=collector,
-        persistent_session=persistent,
-    )
-    return collector, client
-
-
-def receipted_ids(collector: Collector) -> list[str]:
-    ids: list[str] = []
-    for message in list(collector.messages):
-        receipt = decode(message.topic, message.payload).message
-        assert isinstance(receipt, Receipt)
-        ids.extend(receipt.ids)
-    return ids
 
 
 def test_replayed_walks_credit_the_expected_points_with_notices_and_offers(

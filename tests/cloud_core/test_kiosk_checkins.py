@@ -21,9 +21,8 @@ from mallnet.mqtt import MqttClient
 from mallnet.wire import decode, encode
 from mallnet.wire.payloads import CheckinBatch, CheckinEvent, Receipt
 from mallnet.wire.topics import CHECKINS, KIOSK_RECEIPTS, PRESENCE
-from tests.cloud_core.helpers import START, STORES, Walker, key_of, make_config
-from tests.cloud_core.test_exactly_once import start_core, write_config
-from tests.cloud_core.test_ingest import register, wallet
+from tests.cloud_core.core_process import start_core, write_config
+from tests.cloud_core.helpers import START, STORES, Walker, key_of, make_config, register, wallet
 from tests.conftest import MALL, Collector, wait_until
 
 KIOSKS = [

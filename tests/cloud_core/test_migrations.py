@@ -12,7 +12,7 @@ import httpx
 import sqlite_utils
 import yaml
 
-from cloud_core.store import migrations
+from cloud_core.store.migrations import migrations
 from mallnet.broker import free_port
 from tests.conftest import wait_until
 

@@ -2,76 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from cloud_core import identity, ledger, offers
-from cloud_core.parking import (
-    ParkingRules,
-    PlateMatch,
-    make_validation_code,
-    match_plate,
-    occupancy_series,
-    sessions_of,
-    validate_free_parking,
-)
+from cloud_core import customers, ledger, offers
+from cloud_core.customers import PlateMatch, match_plate
+from cloud_core.parking_codes import make_validation_code, validate_free_parking
 from cloud_core.parking_config import ParkingSettings
+from cloud_core.reports import occupancy_series, sessions_of
+from cloud_core.rules.parking import ParkingRules
 from cloud_core.store import Store, open_store
 from mallnet.errors import ConfigError
-from mallnet.ids import UuidV7Factory
 from mallnet.wire.payloads import CreditNotice, OfferNotice, ParkingEvent
-from tests.cloud_core.helpers import START, make_config
-
-T0 = datetime.fromtimestamp(START, UTC)
-SECRET = "parking-test-secret-0123456789abcdef"
-PARKING: dict[str, Any] = {
-    "car_parks": [
-        {
-            "id": "p1",
-            "name": "North car park",
-            "capacity": 3,
-            "zone": "parking",
-            "nodes": ["gate-north"],
-        },
-        {"id": "p2", "name": "South car park", "nodes": ["gate-south"]},
-    ],
-    "entry_bonus": 40,
-    "hash_secret": SECRET,
-    "unregistered_retention_days": 7,
-}
-
-
-class Gate:
-    """Makes parking events as a gate node would."""
-
-    def __init__(self) -> None:
-        self.ids = UuidV7Factory()
-        self.seq = 0
-
-    def event(
-        self,
-        plate: str,
-        kind: str = "entry",
-        at: datetime = T0,
-        confidence: float = 0.95,
-        gate: str = "north-in",
-    ) -> ParkingEvent:
-        self.seq += 1
-        return ParkingEvent(
-            id=self.ids(),
-            seq=self.seq,
-            ts=at,
-            kind=kind,  # type: ignore[arg-type]
-            gate=gate,
-            plate=plate,
-            confidence=confidence,
-            country="UA",
-        )
+from tests.cloud_core.helpers import make_config
+from tests.cloud_core.parking_helpers import PARKING, T0, Gate
 
 
 @pytest.fixture
@@ -88,9 +36,9 @@ def rules() -> ParkingRules:
 
 def customer_with(store: Store, phone: str, *plates: str) -> str:
     with store.transaction() as conn:
-        customer, _ = identity.register_customer(conn, phone, default_region="GB", now=T0)
+        customer, _ = customers.register_customer(conn, phone, default_region="GB", now=T0)
         for plate in plates:
-            identity.attach_vehicle(conn, customer, plate, "UA", T0)
+            customers.attach_vehicle(conn, customer, plate, "UA", T0)
     return customer
 
 

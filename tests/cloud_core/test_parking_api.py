@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from cloud_core import identity
+from cloud_core import customers
 from cloud_core.app import CoreApp
-from cloud_core.parking import ParkingRules, make_validation_code
+from cloud_core.parking_codes import make_validation_code
+from cloud_core.rules.parking import ParkingRules
 from cloud_core.store import open_store
 from tests.cloud_core.helpers import serve_api
-from tests.cloud_core.test_parking import PARKING, T0, Gate
+from tests.cloud_core.parking_helpers import PARKING, T0, Gate
 
 KEYS = {
     "admin": "k-admin-0123456789abcdef",
@@ -66,8 +67,8 @@ def test_coupons_sessions_occupancy_and_erasure(api):
     store = open_store(app.config.database)
     try:
         with store.transaction() as conn:
-            customer, _ = identity.register_customer(conn, "+44 7911 123801", default_region="GB")
-            identity.attach_vehicle(conn, customer, "KA1234TX", "UA", T0)
+            customer, _ = customers.register_customer(conn, "+44 7911 123801", default_region="GB")
+            customers.attach_vehicle(conn, customer, "KA1234TX", "UA", T0)
     finally:
         store.close()
     gate = Gate()
@@ -154,8 +155,8 @@ def test_a_tenant_with_a_hyphen_redeems_its_own_codes(api):
     store = open_store(app.config.database)
     try:
         with store.transaction() as conn:
-            customer, _ = identity.register_customer(conn, "+44 7911 123802", default_region="GB")
-            identity.attach_vehicle(conn, customer, "KA5678TX", "UA", T0)
+            customer, _ = customers.register_customer(conn, "+44 7911 123802", default_region="GB")
+            customers.attach_vehicle(conn, customer, "KA5678TX", "UA", T0)
     finally:
         store.close()
     park(app, Gate().event("KA5678TX"))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import yaml
 
-from cloud_core import identity, ledger, offers
+from cloud_core import customers, ledger, offers
 from cloud_core.store import open_store
 from edge_node.camera.app import GateApp
 from edge_node.camera.config import load_gate_config
@@ -48,8 +48,8 @@ def test_a_car_at_the_gate_earns_its_driver_the_entry_bonus_and_an_offer(
     store = open_store(config.database)
     try:
         with store.transaction() as conn:
-            customer, _ = identity.register_customer(conn, "+44 7911 123901", default_region="GB")
-            identity.attach_vehicle(conn, customer, "KA 7777 TX", "UA", now)
+            customer, _ = customers.register_customer(conn, "+44 7911 123901", default_region="GB")
+            customers.attach_vehicle(conn, customer, "KA 7777 TX", "UA", now)
             offers.create_campaign(
                 conn,
                 offers.Campaign(

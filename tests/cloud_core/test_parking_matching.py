@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cloud_core import identity, ledger
+from cloud_core import customers as customer_store
+from cloud_core import ledger
 from cloud_core.store import open_store
 from mallnet.wire import encode
 from mallnet.wire.payloads import ParkingBatch, ParkingEvent
 from mallnet.wire.topics import PARKING
-from tests.cloud_core.helpers import START, api_client, api_config
-from tests.cloud_core.test_ingest import receipts_collector
-from tests.cloud_core.test_parking import PARKING as PARKING_CONFIG
-from tests.cloud_core.test_parking import T0, Gate
+from tests.cloud_core.helpers import START, api_client, api_config, receipts_collector
+from tests.cloud_core.parking_helpers import PARKING as PARKING_CONFIG
+from tests.cloud_core.parking_helpers import T0, Gate
 from tests.conftest import MALL
 
 ADMIN = "k-admin-0123456789abcdef"
@@ -50,10 +50,10 @@ def customers(config, *plates: str) -> list[str]:
     try:
         with store.transaction() as conn:
             for n, plate in enumerate(plates):
-                customer, _ = identity.register_customer(
+                customer, _ = customer_store.register_customer(
                     conn, f"+44 7911 1239{n:02d}", default_region="GB"
                 )
-                identity.attach_vehicle(conn, customer, plate, "UA", T0)
+                customer_store.attach_vehicle(conn, customer, plate, "UA", T0)
                 out.append(customer)
     finally:
         store.close()

@@ -21,8 +21,8 @@ from mallnet.mqtt import FailureLog, MqttClient
 from mallnet.wire import decode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import CORE_STATUS
+from tests.cloud_core.core_process import start_core, write_config
 from tests.cloud_core.helpers import Clock, make_config
-from tests.cloud_core.test_exactly_once import start_core, write_config
 from tests.conftest import MALL, Collector, wait_until
 from tests.edge_node.helpers import browse_trace, node_config
 

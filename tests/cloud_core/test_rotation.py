@@ -18,8 +18,16 @@ from mallnet.mqtt import Inbound
 from mallnet.wire import encode
 from mallnet.wire.payloads import PresenceBatch, PresenceEvent
 from mallnet.wire.topics import PRESENCE
-from tests.cloud_core.helpers import START, Clock, key_of, make_config
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector, register, wallet
+from tests.cloud_core.helpers import (
+    START,
+    Clock,
+    key_of,
+    make_config,
+    receipted_ids,
+    receipts_collector,
+    register,
+    wallet,
+)
 from tests.conftest import MALL, wait_until
 
 BOUNDARY = START + identity.WINDOW_S  # a rotation: the tag's id changes here

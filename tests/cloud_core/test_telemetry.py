@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +17,17 @@ import yaml
 from cloud_core.app import CoreApp
 from mallnet.broker import free_port
 from mallnet.wire import encode
-from mallnet.wire.payloads import FootfallBatch, FootfallEvent, HealthReport
 from mallnet.wire.topics import FOOTFALL, HEALTH
-from tests.cloud_core.helpers import Clock, Walker, make_config
-from tests.cloud_core.test_ingest import receipted_ids, receipts_collector
+from tests.cloud_core.helpers import (
+    BASE,
+    Clock,
+    Walker,
+    footfall,
+    health,
+    make_config,
+    receipted_ids,
+    receipts_collector,
+)
 from tests.conftest import MALL, wait_until
 
 VM_BINARY = Path("/usr/bin/victoria-metrics")
@@ -62,49 +68,6 @@ def victoria(tmp_path) -> Iterator[str]:
         proc.terminate()
         proc.wait(20)
         log.close()
-
-
-# Telemetry points carry real times (a time-series server refuses far-future samples):
-# the start of the current hour, so the hourly rollups below are predictable.
-BASE = time.time() // 3600 * 3600
-
-
-def footfall(walker: Walker, minute: int, unique: int) -> FootfallBatch:
-    walker.seq += 1
-    start = datetime.fromtimestamp(BASE + minute * 60, UTC)
-    return FootfallBatch(
-        node=walker.node,
-        events=(
-            FootfallEvent(
-                id=walker._ids(),
-                seq=walker.seq,
-                ts=start,
-                window_start=start,
-                window_s=60,
-                unique_tags=unique,
-                adverts=unique * 40,
-            ),
-        ),
-    )
-
-
-def health(walker: Walker, depth: int) -> HealthReport:
-    walker.seq += 1
-    return HealthReport(
-        id=walker._ids(),
-        seq=walker.seq,
-        ts=datetime.fromtimestamp(BASE + 5, UTC),
-        node=walker.node,
-        uptime_s=100.0,
-        adverts_per_s=30.0,
-        events_per_s=0.5,
-        outbox_depth=depth,
-        outbox_oldest_age_s=0.0,
-        outbox_dropped=0,
-        scanner_restarts=0,
-        adapter_resets=0,
-        cpu_temp_c=48.5,
-    )
 
 
 def export(url: str, metric: str) -> list[dict[str, Any]]:

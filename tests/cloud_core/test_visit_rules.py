@@ -13,7 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cloud_core import identity, ledger, offers
+from cloud_core import customers as customer_store
+from cloud_core import ledger, offers
 from cloud_core.ingest import Applier
 from cloud_core.store import open_store
 from mallnet.mqtt import Inbound
@@ -74,8 +75,10 @@ def _setup(tmp: Path):
     customers = {}
     with store.transaction() as conn:
         for n in (1, 2, 3):
-            cid, _ = identity.register_customer(conn, f"+44 7911 12300{n}", default_region="GB")
-            identity.attach_beacon_key(conn, cid, key_of(n).hex())
+            cid, _ = customer_store.register_customer(
+                conn, f"+44 7911 12300{n}", default_region="GB"
+            )
+            customer_store.attach_beacon_key(conn, cid, key_of(n).hex())
             customers[n] = cid
         offers.create_campaign(
             conn,
@@ -241,7 +244,7 @@ def _check(config, store, customers, specs, batch):
 
     # expiry: every Bean Bar point ("spend them here today") is gone after the last day
     clock.set(START + (HORIZON_MIN + 2 * 24 * 60) * 60)
-    applier.expire()
+    applier.jobs.expire()
     after = datetime.fromtimestamp(clock(), UTC)
     for customer in customers.values():
         pockets = {b.pocket: b for b in ledger.balances(conn, customer, after)}

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_core import identity
+from cloud_core import customers
+from cloud_core.customers import TagResolver
 from cloud_core.errors import Conflict, InvalidInput
-from cloud_core.identity import TagResolver
 from cloud_core.store import open_store
 from mallnet import identity as rotating
 from tests.cloud_core.helpers import START, Clock, key_of
@@ -24,33 +24,33 @@ from tests.cloud_core.helpers import START, Clock, key_of
     ],
 )
 def test_phones_are_stored_in_e164(raw, region, e164):
-    assert identity.normalise_phone(raw, region) == e164
+    assert customers.normalise_phone(raw, region) == e164
 
 
 @pytest.mark.parametrize("raw", ["", "hello", "123", "+44 1"])
 def test_bad_phones_are_refused(raw):
     with pytest.raises(InvalidInput):
-        identity.normalise_phone(raw, "GB")
+        customers.normalise_phone(raw, "GB")
 
 
 def test_keys_vehicles_and_conflicts(tmp_path):
     store = open_store(tmp_path / "c.sqlite")
     try:
         with store.transaction() as conn:
-            ann, _ = identity.register_customer(conn, "07911 123456", default_region="GB")
-            bob, _ = identity.register_customer(conn, "07911 123457", default_region="GB")
-            before = identity.key_generation(conn)
-            _, key = identity.attach_beacon_key(conn, ann)
-            assert identity.key_generation(conn) == before + 1
+            ann, _ = customers.register_customer(conn, "07911 123456", default_region="GB")
+            bob, _ = customers.register_customer(conn, "07911 123457", default_region="GB")
+            before = customers.key_generation(conn)
+            _, key = customers.attach_beacon_key(conn, ann)
+            assert customers.key_generation(conn) == before + 1
             with pytest.raises(Conflict):
-                identity.attach_beacon_key(conn, bob, key)
+                customers.attach_beacon_key(conn, bob, key)
             with pytest.raises(InvalidInput):
-                identity.attach_beacon_key(conn, bob, "ab" * 8)
-            assert identity.attach_vehicle(conn, ann, "ab-12 cde") == "AB12CDE"
+                customers.attach_beacon_key(conn, bob, "ab" * 8)
+            assert customers.attach_vehicle(conn, ann, "ab-12 cde") == "AB12CDE"
             with pytest.raises(Conflict):
-                identity.attach_vehicle(conn, bob, "AB12CDE")
-            assert identity.customer_of_plate(conn, "AB12CDE") == ann
-            assert identity.load_all_keys(conn) == [(ann, bytes.fromhex(key))]
+                customers.attach_vehicle(conn, bob, "AB12CDE")
+            assert customers.customer_of_plate(conn, "AB12CDE") == ann
+            assert customers.load_all_keys(conn) == [(ann, bytes.fromhex(key))]
     finally:
         store.close()
 

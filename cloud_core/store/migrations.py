@@ -1,39 +1,16 @@
-"""The core's SQLite database: schema migrations, WAL, and write transactions.
+"""Every migration of the core's database, in one registry (``migrations``).
 
-Every write runs in ``Store.transaction()``, which starts with ``BEGIN IMMEDIATE``:
-the write lock is taken before the first read, so a rule check (a cooldown, a cap)
-and the write it guards see the same state even when several core workers share
-one database file. ``busy_timeout`` makes a worker wait for the lock instead of
-failing.
-
-Every migration of the core's database, the parking tables included, is registered
-here, in one ``migrations`` set: whichever entry point opens the store (``core run``,
-``core expire``, ``core add-customer``, a test) applies all of them, whatever modules
-it happens to import. A new migration goes into this file, never into a rule module.
-
-Personal data must be erasable from the disk, not only from the tables: every
-connection sets ``secure_delete`` (deleted content is overwritten with zeros, in the
-database and in the pages it writes to the WAL), and ``checkpoint`` copies the WAL into
-the database and truncates it, so no old page image holding erased values is left
-(``identity.erase_customer``'s callers run it after the erasure commits).
+Whichever entry point opens the store (``core run``, ``core expire``, ``core add-customer``,
+a test) applies all of them, whatever modules it happens to import. A new migration goes
+into this file, never into a rule or storage module.
 """
 
 from __future__ import annotations
-
-import fcntl
-import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from mallnet.plates import fold_plate
-
-log = logging.getLogger(__name__)
 
 migrations = Migrations("mallnet.cloud_core")
 
@@ -375,82 +352,3 @@ def m101_plate_fold(db: sqlite_utils.Database) -> None:
         [(fold_plate(str(plate)), plate) for (plate,) in rows],
     )
     db.execute("CREATE INDEX vehicles_fold ON vehicles(plate_fold)")
-
-
-class Store:
-    """One connection to the core's database. Use one per thread."""
-
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 30_000) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-        )
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA secure_delete=ON")
-        self.db = sqlite_utils.Database(self.conn)
-        self._lock = threading.RLock()
-
-    def migrate(self) -> None:
-        """Apply pending migrations; a file lock keeps concurrent workers from racing."""
-        lock_path = self.path.with_name(self.path.name + ".migrate-lock")
-        with lock_path.open("a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                pending = [m.name for m in migrations.pending(self.db)]
-                if pending:
-                    log.info("applying migrations %s to %s", pending, self.path)
-                migrations.apply(self.db)
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    self.conn.execute("ROLLBACK")
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.Error:  # e.g. the disk is full: nothing is committed
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read snapshot (``BEGIN DEFERRED``)."""
-        with self._lock:
-            self.conn.execute("BEGIN")
-            try:
-                yield self.conn
-            finally:
-                self.conn.execute("ROLLBACK")
-
-    def checkpoint(self) -> bool:
-        """Copy the WAL into the database file and truncate it (outside any transaction);
-        False if a reader kept part of it (then it is copied at a later checkpoint)."""
-        with self._lock:
-            busy, _log, _copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            log.warning("WAL checkpoint of %s incomplete: a reader is still active", self.path)
-        return not busy
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def open_store(path: Path) -> Store:
-    """Open (creating and migrating as needed) the database at ``path``."""
-    store = Store(path)
-    store.migrate()
-    return store

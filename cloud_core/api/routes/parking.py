@@ -14,16 +14,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from cloud_core import identity, parking
-from cloud_core.api.auth import (
-    Admin,
-    AdminOrKiosk,
-    AdminOrTenant,
-    ApiContext,
-    Ctx,
-    Staff,
-    own_business,
-)
+from cloud_core import customers, parking_codes, parking_sessions, reports
+from cloud_core.api.auth import ApiContext
+from cloud_core.api.deps import Admin, AdminOrKiosk, AdminOrTenant, Ctx, Staff, own_business
 from cloud_core.api.models import Problem
 from cloud_core.errors import InvalidInput
 from cloud_core.parking_config import ParkingSettings
@@ -130,7 +123,7 @@ def make_codes(body: CodesIn, ctx: Ctx, caller: AdminOrTenant) -> CodesOut:
     key = settings.validation_key()
     return CodesOut(
         codes=[
-            parking.make_validation_code(key, body.business, serial, body.minutes)
+            parking_codes.make_validation_code(key, body.business, serial, body.minutes)
             for serial in body.serials
         ]
     )
@@ -139,20 +132,22 @@ def make_codes(body: CodesIn, ctx: Ctx, caller: AdminOrTenant) -> CodesOut:
 @router.post("/validations", summary="Redeem a free-parking coupon")
 def validate(body: ValidationIn, ctx: Ctx, caller: Staff) -> ValidationOut:
     settings = _settings(ctx)
-    business = parking.code_business(body.code)
+    business = parking_codes.code_business(body.code)
     if business is None:
         return ValidationOut(outcome="invalid", minutes=0)
     own_business(caller, business)
     vehicle = (
-        parking.plate_hash(settings.plate_key(), body.plate) if body.plate is not None else None
+        parking_sessions.plate_hash(settings.plate_key(), body.plate)
+        if body.plate is not None
+        else None
     )
     with ctx.store.transaction() as conn:
         if body.customer is not None:
-            identity.require_customer(conn, body.customer)
+            customers.require_customer(conn, body.customer)
         elif body.plate is not None:
-            owner = identity.customer_of_plate(conn, normalise_plate(body.plate))
+            owner = customers.customer_of_plate(conn, normalise_plate(body.plate))
             vehicle = normalise_plate(body.plate) if owner else vehicle
-        result = parking.validate_free_parking(
+        result = parking_codes.validate_free_parking(
             conn,
             settings.validation_key(),
             code=body.code,
@@ -172,8 +167,8 @@ def sessions(
 ) -> list[SessionOut]:
     _settings(ctx)
     with ctx.store.read() as conn:
-        identity.require_customer(conn, customer)
-        found = parking.sessions_of(conn, customer, limit)
+        customers.require_customer(conn, customer)
+        found = reports.sessions_of(conn, customer, limit)
     return [
         SessionOut(
             car_park=s.car_park,
@@ -200,5 +195,5 @@ def occupancy(
     if car_park not in {park.id for park in settings.car_parks}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no car park {car_park!r}")
     with ctx.store.read() as conn:
-        series = parking.occupancy_series(conn, car_park, since)
+        series = reports.occupancy_series(conn, car_park, since)
     return [OccupancyPoint(ts=ts, occupied=n) for ts, n in series]

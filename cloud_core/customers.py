@@ -18,14 +18,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import phonenumbers
 
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
-from cloud_core.parking import erase_parking
+from cloud_core.parking_sessions import erase_parking
 from mallnet import identity
-from mallnet.plates import fold_plate
+from mallnet.plates import fold_plate, normalise_plate
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,49 @@ def customer_of_plate(conn: sqlite3.Connection, plate: str) -> str | None:
     """The customer a vehicle belongs to (for parking rules)."""
     row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (plate,)).fetchone()
     return str(row[0]) if row else None
+
+
+MatchKind = Literal["exact", "confusable", "none", "ambiguous"]
+MAX_CONFUSABLES = 2  # a read differing from a registered plate in more look-alikes is no match
+
+
+@dataclass(frozen=True)
+class PlateMatch:
+    kind: MatchKind
+    customer: str | None = None
+    plate: str | None = None  # the registered plate matched
+
+
+def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> PlateMatch:
+    """The registered vehicle a read belongs to.
+
+    Exact first. Otherwise (``fuzzy``) a registered plate that differs from the read only
+    in OCR look-alikes (``O``/``0``/``D``/``Q``, ``S``/``5``, ``A``/``4`` … — the gate
+    reader's own table, ``mallnet.plates``), in at most ``MAX_CONFUSABLES`` places, and only
+    if no other registered plate is as likely a reading (as few look-alike swaps away):
+    when two are, the read is nobody's (``ambiguous``). Any other difference (``S`` read as
+    ``G``) is no match: an unregistered car. Costs one indexed lookup, plus one more when not
+    exact.
+    """
+    read = normalise_plate(read)
+    row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (read,)).fetchone()
+    if row is not None:
+        return PlateMatch("exact", str(row[0]), read)
+    if not fuzzy or len(read) < 4:
+        return PlateMatch("none")
+    near = sorted(
+        (sum(a != b for a, b in zip(str(plate), read, strict=True)), str(plate), str(customer))
+        for plate, customer in conn.execute(
+            "SELECT plate, customer_id FROM vehicles WHERE plate_fold = ?", (fold_plate(read),)
+        )
+    )
+    near = [candidate for candidate in near if candidate[0] <= MAX_CONFUSABLES]
+    if not near:
+        return PlateMatch("none")
+    if len(near) > 1 and near[1][0] == near[0][0]:
+        return PlateMatch("ambiguous")  # two plates as likely: nobody's
+    _, plate, customer = near[0]
+    return PlateMatch("confusable", customer, plate)
 
 
 def _names_customer(payload: bytes, needles: Iterable[str], plates: Iterable[str]) -> bool:

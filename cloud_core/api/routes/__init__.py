@@ -1,0 +1,18 @@
+"""The HTTP API's routers, one per resource. Each handler checks its caller's role and
+business (``deps.py``), then reads through ``reports`` or the domain modules, or writes
+through them in one ``BEGIN IMMEDIATE`` transaction; no router carries SQL."""
+
+from fastapi import APIRouter
+
+from cloud_core.api.routes import campaigns, customers, mall, operations, parking, stats, wallets
+
+#: In the order they are mounted (and listed in the OpenAPI document).
+ROUTERS: tuple[APIRouter, ...] = (
+    customers.router,
+    wallets.router,
+    mall.router,
+    campaigns.router,
+    stats.router,
+    operations.router,
+    parking.router,  # docs/parking.md
+)

@@ -1,0 +1,205 @@
+"""The API's read queries: customers' summaries, nodes, statistics, dead letters, parking.
+
+Everything the HTTP API reads and no rule decides on is queried here (read-only, in the
+caller's read transaction), so routes carry no SQL. Access control stays in the routes:
+a function takes the filters it is given (a tenant's business, its nodes) as data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cloud_core import ledger
+
+# --- customers --------------------------------------------------------------------------
+
+
+def customer_of_phone(conn: sqlite3.Connection, e164: str) -> str | None:
+    """The customer registered with this (normalised) phone number."""
+    row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def beacon_key_count(conn: sqlite3.Connection, customer: str) -> int:
+    (keys,) = conn.execute(
+        "SELECT COUNT(*) FROM beacon_keys WHERE customer_id = ?", (customer,)
+    ).fetchone()
+    return int(keys)
+
+
+def plates_of(conn: sqlite3.Connection, customer: str) -> list[str]:
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT plate FROM vehicles WHERE customer_id = ? ORDER BY plate", (customer,)
+        )
+    ]
+
+
+# --- nodes and statistics ---------------------------------------------------------------
+
+
+def nodes(conn: sqlite3.Connection) -> dict[str, sqlite3.Row]:
+    """Every node's row (status, last health, last seen) by id."""
+    return {r["id"]: r for r in conn.execute("SELECT * FROM nodes")}
+
+
+def visit_stats(
+    conn: sqlite3.Connection,
+    *,
+    business: str | None = None,
+    day: str | None = None,
+    store: str | None = None,
+) -> list[sqlite3.Row]:
+    """Visits, customers and points per store and local day (optionally of one business)."""
+    sql = (
+        "SELECT store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
+        " SUM(points) AS points FROM visits WHERE 1 = 1"
+    )
+    params: list[str] = []
+    if business is not None:
+        sql += " AND business = ?"
+        params.append(business)
+    if day is not None:
+        sql += " AND day = ?"
+        params.append(day)
+    if store is not None:
+        sql += " AND store = ?"
+        params.append(store)
+    return conn.execute(sql + " GROUP BY store, day ORDER BY day, store", params).fetchall()
+
+
+def footfall(
+    conn: sqlite3.Connection,
+    *,
+    among: Sequence[str] | None = None,
+    node: str | None = None,
+    from_hour: str | None = None,
+    until: str | None = None,
+    limit: int,
+    offset: int,
+) -> list[sqlite3.Row]:
+    """Footfall rows by hour, then node: of the nodes ``among`` (all if None), from the
+    hour ``from_hour`` (``2026-11-23T10:00Z``), hours starting before ``until``."""
+    sql = "SELECT * FROM footfall WHERE 1 = 1"
+    params: list[str | int] = []
+    if among is not None:
+        sql += f" AND node IN ({','.join('?' * len(among))})"
+        params += list(among)
+    if node is not None:
+        sql += " AND node = ?"
+        params.append(node)
+    if from_hour is not None:
+        sql += " AND hour >= ?"
+        params.append(from_hour)
+    if until is not None:
+        sql += " AND hour < ?"
+        params.append(until)
+    sql += " ORDER BY hour, node LIMIT ? OFFSET ?"
+    params += [limit, offset]
+    return conn.execute(sql, params).fetchall()
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+def dead_letters(
+    conn: sqlite3.Connection, *, before_id: int | None, node: str | None, limit: int
+) -> list[sqlite3.Row]:
+    """Dead letters, newest first (a page: those older than ``before_id``)."""
+    sql = "SELECT * FROM dead_letters WHERE 1 = 1"
+    params: list[str | int] = []
+    if before_id is not None:
+        sql += " AND id < ?"
+        params.append(before_id)
+    if node is not None:
+        sql += " AND node = ?"
+        params.append(node)
+    return conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+
+
+def dead_letter(conn: sqlite3.Connection, dead_letter_id: int) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM dead_letters WHERE id = ?", (dead_letter_id,)
+    ).fetchone()
+    return row
+
+
+@dataclass(frozen=True)
+class IngestTotals:
+    outcomes: dict[str, int]
+    dead_letters: int
+    dead_letters_by_node: dict[str, dict[str, int]]
+
+
+def ingest_totals(conn: sqlite3.Connection) -> IngestTotals:
+    """Processed events by outcome, dead letters kept, and per-node dead-letter counts."""
+    outcomes = {
+        str(r[0]): int(r[1])
+        for r in conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
+    }
+    (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+    by_node: dict[str, dict[str, int]] = {}
+    for node, what, n in conn.execute(
+        "SELECT node, what, n FROM dead_letter_counts ORDER BY node, what"
+    ):
+        by_node.setdefault(node, {})[what] = n
+    return IngestTotals(outcomes, int(dead), by_node)
+
+
+# --- parking ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    car_park: str
+    customer: str | None
+    status: str
+    entry_ts: datetime | None
+    exit_ts: datetime | None
+    duration_s: float | None
+    free_minutes: int
+    free: bool | None
+    match: str
+
+
+def sessions_of(conn: sqlite3.Connection, customer: str, limit: int = 50) -> list[Session]:
+    """A customer's parking sessions, newest first."""
+    rows = conn.execute(
+        "SELECT id, car_park, customer_id, status, entry_ts, exit_ts, duration_s, free_minutes,"
+        " free, match FROM parking_sessions WHERE customer_id = ?"
+        " ORDER BY COALESCE(entry_epoch, exit_epoch) DESC LIMIT ?",
+        (customer, limit),
+    ).fetchall()
+    return [
+        Session(
+            int(r[0]),
+            str(r[1]),
+            r[2],
+            str(r[3]),
+            ledger.from_iso(r[4]) if r[4] else None,
+            ledger.from_iso(r[5]) if r[5] else None,
+            r[6],
+            int(r[7]),
+            None if r[8] is None else bool(r[8]),
+            str(r[9]),
+        )
+        for r in rows
+    ]
+
+
+def occupancy_series(
+    conn: sqlite3.Connection, car_park: str, since: datetime | None = None
+) -> list[tuple[datetime, int]]:
+    """The car park's occupancy after each entry and exit since ``since``, oldest first."""
+    start = since.timestamp() if since is not None else float("-inf")
+    rows = conn.execute(
+        "SELECT ts, occupied FROM parking_occupancy WHERE car_park = ? AND ts_epoch >= ?"
+        " ORDER BY ts_epoch, id",
+        (car_park, start),
+    ).fetchall()
+    return [(ledger.from_iso(str(ts)), int(occ)) for ts, occ in rows]
