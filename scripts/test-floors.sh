@@ -21,7 +21,7 @@ KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -o timeout=60 \
   tests/test_imports.py \
   tests/mallnet/test_config.py tests/mallnet/test_wire_codec.py tests/mallnet/test_cli_errors.py \
-  tests/cloud_core/test_migrations.py tests/cloud_core/test_identity.py \
+  tests/cloud_core/test_migrations.py tests/cloud_core/test_customers.py \
   tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py tests/cloud_core/test_api_contract.py \
   tests/edge_node/test_outbox.py tests/edge_node/test_bleak_bluez.py \
   tests/kiosk/test_scanner.py tests/edge_node/test_camera_reader.py

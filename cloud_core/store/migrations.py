@@ -285,9 +285,9 @@ def m009_kiosk_checkins(db: sqlite_utils.Database) -> None:
     )
 
 
-# Parking (cloud_core/rules/parking.py, parking_sessions.py). Numbered apart from the core's own tables; on a database
-# made before this registry it may already be applied (it was registered on import of
-# parking.py), so it stays idempotent (IF NOT EXISTS).
+# Parking (rules/parking.py, parking_sessions.py). Numbered apart from the core's own
+# tables; on a database made before this registry it may already be applied (it was
+# registered on import of parking.py), so it stays idempotent (IF NOT EXISTS).
 @migrations()
 def m100_parking(db: sqlite_utils.Database) -> None:
     db.executescript(
