@@ -39,6 +39,44 @@ def plates_of(conn: sqlite3.Connection, customer: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Credit:
+    ts: datetime
+    pocket: str
+    points: int
+    text: str
+
+
+def recent_credits(conn: sqlite3.Connection, customer: str, limit: int) -> list[Credit]:
+    """A wallet's last ``limit`` grants, newest first (what a self-service screen may show)."""
+    rows = conn.execute(
+        "SELECT ts, pocket, delta, text FROM journal WHERE customer_id = ? AND kind = 'grant'"
+        " ORDER BY ts DESC, id DESC LIMIT ?",
+        (customer, limit),
+    ).fetchall()
+    return [Credit(ledger.from_iso(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+
+@dataclass(frozen=True)
+class Expiring:
+    pocket: str
+    points: int
+    earliest: datetime
+
+
+def expiring_between(
+    conn: sqlite3.Connection, customer: str, start: datetime, end: datetime
+) -> list[Expiring]:
+    """Per pocket: the points of open lots expiring after ``start`` and by ``end``, and the
+    earliest such expiry."""
+    rows = conn.execute(
+        "SELECT pocket, SUM(remaining), MIN(expires_at) FROM lots WHERE customer_id = ?"
+        " AND remaining > 0 AND expires_at > ? AND expires_at <= ? GROUP BY pocket ORDER BY pocket",
+        (customer, ledger.iso(start), ledger.iso(end)),
+    ).fetchall()
+    return [Expiring(str(r[0]), int(r[1]), ledger.from_iso(r[2])) for r in rows]
+
+
 # --- nodes and statistics ---------------------------------------------------------------
 
 

@@ -114,6 +114,38 @@ class WalletOut(BaseModel):
     pockets: list[PocketOut] = Field(description="One entry per pocket with points.")
 
 
+class CreditOut(BaseModel):
+    model_config = _example(
+        ts="2026-11-23T10:15:30Z", pocket="bean-bar", points=10, text="Visit: Bean Bar"
+    )
+    ts: datetime = Field(description="When the points were credited.")
+    pocket: str = Field(description="`mall` (coalition) or a business id.")
+    points: int = Field(description="Points credited.")
+    text: str = Field(description="What the shopper is shown for it.")
+
+
+class ExpiringOut(BaseModel):
+    model_config = _example(pocket="mall", points=20, earliest="2026-11-25T00:00:00Z")
+    pocket: str = Field(description="`mall` (coalition) or a business id.")
+    points: int = Field(description="Points of the pocket expiring within the window.")
+    earliest: datetime = Field(description="The first of those expiries.")
+
+
+class WalletSummaryOut(BaseModel):
+    model_config = _example(
+        customer="c5f0c2a9be1d34c7a8b6e0f1d",
+        recent=[{"ts": "2026-11-23T10:15:30Z", "pocket": "mall", "points": 10, "text": "Visit"}],
+        expiring=[{"pocket": "mall", "points": 20, "earliest": "2026-11-25T00:00:00Z"}],
+        expiring_days=7,
+    )
+    customer: str = Field(description="Customer id.")
+    recent: list[CreditOut] = Field(description="The last credits, newest first (at most 5).")
+    expiring: list[ExpiringOut] = Field(
+        description="Per pocket, points expiring within `expiring_days` days from now."
+    )
+    expiring_days: int = Field(description="The expiry window in days.")
+
+
 class KioskCustomerOut(BaseModel):
     model_config = _example(
         id="c5f0c2a9be1d34c7a8b6e0f1d",

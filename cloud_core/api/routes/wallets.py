@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from cloud_core import customers as customer_store
-from cloud_core import ledger
+from cloud_core import ledger, reports
 from cloud_core.api import models as m
 from cloud_core.api.deps import (
     ERRORS,
+    AdminOrKiosk,
     AdminOrTenant,
     Ctx,
     Limit,
@@ -24,6 +26,9 @@ from cloud_core.api.deps import (
 from cloud_core.ledger import from_iso
 
 router = APIRouter(prefix="/customers", tags=["wallets"], responses=ERRORS)
+
+RECENT_CREDITS = 5
+EXPIRING_DAYS = 7
 
 
 @router.get("/{customer}/wallet", summary="Balances per pocket")
@@ -42,6 +47,29 @@ def wallet(customer: str, ctx: Ctx, caller: Staff) -> m.WalletOut:
             )
             for p in pockets
         ],
+    )
+
+
+@router.get("/{customer}/wallet/summary", summary="Recent credits and points expiring soon")
+def wallet_summary(customer: str, ctx: Ctx, _caller: AdminOrKiosk) -> m.WalletSummaryOut:
+    """For a self-service screen: the last few credits (date, pocket, points, text) and,
+    per pocket, the points expiring within the next week with the earliest date."""
+    moment = now(ctx)
+    with ctx.store.read() as conn:
+        customer_store.require_customer(conn, customer)
+        recent = reports.recent_credits(conn, customer, RECENT_CREDITS)
+        expiring = reports.expiring_between(
+            conn, customer, moment, moment + timedelta(days=EXPIRING_DAYS)
+        )
+    return m.WalletSummaryOut(
+        customer=customer,
+        recent=[
+            m.CreditOut(ts=c.ts, pocket=c.pocket, points=c.points, text=c.text) for c in recent
+        ],
+        expiring=[
+            m.ExpiringOut(pocket=e.pocket, points=e.points, earliest=e.earliest) for e in expiring
+        ],
+        expiring_days=EXPIRING_DAYS,
     )
 
 
