@@ -1,9 +1,10 @@
 """The core's HTTP API as the kiosk's key may call it (docs/core.md, "HTTP API").
 
-A kiosk key may find a customer by phone, read a wallet's balances and list
-the offers active now; that is all this adapter does. httpx errors are
-translated here: no answer, a timeout or a 5xx is ``CoreUnreachable`` (try
-later, queue what can wait), any other refusal is ``CoreRefused``.
+A kiosk key may find a customer by phone, read a wallet's balances and its
+summary (recent credits, points expiring soon) and list the offers active
+now; that is all this adapter does. httpx errors are translated here: no
+answer, a timeout or a 5xx is ``CoreUnreachable`` (try later, queue what can
+wait), any other refusal is ``CoreRefused``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from typing import Any
 
 import httpx
 
-from kiosk.ports import CoreRefused, CoreUnreachable, Offer, Pocket, Wallet
+from kiosk.ports import (
+    CoreRefused,
+    CoreUnreachable,
+    Credit,
+    Expiring,
+    Offer,
+    Pocket,
+    Wallet,
+    WalletDetails,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,35 @@ class HttpCore:
                 )
                 for p in data["pockets"]
             ),
+            details=self._details(customer),
+        )
+
+    def _details(self, customer: str) -> WalletDetails | None:
+        """The wallet's summary; None if this core refuses it (an older core)."""
+        try:
+            data = self._json(self._get(f"/customers/{customer}/wallet/summary"))
+        except CoreRefused as exc:
+            log.warning("no wallet summary: %s", exc)
+            return None
+        return WalletDetails(
+            recent=tuple(
+                Credit(
+                    ts=datetime.fromisoformat(c["ts"]),
+                    pocket=str(c["pocket"]),
+                    points=int(c["points"]),
+                    text=str(c["text"]),
+                )
+                for c in data["recent"]
+            ),
+            expiring=tuple(
+                Expiring(
+                    pocket=str(e["pocket"]),
+                    points=int(e["points"]),
+                    earliest=datetime.fromisoformat(e["earliest"]),
+                )
+                for e in data["expiring"]
+            ),
+            expiring_days=int(data["expiring_days"]),
         )
 
     def offers(self) -> tuple[Offer, ...]:

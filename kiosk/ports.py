@@ -34,9 +34,36 @@ class Pocket:
 
 
 @dataclass(frozen=True)
+class Credit:
+    ts: datetime
+    pocket: str
+    points: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """Points of a pocket expiring within the core's window, and the earliest date."""
+
+    pocket: str
+    points: int
+    earliest: datetime
+
+
+@dataclass(frozen=True)
+class WalletDetails:
+    """The core's wallet summary for a self-service screen."""
+
+    recent: tuple[Credit, ...]
+    expiring: tuple[Expiring, ...]
+    expiring_days: int
+
+
+@dataclass(frozen=True)
 class Wallet:
     customer: str
     pockets: tuple[Pocket, ...]
+    details: WalletDetails | None = None  # None: the core does not give a kiosk them
 
 
 @dataclass(frozen=True)
@@ -64,7 +91,8 @@ class CoreApi(Protocol):
         ...
 
     def wallet(self, customer: str) -> Wallet:
-        """Balances per pocket."""
+        """Balances per pocket, with recent credits and points expiring soon if the core
+        gives them to a kiosk."""
         ...
 
     def offers(self) -> tuple[Offer, ...]:

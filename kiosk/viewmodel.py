@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from kiosk import phone, tokens
@@ -34,6 +34,7 @@ from kiosk.ports import (
     Submitted,
     Wallet,
 )
+from kiosk.wallet_view import wallet_texts
 
 log = logging.getLogger(__name__)
 
@@ -447,29 +448,16 @@ class KioskViewModel:
         out = {"wallet_lines": "", "wallet_expiring": "", "wallet_recent": ""}
         if self.shopper is None:
             return out
-        out["wallet_recent"] = t("wallet.recent_unavailable")
         if self.wallet_problem is not None:
             out["wallet_lines"] = t(self.wallet_problem)
-            return out
-        if self.wallet is None:
+        elif self.wallet is None:
             out["wallet_lines"] = t("common.busy")
-            return out
-        if not self.wallet.pockets:
-            out["wallet_lines"] = t("wallet.empty")
-            return out
-        soon = self._wall() + timedelta(days=self.settings.expiry_warning_days)
-        lines, expiring = [], []
-        for p in self.wallet.pockets:
-            name = t("wallet.pocket_mall") if p.pocket == "mall" else p.pocket
-            lines.append(t("wallet.pocket", pocket=name, points=p.available))
-            if p.next_expiry is not None and p.next_expiry <= soon:
-                expiring.append(t("wallet.expiring", pocket=name, date=self._date(p.next_expiry)))
-        out["wallet_lines"] = "\n".join(lines)
-        out["wallet_expiring"] = (
-            "\n".join(expiring)
-            if expiring
-            else t("wallet.none_expiring", days=self.settings.expiry_warning_days)
-        )
+        else:
+            out.update(
+                wallet_texts(
+                    t, self.wallet, now=self._wall(), warning_days=self.settings.expiry_warning_days
+                )
+            )
         return out
 
     @staticmethod

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kiosk.ports import CoreUnreachable, Offer, Pocket, Submitted, Wallet
+from kiosk.ports import (
+    CoreUnreachable,
+    Credit,
+    Expiring,
+    Offer,
+    Pocket,
+    Submitted,
+    Wallet,
+    WalletDetails,
+)
 from mallnet.ids import UuidV7Factory
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -32,6 +41,14 @@ class FakeCore:
                 (
                     Pocket("mall", 120, 110, NOW + timedelta(days=5)),
                     Pocket("cafe", 40, 40, NOW + timedelta(days=200)),
+                ),
+                WalletDetails(
+                    recent=(
+                        Credit(NOW - timedelta(days=1), "mall", 10, "Visit: atrium"),
+                        Credit(NOW - timedelta(days=3), "cafe", 40, "Receipt"),
+                    ),
+                    expiring=(Expiring("mall", 30, NOW + timedelta(days=5)),),
+                    expiring_days=7,
                 ),
             )
         }

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from cloud_core import ledger
+from cloud_core.store import open_store
 from kiosk.core_api import HttpCore
-from kiosk.ports import CoreRefused, CoreUnreachable
+from kiosk.ports import CoreRefused, CoreUnreachable, Credit, Expiring, WalletDetails
 from mallnet.broker import free_port
 from mallnet.logs import RedactingFormatter
 from tests.cloud_core.helpers import START, serve_api
@@ -21,7 +23,7 @@ KEYS = [
 
 
 def test_phone_look_up_wallet_and_offers_with_the_kiosk_key(tmp_path) -> None:
-    with serve_api(tmp_path, KEYS) as (admin, _app):
+    with serve_api(tmp_path, KEYS) as (admin, app):
         admin.headers["X-API-Key"] = KEYS[0]["key"]
         created = admin.post("/customers", json={"phone": "+380671234567"})
         assert created.status_code == 201, created.text
@@ -37,12 +39,33 @@ def test_phone_look_up_wallet_and_offers_with_the_kiosk_key(tmp_path) -> None:
         campaign["business"] = stores[0]["business"]
         assert admin.post("/campaigns", json=campaign).status_code == 201
 
+        at = datetime.fromtimestamp(START, UTC)
+        store = open_store(app.config.database)
+        with store.transaction() as conn:
+            ledger.grant(
+                conn,
+                customer=customer,
+                pocket="mall",
+                points=25,
+                reason="visit",
+                idem_key="seed",
+                now=at - timedelta(days=1),
+                expires_at=at + timedelta(days=3),
+                text="Visit",
+            )
+        store.close()
+
         core = HttpCore(str(admin.base_url), KEYS[1]["key"])
         assert core.find_customer("+380671234567") == customer
         assert core.find_customer("+380509999999") is None
         wallet = core.wallet(customer)
         assert wallet.customer == customer
         assert all(p.available >= 0 for p in wallet.pockets)
+        assert wallet.details == WalletDetails(
+            recent=(Credit(at - timedelta(days=1), "mall", 25, "Visit"),),
+            expiring=(Expiring("mall", 25, at + timedelta(days=3)),),
+            expiring_days=7,
+        )
         [offer] = core.offers()
         assert (offer.campaign, offer.title) == ("coffee", "Coffee 2 for 1")
         with pytest.raises(CoreRefused, match="404"):

@@ -75,7 +75,8 @@ def test_phone_check_in_on_the_keypad_shows_the_wallet(screen: Screen, kiosk: Ki
     assert screen.current == "wallet"
     assert screen.shows("You are checked in.")
     assert screen.shows("Mall: 110 points")
-    assert screen.shows("Mall: some points expire on 04.12.2026")
+    assert screen.shows("Mall: 30 points expire from 04.12.2026")
+    assert screen.shows("+40 points, cafe · Receipt")
     assert [token for _, token, _ in kiosk.sink.submitted] == ["customer:c0001"]
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from kiosk.i18n import Translator
-from kiosk.ports import run_inline
+from kiosk.ports import WalletDetails, run_inline
 from kiosk.viewmodel import KioskViewModel, Settings
 from tests.kiosk.fakes import NOW, FakeCore, FakeSink, ManualClock, offer
 
@@ -70,11 +71,34 @@ def test_phone_check_in_shows_the_wallet_and_sends_a_check_in(core, sink, clock)
     assert view["message"] == "You are checked in."
     assert "Mall: 110 points" in view["wallet_lines"]
     assert "cafe: 40 points" in view["wallet_lines"]
-    assert view["wallet_expiring"] == "Mall: some points expire on 04.12.2026"
-    assert "mall app" in view["wallet_recent"]  # honest: kiosks cannot read the history
+    assert view["wallet_expiring"] == "Mall: 30 points expire from 04.12.2026"
+    assert view["wallet_recent"] == (
+        "28.11.2026: +10 points, Mall · Visit: atrium\n26.11.2026: +40 points, cafe · Receipt"
+    )
     assert "67" in view["shopper"] and "4567" not in view["shopper"]
     assert [(token, store) for _, token, store in sink.submitted] == [("customer:c0001", "atrium")]
     assert core.calls == ["find +380671234567", "wallet c0001"]
+
+
+def test_without_the_cores_summary_the_wallet_shows_next_expiry_dates_only(
+    core, sink, clock
+) -> None:
+    core.wallets["c0001"] = replace(core.wallets["c0001"], details=None)  # an older core
+    vm = make_vm(core, sink, clock)
+    vm.on_code("mallnet:customer:c0001")
+    view = vm.view()
+    assert view["wallet_expiring"] == "Mall: some points expire on 04.12.2026"
+    assert "mall app" in view["wallet_recent"]  # honest: this core does not give them
+
+
+def test_a_summary_with_nothing_recent_or_expiring_says_so(core, sink, clock) -> None:
+    empty = WalletDetails(recent=(), expiring=(), expiring_days=7)
+    core.wallets["c0001"] = replace(core.wallets["c0001"], details=empty)
+    vm = make_vm(core, sink, clock)
+    vm.on_code("mallnet:customer:c0001")
+    view = vm.view()
+    assert view["wallet_expiring"] == "Nothing expires in the next 7 days."
+    assert view["wallet_recent"] == "No credits yet."
 
 
 def test_an_incomplete_number_is_refused_without_asking_the_core(core, sink, clock) -> None:
