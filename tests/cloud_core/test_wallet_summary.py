@@ -64,9 +64,8 @@ def seed(app: CoreApp, customer: str) -> None:
 
 def test_a_kiosk_sees_recent_credits_and_points_expiring_this_week(api):
     client, app = api
-    customer = client.post(
-        "/customers", json={"phone": "07911 123456"}, headers=h("admin")
-    ).json()["id"]
+    created = client.post("/customers", json={"phone": "07911 123456"}, headers=h("admin"))
+    customer = created.json()["id"]
     seed(app, customer)
     now = datetime.fromtimestamp(START, UTC)
     r = client.get(f"/customers/{customer}/wallet/summary", headers=h("kiosk"))
@@ -106,8 +105,7 @@ def test_a_kiosk_sees_recent_credits_and_points_expiring_this_week(api):
 
 def test_an_empty_wallet_has_an_empty_summary(api):
     client, _ = api
-    customer = client.post(
-        "/customers", json={"phone": "07911 123457"}, headers=h("kiosk")
-    ).json()["id"]
+    created = client.post("/customers", json={"phone": "07911 123457"}, headers=h("kiosk"))
+    customer = created.json()["id"]
     r = client.get(f"/customers/{customer}/wallet/summary", headers=h("kiosk"))
     assert r.json() == {"customer": customer, "recent": [], "expiring": [], "expiring_days": 7}
