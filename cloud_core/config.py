@@ -156,6 +156,19 @@ class KioskConfig(ConfigModel):
         description="Other stores whose QR posters this kiosk may credit visits for (a "
         "check-in naming any other store is refused, outcome `wrong_store`).",
     )
+    language: Literal["en", "uk", "ru"] | None = Field(
+        default=None, description="Pushed to the kiosk: the language it returns to when idle."
+    )
+    idle_timeout_s: float | None = Field(
+        default=None,
+        ge=5,
+        le=3600,
+        description="Pushed to the kiosk: no touch for this long "
+        "returns it to idle and forgets the shopper (None: the kiosk's own setting).",
+    )
+    carousel_s: float | None = Field(
+        default=None, gt=0, le=600, description="Pushed to the kiosk: seconds per idle offer."
+    )
 
 
 class CheckinRules(ConfigModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 from kiosk.camera import ScanThread
@@ -25,8 +26,22 @@ from kiosk.ports import Offer
 from kiosk.ui_bridge import UiInbox
 from kiosk.viewmodel import Clock, KioskViewModel, Settings
 from mallnet.mqtt import MqttClient
+from mallnet.wire.payloads import KioskSettings
 
 log = logging.getLogger(__name__)
+
+
+def pushed_settings(own: Settings, pushed: KioskSettings) -> Settings:
+    """The kiosk's settings with the core's pushed ones over them: the store always, the
+    language, idle timeout and carousel interval where the core sets them."""
+    changes: dict[str, Any] = {"store": pushed.store}
+    if pushed.language is not None:
+        changes["language"] = pushed.language
+    if pushed.idle_timeout_s is not None:
+        changes["idle_timeout_s"] = pushed.idle_timeout_s
+    if pushed.carousel_s is not None:
+        changes["carousel_s"] = pushed.carousel_s
+    return replace(own, **changes)
 
 
 class KioskRuntime:
@@ -60,19 +75,21 @@ class KioskRuntime:
             kiosk=k.id,
             on_offers=lambda offers: self.inbox.post(lambda: self._offers(offers)),
             on_delivered=lambda ids: self.inbox.post(lambda: self._delivered(ids)),
+            on_config=lambda pushed: self.inbox.post(lambda: self._config(pushed)),
+        )
+        self.own_settings = Settings(
+            country_code=k.country_code,
+            store=k.store,
+            idle_timeout_s=k.idle_timeout_s,
+            carousel_s=k.carousel_s,
+            message_s=k.message_s,
+            expiry_warning_days=k.expiry_warning_days,
         )
         vm = KioskViewModel(
             self.core,
             self.link,
             Translator(),
-            settings=Settings(
-                country_code=k.country_code,
-                store=k.store,
-                idle_timeout_s=k.idle_timeout_s,
-                carousel_s=k.carousel_s,
-                message_s=k.message_s,
-                expiry_warning_days=k.expiry_warning_days,
-            ),
+            settings=self.own_settings,
             clock=self._clock,
             run_io=self.inbox.run_io,
         )
@@ -104,6 +121,10 @@ class KioskRuntime:
             log.warning("offers not available from the API now: %s", result)
         elif self.vm is not None and not self.vm.offers:
             self.vm.set_offers(result)
+
+    def _config(self, pushed: KioskSettings) -> None:
+        if self.vm is not None:
+            self.vm.configure(pushed_settings(self.own_settings, pushed))
 
     def _delivered(self, ids: set[str]) -> None:
         if self.vm is not None:

@@ -9,7 +9,9 @@ not get them); they leave the queue when the core's ``Receipt`` on the kiosk's
 ``receipts`` topic names them (committed at the core), and those not receipted
 within ``receipt_timeout_s`` are sent again (a broker that crashed before the
 core took them; the core ignores a repeat and receipts it again). Offers arrive as the
-retained ``KioskOffers`` on the kiosk's ``offers`` topic. A retained
+retained ``KioskOffers`` on the kiosk's ``offers`` topic, the core's settings for this kiosk
+as the retained ``KioskSettings`` on its ``config`` topic (one older than the last applied is
+ignored; a malformed one is logged, counted in ``configs_rejected`` and changes nothing). A retained
 ``online``/``offline`` status (birth message and Last Will) is kept on
 ``…/kiosks/{id}/status``. Events for the UI (offers, delivered ids) go to
 callbacks that the composition root points at the UI thread.
@@ -30,8 +32,14 @@ from mallnet import __version__
 from mallnet.errors import MqttError
 from mallnet.mqtt import NOT_AUTHORIZED, Inbound, MqttClient, Will
 from mallnet.wire.codec import WireError, decode, encode
-from mallnet.wire.payloads import CheckinBatch, DeviceStatus, KioskOffers, Receipt
-from mallnet.wire.topics import CHECKINS, KIOSK_OFFERS, KIOSK_RECEIPTS, KIOSK_STATUS
+from mallnet.wire.payloads import CheckinBatch, DeviceStatus, KioskOffers, KioskSettings, Receipt
+from mallnet.wire.topics import (
+    CHECKINS,
+    KIOSK_CONFIG,
+    KIOSK_OFFERS,
+    KIOSK_RECEIPTS,
+    KIOSK_STATUS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ class MqttLink:
         kiosk: str,
         on_offers: Callable[[tuple[Offer, ...]], None] = lambda _offers: None,
         on_delivered: Callable[[set[str]], None] = lambda _ids: None,
+        on_config: Callable[[KioskSettings], None] = lambda _settings: None,
         ack_timeout_s: float = 10.0,
         retry_s: float = 5.0,
         receipt_timeout_s: float = 30.0,
@@ -72,6 +81,9 @@ class MqttLink:
         self._kiosk = kiosk
         self._on_offers = on_offers
         self._on_delivered = on_delivered
+        self._on_config = on_config
+        self._config_revision = -1
+        self.configs_rejected = 0
         self._ack_timeout_s = ack_timeout_s
         self._retry_s = retry_s
         self._receipt_timeout_s = receipt_timeout_s
@@ -88,6 +100,7 @@ class MqttLink:
             subscriptions=[
                 (KIOSK_OFFERS.topic(mall, kiosk), 1),
                 (KIOSK_RECEIPTS.topic(mall, kiosk), 1),
+                (KIOSK_CONFIG.topic(mall, kiosk), 1),
             ],
             on_message=self._handle,
             will=self._offline,
@@ -132,12 +145,18 @@ class MqttLink:
         try:
             decoded = decode(message.topic, message.payload)
         except WireError as exc:
-            log.warning("ignored a bad message on %s: %s", message.topic, exc)
+            if message.topic == KIOSK_CONFIG.topic(self._mall, self._kiosk):
+                self.configs_rejected += 1
+                log.error("rejected a malformed config from the core (kept ours): %s", exc)
+            else:
+                log.warning("ignored a bad message on %s: %s", message.topic, exc)
             return
         if isinstance(decoded.message, KioskOffers):
             offers = offers_from(decoded.message)
             log.info("%d offers pushed by the core", len(offers))
             self._on_offers(offers)
+        elif isinstance(decoded.message, KioskSettings):
+            self._config(decoded.message)
         elif isinstance(decoded.message, Receipt):
             try:
                 gone = self._queue.remove(decoded.message.ids)
@@ -148,6 +167,16 @@ class MqttLink:
                 self.receipted += len(gone)
                 log.info("%d check-ins receipted by the core", len(gone))
                 self._on_delivered(gone)
+
+    def _config(self, settings: KioskSettings) -> None:
+        if settings.revision < self._config_revision:
+            log.warning(
+                "ignored config revision %d (have %d)", settings.revision, self._config_revision
+            )
+            return
+        self._config_revision = settings.revision
+        log.info("config revision %d pushed by the core", settings.revision)
+        self._on_config(settings)
 
     def _send_loop(self) -> None:
         while not self._stop.is_set():

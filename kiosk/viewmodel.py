@@ -53,6 +53,7 @@ class Settings:
     carousel_s: float = 8.0
     message_s: float = 10.0
     expiry_warning_days: int = 30
+    language: str = DEFAULT_LANGUAGE  # the language of the idle screen
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ class KioskViewModel:
         self._session = 0
         self._listeners: list[Callable[[], None]] = []
         self._reset_shopper()
+        self.t.set_language(self.settings.language)
+
+    def configure(self, settings: Settings) -> None:
+        """New settings (pushed by the core): timeouts and the carousel apply from now; the
+        idle screen switches to the new language, a shopper's screen keeps theirs."""
+        self.settings = settings
+        if self.screen == "idle":
+            self.t.set_language(settings.language)
+        self._changed()
 
     # -- state -------------------------------------------------------------------------
 
@@ -170,7 +180,7 @@ class KioskViewModel:
     def finish(self) -> None:
         """The shopper is done: forget them now."""
         self._reset_shopper()
-        self.t.set_language(DEFAULT_LANGUAGE)
+        self.t.set_language(self.settings.language)
         self._changed()
 
     def dismiss(self) -> None:
@@ -379,7 +389,7 @@ class KioskViewModel:
         if self.screen != "idle" and now - self._last_touch >= self.settings.idle_timeout_s:
             log.info("no touch for %.0f s: back to idle, shopper forgotten", now - self._last_touch)
             self._reset_shopper()
-            self.t.set_language(DEFAULT_LANGUAGE)
+            self.t.set_language(self.settings.language)
             changed = True
         if self.message is not None and self.screen == "message" and now >= self._message_until:
             self.message = None

@@ -34,6 +34,7 @@ from mallnet.wire.topics import (
     CHECKINS,
     FOOTFALL,
     HEALTH,
+    KIOSK_CONFIG,
     KIOSK_OFFERS,
     KIOSK_RECEIPTS,
     KIOSK_STATUS,
@@ -90,7 +91,7 @@ PUBLISHES: dict[Role, tuple[TopicSpec, ...]] = {
 READS: dict[Role, tuple[TopicSpec, ...]] = {
     Role.STORE: (NODE_CONFIG, RECEIPTS),
     Role.GATE: (NODE_CONFIG, RECEIPTS),
-    Role.KIOSK: (KIOSK_RECEIPTS, KIOSK_OFFERS),
+    Role.KIOSK: (KIOSK_RECEIPTS, KIOSK_OFFERS, KIOSK_CONFIG),
 }
 
 

@@ -36,6 +36,7 @@ from mallnet.wire.topics import (
     CHECKINS,
     FOOTFALL,
     HEALTH,
+    KIOSK_CONFIG,
     KIOSK_OFFERS,
     KIOSK_RECEIPTS,
     NODE_CONFIG,
@@ -266,11 +267,16 @@ class Consumer:
             self.telemetry.write(out.points)
 
     def _publish_node_configs(self) -> None:
-        """Retained presence tuning for the nodes of stores that set it (once per start)."""
+        """Retained presence tuning for the nodes of stores that set it, and the settings
+        of every configured kiosk (once per start)."""
         mall = self.applier.config.mall
         for node, config in self.applier.jobs.node_configs():
             self.publisher.publish(
                 NODE_CONFIG.topic(mall, node), encode(config), qos=1, retain=True
+            )
+        for kiosk, settings in self.applier.jobs.kiosk_configs():
+            self.publisher.publish(
+                KIOSK_CONFIG.topic(mall, kiosk), encode(settings), qos=1, retain=True
             )
 
     def _publish_kiosk_offers(self) -> None:

@@ -7,11 +7,15 @@ Each runs in its own transaction, on the ingest worker's thread between batches:
   stays that can no longer be joined, and drop dead letters past their age;
 - ``node_configs``: the retained presence tuning of every node whose store sets one, its
   revision going up (persisted, so across restarts and workers) whenever it changes;
+- ``kiosk_configs``: the retained ``KioskSettings`` of every configured kiosk, its revision
+  kept the same way (in ``node_configs`` under ``kiosk:{id}``: ids hold no ``:``, so no node's
+  row is ever shared);
 - ``kiosk_offers``: the offers the kiosks show now.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +28,7 @@ from cloud_core.offers import list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.credit import change_notice
 from cloud_core.store import Store
-from mallnet.wire.payloads import KioskOffers, NodeConfig, PresenceTuning
+from mallnet.wire.payloads import KioskOffers, KioskSettings, NodeConfig, PresenceTuning
 
 
 class Jobs:
@@ -89,18 +93,22 @@ class Jobs:
                 if store.node_tuning is None:
                     continue
                 tuning = PresenceTuning(**store.node_tuning.model_dump())
-                payload = tuning.model_dump_json(exclude_none=True)
-                row = conn.execute(
-                    "SELECT revision, payload FROM node_configs WHERE node = ?", (node,)
-                ).fetchone()
-                revision = 1 if row is None else int(row[0]) + (row[1] != payload)
-                conn.execute(
-                    "INSERT INTO node_configs (node, revision, payload) VALUES (?, ?, ?)"
-                    " ON CONFLICT (node) DO UPDATE SET revision = excluded.revision,"
-                    " payload = excluded.payload",
-                    (node, revision, payload),
-                )
+                revision = _revision(conn, node, tuning.model_dump_json(exclude_none=True))
                 out.append((node, NodeConfig(revision=revision, presence=tuning)))
+        return out
+
+    def kiosk_configs(self) -> list[tuple[str, KioskSettings]]:
+        """The `KioskSettings` of every configured kiosk; its revision goes up (persisted)
+        whenever its entry in `kiosks` changes."""
+        out = []
+        with self.store.transaction() as conn:
+            for kiosk in self.config.kiosks:
+                fields = kiosk.model_dump(
+                    include={"store", "language", "idle_timeout_s", "carousel_s"}
+                )
+                payload = KioskSettings(revision=0, **fields).model_dump_json(exclude={"revision"})
+                revision = _revision(conn, f"kiosk:{kiosk.id}", payload)
+                out.append((kiosk.id, KioskSettings(revision=revision, **fields)))
         return out
 
     def kiosk_offers(self) -> KioskOffers:
@@ -112,3 +120,18 @@ class Jobs:
             (c.card() for c in active), key=lambda card: (card.valid_until, card.campaign)
         )
         return KioskOffers(ts=now, offers=tuple(cards[:200]))
+
+
+def _revision(conn: sqlite3.Connection, key: str, payload: str) -> int:
+    """The revision of ``key``'s pushed config: up by one whenever ``payload`` changes."""
+    row = conn.execute(
+        "SELECT revision, payload FROM node_configs WHERE node = ?", (key,)
+    ).fetchone()
+    revision = 1 if row is None else int(row[0]) + (row[1] != payload)
+    conn.execute(
+        "INSERT INTO node_configs (node, revision, payload) VALUES (?, ?, ?)"
+        " ON CONFLICT (node) DO UPDATE SET revision = excluded.revision,"
+        " payload = excluded.payload",
+        (key, revision, payload),
+    )
+    return revision

@@ -112,6 +112,9 @@ EXAMPLES: dict[str, BaseModel] = {
         ),
     ),
     "KioskOffers": p.KioskOffers(ts=_TS, offers=(_OFFER,)),
+    "KioskSettings": p.KioskSettings(
+        revision=3, store="bean-bar-l1", language="uk", idle_timeout_s=45.0, carousel_s=6.0
+    ),
     "InboxMessage": p.CreditNotice(
         id=_ID, ts=_TS, points=10, pocket="bean-bar", reason="visit", text="+10 points at Bean Bar"
     ),

@@ -191,6 +191,27 @@ class KioskOffers(WireModel):
     offers: tuple[OfferCard, ...] = Field(max_length=200)
 
 
+class KioskSettings(WireModel):
+    """What the core sets for one kiosk: its store always (the core counts its check-ins
+    by it); any other field left out keeps the kiosk's own setting."""
+
+    v: Version = SCHEMA_VERSION
+    revision: int = Field(ge=0, description="Increases with every change; older ones are ignored.")
+    store: EntityId | None = Field(
+        default=None,
+        description="The store the kiosk stands in as the core sees it (None: the mall).",
+    )
+    language: Literal["en", "uk", "ru"] | None = Field(
+        default=None, description="The language the kiosk returns to when idle."
+    )
+    idle_timeout_s: float | None = Field(
+        default=None, ge=5, le=3600, description="No touch for this long: back to idle, forget."
+    )
+    carousel_s: float | None = Field(
+        default=None, gt=0, le=600, description="Seconds per offer on the idle screen."
+    )
+
+
 # --- core → customer -----------------------------------------------------------
 
 

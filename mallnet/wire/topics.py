@@ -183,6 +183,17 @@ KIOSK_OFFERS = TopicSpec(
     "KioskOffers",
     "Retained list of the offers a kiosk shows now.",
 )
+KIOSK_CONFIG = TopicSpec(
+    "kiosk-config",
+    Scope.KIOSKS,
+    "config",
+    Direction.CORE_TO_KIOSK,
+    1,
+    True,
+    "KioskSettings",
+    "Retained settings pushed by the core from its `kiosks` config; the kiosk applies them over "
+    "its file config.",
+)
 CORE_STATUS = TopicSpec(
     "core-status",
     Scope.CORE,
@@ -217,6 +228,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     KIOSK_STATUS,
     KIOSK_RECEIPTS,
     KIOSK_OFFERS,
+    KIOSK_CONFIG,
     INBOX,
     CORE_STATUS,
 )

@@ -285,3 +285,16 @@ def test_listeners_hear_every_change(core, sink, clock) -> None:
     vm.start()
     vm.press("1")
     assert seen == ["checkin", "checkin"]
+
+
+def test_new_settings_apply_from_now_and_a_shoppers_language_stays(core, sink, clock) -> None:
+    vm = make_vm(core, sink, clock)
+    vm.on_code("mallnet:customer:c0001")
+    vm.configure(replace(vm.settings, idle_timeout_s=10, language="uk"))
+    assert vm.t.language == "en"  # the shopper on screen keeps the language they see
+    clock.advance(10)
+    vm.tick()
+    assert vm.screen == "idle" and vm.shopper is None
+    assert vm.t.language == "uk"  # the idle screen speaks the configured language
+    vm.configure(replace(vm.settings, language="ru"))
+    assert vm.view()["language"] == "ru"

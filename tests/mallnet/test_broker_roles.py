@@ -46,6 +46,7 @@ from mallnet.dynsec import (
 from mallnet.mqtt import NOT_AUTHORIZED, MqttClient
 from mallnet.wire.topics import (
     ALL_TOPICS,
+    KIOSK_CONFIG,
     PRESENCE,
     RECEIPTS,
     STATUS,
@@ -474,6 +475,26 @@ def test_each_role_subscribes_only_to_what_it_reads(target, raw, user):
         mine, peers = device.subscribe(spec.topic(MALL, user), spec.topic(MALL, PEER[user]))
         assert peers >= 0x80, spec.name
         assert (mine == 1) == (spec in READS[IDENTITIES[user]]), (spec.name, mine)
+
+
+def test_a_kiosk_reads_its_own_config_and_no_other_kiosks(target, raw):
+    """The core's retained settings for each kiosk reach that kiosk only."""
+    core = raw(CORE_OUT)
+    assert core.connect() == 0
+    for kiosk in (KIOSK, PEER[KIOSK]):
+        assert core.publish(KIOSK_CONFIG.topic(MALL, kiosk), kiosk.encode(), retain=True) in (0, 16)
+    device = raw(KIOSK)
+    assert device.connect() == 0
+    mine, peers = device.subscribe(
+        KIOSK_CONFIG.topic(MALL, KIOSK), KIOSK_CONFIG.topic(MALL, PEER[KIOSK])
+    )
+    assert mine == 1 and peers >= 0x80
+    assert device.subscribe(KIOSK_CONFIG.filter(MALL))[0] >= 0x80  # no wildcard either
+    own = KIOSK_CONFIG.topic(MALL, KIOSK)
+    wait_until(lambda: any(t == own for t, _p, _r in device.messages), 10, "the kiosk's config")
+    assert [(t, p, r) for t, p, r in device.messages] == [(own, KIOSK.encode(), True)]
+    # a kiosk cannot write its own (or another's) config
+    assert device.publish(own, b"{}", retain=True) == NOT_AUTHORIZED
 
 
 def test_every_device_topic_of_the_contract_belongs_to_a_role():
