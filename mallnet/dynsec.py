@@ -1,4 +1,6 @@
 """Broker identities and per-role confinement, in Mosquitto's dynamic-security plugin.
+(~400 lines: the roles, their ACLs, the plugin's file format and its live control client
+must agree exactly, so they stay in one module.)
 
 Mosquitto 2.0's ``acl_file`` does not check SUBSCRIBE (a device could join the core's
 shared subscription and swallow part of its stream) and cannot bind a client id to a
