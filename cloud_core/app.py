@@ -31,6 +31,7 @@ from cloud_core.api.auth import ApiContext, KeyRing, load_api_keys
 from cloud_core.config import CoreConfig
 from cloud_core.errors import CoreError
 from cloud_core.ingest import Applier, Consumer, subscriptions
+from cloud_core.metrics import WorkerCollector
 from cloud_core.readiness import CoreStatusWatch, readiness
 from cloud_core.store import Store, open_store
 from cloud_core.telemetry import TelemetrySink, make_sink
@@ -95,7 +96,10 @@ class CoreApp:
                 storage = consumer.storage_problem if consumer is not None else None
                 return [storage, *checks()] if storage else checks()
 
-            app = create_app(ApiContext(self.config, api_store, keys, self.clock, ready=ready))
+            ctx = ApiContext(self.config, api_store, keys, self.clock, ready=ready)
+            if consumer is not None:  # this worker's counters on this API's /metrics
+                ctx.metrics.register(WorkerCollector(consumer))
+            app = create_app(ctx)
             server_config = uvicorn.Config(
                 app,
                 host=self.config.api.host,

@@ -241,3 +241,33 @@ def occupancy_series(
         (car_park, start),
     ).fetchall()
     return [(ledger.from_iso(str(ts)), int(occ)) for ts, occ in rows]
+
+
+# --- monitoring (GET /metrics) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """What ``/metrics`` reads from the database per scrape (small, bounded tables only:
+    never a scan of ``processed_events`` or the journal)."""
+
+    notices_pending: int
+    dead_letters_by_node: dict[str, int]  # rows kept in dead_letters
+    dead_letter_counts: dict[tuple[str, str], int]  # (node, what) the bounds dropped/ignored
+    nodes: list[sqlite3.Row]  # id, state, last_seen, last_health
+
+
+def monitoring(conn: sqlite3.Connection) -> Monitoring:
+    (pending,) = conn.execute("SELECT COUNT(*) FROM pending_notices").fetchone()
+    kept = {
+        str(r[0]): int(r[1])
+        for r in conn.execute("SELECT node, COUNT(*) FROM dead_letters GROUP BY node")
+    }
+    counts = {
+        (str(r[0]), str(r[1])): int(r[2])
+        for r in conn.execute("SELECT node, what, n FROM dead_letter_counts")
+    }
+    rows = conn.execute(
+        "SELECT id, state, last_seen, last_health FROM nodes ORDER BY id"
+    ).fetchall()
+    return Monitoring(int(pending), kept, counts, rows)

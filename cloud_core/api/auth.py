@@ -12,7 +12,8 @@ digests. Roles:
 * ``kiosk`` — a self-service screen: registers customers and finds the one who just
   identified by phone (id, masked phone and wallet only: no e-mail, no plates; phone
   lookups rate-limited per key), shows wallets and offers; never mints beacon keys;
-* ``node`` — an edge node: reads its own node record.
+* ``node`` — an edge node: reads its own node record;
+* ``metrics`` — a Prometheus scraper: ``GET /metrics`` only.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from dataclasses import dataclass, field
 from typing import Literal, Self
 
 from fastapi import HTTPException, status
+from prometheus_client import CollectorRegistry
 from pydantic import Field, SecretStr, model_validator
 
 from cloud_core.config import ApiSettings, CoreConfig, Ident, StoreConfig
+from cloud_core.metrics import registry_for
 from cloud_core.store import Store
 from mallnet.config import ConfigModel, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 
-Role = Literal["admin", "tenant", "kiosk", "node"]
+Role = Literal["admin", "tenant", "kiosk", "node", "metrics"]
 
 
 class ApiKeyEntry(ConfigModel):
@@ -143,10 +146,13 @@ class ApiContext:
     # why the process is not ready (cloud_core/readiness.py); empty when it is
     ready: Callable[[], list[str]] = field(default=lambda: [])
     phone_lookups: RateLimiter = field(init=False)
+    # what GET /metrics exposes (cloud_core/metrics.py); one registry per app
+    metrics: CollectorRegistry = field(init=False)
 
     def __post_init__(self) -> None:
         api = self.config.api
         self.phone_lookups = RateLimiter(api.phone_lookups, api.phone_lookup_window_s, self.clock)
+        self.metrics = registry_for(self.store, self.config.database, self.clock, self.refused)
 
     def limit_phone_lookups(self, caller: Principal) -> None:
         """429 with Retry-After once the caller's key has used up its phone lookups."""

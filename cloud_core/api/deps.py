@@ -62,7 +62,18 @@ def allow(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
+def get_scraper(
+    ctx: Ctx, request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None
+) -> Principal:
+    """The caller of ``/metrics`` (roles ``metrics`` and ``admin``): its key in
+    ``X-API-Key`` or, what every Prometheus can send, ``Authorization: Bearer <key>``."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    key = x_api_key or (token.strip() if scheme.lower() == "bearer" else None)
+    return allow("admin", "metrics")(get_principal(ctx, key))
+
+
 Admin = Annotated[Principal, Depends(allow("admin"))]
+Scraper = Annotated[Principal, Depends(get_scraper)]
 AdminOrTenant = Annotated[Principal, Depends(allow("admin", "tenant"))]
 AdminOrKiosk = Annotated[Principal, Depends(allow("admin", "kiosk"))]
 Staff = Annotated[Principal, Depends(allow("admin", "tenant", "kiosk"))]

@@ -74,6 +74,7 @@ class Outgoing:
     pending: list[PendingNotice] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
     processed: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
+    event_times: list[float] = field(default_factory=list)  # first event's ts per message
     campaigns: list[Campaign] | None = None  # read once per batch, when a visit needs them
 
 
@@ -173,6 +174,7 @@ class Applier:
             merged.notices.extend(out.notices)
             merged.pending.extend(out.pending)
             merged.points.extend(out.points)
+            merged.event_times.extend(out.event_times)
         return merged
 
     def _apply_one(
@@ -190,6 +192,7 @@ class Applier:
             )
             return
         payload = decoded.message
+        out.event_times.extend(_event_time(payload))  # for the delay histogram
         if isinstance(payload, DeviceStatus):
             record_status(conn, payload, out.now_iso)
             counts["status"] += 1
@@ -384,3 +387,10 @@ class Applier:
                 counts["points"] += result.points
         counts[outcome] += 1
         out.processed[event.id] = (event.id, node, "presence", outcome, out.now_iso)
+
+
+def _event_time(payload: object) -> tuple[float, ...]:
+    """When a message's first event happened (epoch s); none for a status (retained)."""
+    if isinstance(payload, PresenceBatch | FootfallBatch | ParkingBatch | CheckinBatch):
+        return (payload.events[0].ts.timestamp(),)
+    return (payload.ts.timestamp(),) if isinstance(payload, HealthReport) else ()

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from prometheus_client import Histogram
+
 from cloud_core.config import CoreConfig
 from cloud_core.ingest.applier import Applier, Outgoing
 from cloud_core.ingest.notices import PendingNotice
@@ -47,6 +49,10 @@ from mallnet.wire.topics import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Upper bounds (s) of the ingest delay histogram: a live node is within a second, a node
+#: that was offline sends hours old events from its outbox.
+DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
 #: The broker's PUBACK reason codes that mean it took a publish (16: no subscribers).
 PUBLISHED = (0, 16)
@@ -95,6 +101,14 @@ class Consumer:
         self.client = client_factory(self._received)
         self.publisher = publisher or self.client
         self._delays: deque[float] = deque(maxlen=2000)
+        # commit time minus the time of each message's first event (one observation per
+        # message); not in any registry: /metrics collects it (cloud_core/metrics.py)
+        self.ingest_delay = Histogram(
+            "mallnet_ingest_delay_seconds",
+            "From a message's first event at the source to its commit in the core.",
+            buckets=DELAY_BUCKETS,
+            registry=None,
+        )
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         self._expiry_interval_s = expiry_interval_s
@@ -228,6 +242,9 @@ class Consumer:
             for message in batch:
                 self.client.ack(message)
             self.acked += len(batch)
+            committed_at = self.applier.clock()
+            for sent in out.event_times:
+                self.ingest_delay.observe(max(0.0, committed_at - sent))
             self._publish(out)
             self._delays.append(time.monotonic() - taken[0][0])
 

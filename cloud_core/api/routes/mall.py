@@ -50,7 +50,7 @@ def list_nodes(ctx: Ctx, caller: Caller) -> list[m.NodeOut]:
             continue
         if caller.role == "node" and node != caller.node:
             continue
-        if caller.role == "kiosk":
+        if caller.role in ("kiosk", "metrics"):  # /metrics has what a scraper needs
             continue
         row = rows.get(node)
         out.append(

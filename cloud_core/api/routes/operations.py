@@ -1,4 +1,4 @@
-"""Operations: dead letters and ingest totals."""
+"""Operations: dead letters, ingest totals and the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sqlite3
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from cloud_core import reports
 from cloud_core.api import models as m
@@ -13,9 +14,11 @@ from cloud_core.api.deps import (
     ERRORS,
     Admin,
     Ctx,
+    Scraper,
 )
 from cloud_core.errors import NotFound
 from cloud_core.ledger import from_iso
+from cloud_core.metrics import CONTENT_TYPE, exposition
 
 router = APIRouter(tags=["operations"], responses=ERRORS)
 
@@ -81,3 +84,17 @@ def ingest_stats(ctx: Ctx, _caller: Admin) -> m.IngestStats:
     return m.IngestStats(
         outcomes=outcomes, dead_letters=dead, dead_letters_by_node=by_node, api_refused=refused
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (roles metrics and admin)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+)
+def metrics(ctx: Ctx, _caller: Scraper) -> Response:
+    """The text exposition format 0.0.4 (docs/core.md lists the metrics). The key goes in
+    `X-API-Key` or, as Prometheus sends it (`authorization: credentials_file`), in
+    `Authorization: Bearer <key>`. An API running apart from ingest (`--only api`) has the
+    database's metrics only; a worker's counters come from a process running both."""
+    return Response(exposition(ctx.metrics), media_type=CONTENT_TYPE)
