@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cloud_core.errors import InsufficientPoints, InvalidInput
+from cloud_core.store.filters import Filters
 
 COALITION = "mall"
 """The mall's coalition pocket."""
@@ -318,20 +319,16 @@ def history(
 ) -> list[sqlite3.Row]:
     """The customer's journal, newest first, optionally for one pocket and a time range
     (``since`` inclusive, ``until`` exclusive); one page of ``limit`` rows from ``offset``."""
-    sql = "SELECT id, ts, pocket, delta, kind, reason, text FROM journal WHERE customer_id = ?"
-    params: list[str | int] = [customer]
-    if pocket is not None:
-        sql += " AND pocket = ?"
-        params.append(pocket)
-    if since is not None:
-        sql += " AND ts >= ?"
-        params.append(iso(since))
-    if until is not None:
-        sql += " AND ts < ?"
-        params.append(iso(until))
-    return conn.execute(
-        sql + " ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-    ).fetchall()
+    where = (
+        Filters()
+        .add("customer_id = ?", customer)
+        .add("pocket = ?", pocket)
+        .add("ts >= ?", iso(since) if since is not None else None)
+        .add("ts < ?", iso(until) if until is not None else None)
+    )
+    columns = "id, ts, pocket, delta, kind, reason, text"
+    sql = f"SELECT {columns} FROM journal{where.sql} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
+    return conn.execute(sql, [*where.params, limit, offset]).fetchall()
 
 
 def check_invariants(conn: sqlite3.Connection) -> list[str]:

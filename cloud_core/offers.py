@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import COALITION, from_iso, iso
 from cloud_core.parking_config import CarPark
+from cloud_core.store.filters import Filters
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
 
@@ -194,24 +195,19 @@ def list_campaigns(
 ) -> list[Campaign]:
     """Campaigns by id; ``since``/``until``: only those valid at some time in that range;
     ``limit``/``offset``: one page (in SQL)."""
-    sql = "SELECT * FROM campaigns WHERE 1 = 1"
-    params: list[str | int] = []
-    if business is not None:
-        sql += " AND business = ?"
-        params.append(business)
-    if active_at is not None:
-        sql += " AND starts_at <= ? AND ends_at > ?"
-        params += [iso(active_at), iso(active_at)]
-    if since is not None:
-        sql += " AND ends_at > ?"
-        params.append(iso(since))
-    if until is not None:
-        sql += " AND starts_at < ?"
-        params.append(iso(until))
-    sql += " ORDER BY id"
+    at = iso(active_at) if active_at is not None else None
+    where = (
+        Filters()
+        .add("business = ?", business)
+        .add("starts_at <= ? AND ends_at > ?", at, at)
+        .add("ends_at > ?", iso(since) if since is not None else None)
+        .add("starts_at < ?", iso(until) if until is not None else None)
+    )
+    sql = f"SELECT * FROM campaigns{where.sql} ORDER BY id"  # noqa: S608
+    params = where.params
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
-        params += [limit, offset]
+        params = [*params, limit, offset]
     return [_from_row(row) for row in conn.execute(sql, params)]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
+from cloud_core.store.filters import Filters
 
 # --- customers --------------------------------------------------------------------------
 
@@ -93,21 +94,14 @@ def visit_stats(
     store: str | None = None,
 ) -> list[sqlite3.Row]:
     """Visits, customers and points per store and local day (optionally of one business)."""
-    sql = (
-        "SELECT store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
-        " SUM(points) AS points FROM visits WHERE 1 = 1"
+    where = Filters().add("business = ?", business).add("day = ?", day).add("store = ?", store)
+    columns = (
+        "store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
+        " SUM(points) AS points"
     )
-    params: list[str] = []
-    if business is not None:
-        sql += " AND business = ?"
-        params.append(business)
-    if day is not None:
-        sql += " AND day = ?"
-        params.append(day)
-    if store is not None:
-        sql += " AND store = ?"
-        params.append(store)
-    return conn.execute(sql + " GROUP BY store, day ORDER BY day, store", params).fetchall()
+    group = "GROUP BY store, day ORDER BY day, store"
+    sql = f"SELECT {columns} FROM visits{where.sql} {group}"  # noqa: S608
+    return conn.execute(sql, where.params).fetchall()
 
 
 def footfall(
@@ -122,23 +116,14 @@ def footfall(
 ) -> list[sqlite3.Row]:
     """Footfall rows by hour, then node: of the nodes ``among`` (all if None), from the
     hour ``from_hour`` (``2026-11-23T10:00Z``), hours starting before ``until``."""
-    sql = "SELECT * FROM footfall WHERE 1 = 1"
-    params: list[str | int] = []
+    where = Filters()
     if among is not None:
-        sql += f" AND node IN ({','.join('?' * len(among))})"
-        params += list(among)
-    if node is not None:
-        sql += " AND node = ?"
-        params.append(node)
-    if from_hour is not None:
-        sql += " AND hour >= ?"
-        params.append(from_hour)
-    if until is not None:
-        sql += " AND hour < ?"
-        params.append(until)
-    sql += " ORDER BY hour, node LIMIT ? OFFSET ?"
-    params += [limit, offset]
-    return conn.execute(sql, params).fetchall()
+        where.add(f"node IN ({','.join('?' * len(among))})", *among)
+    where.add("node = ?", node).add("hour >= ?", from_hour).add("hour < ?", until)
+    return conn.execute(
+        f"SELECT * FROM footfall{where.sql} ORDER BY hour, node LIMIT ? OFFSET ?",  # noqa: S608
+        [*where.params, limit, offset],
+    ).fetchall()
 
 
 # --- operations -------------------------------------------------------------------------
@@ -148,15 +133,11 @@ def dead_letters(
     conn: sqlite3.Connection, *, before_id: int | None, node: str | None, limit: int
 ) -> list[sqlite3.Row]:
     """Dead letters, newest first (a page: those older than ``before_id``)."""
-    sql = "SELECT * FROM dead_letters WHERE 1 = 1"
-    params: list[str | int] = []
-    if before_id is not None:
-        sql += " AND id < ?"
-        params.append(before_id)
-    if node is not None:
-        sql += " AND node = ?"
-        params.append(node)
-    return conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+    where = Filters().add("id < ?", before_id).add("node = ?", node)
+    return conn.execute(
+        f"SELECT * FROM dead_letters{where.sql} ORDER BY id DESC LIMIT ?",  # noqa: S608
+        [*where.params, limit],
+    ).fetchall()
 
 
 def dead_letter(conn: sqlite3.Connection, dead_letter_id: int) -> sqlite3.Row | None:
