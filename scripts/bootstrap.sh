@@ -7,12 +7,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # System packages: the broker, the time-series server, zbar for QR codes, the
 # DejaVu fonts synthetic plate images are drawn with (tests, bench),
 # D-Bus (mock BlueZ in tests) and the headers dbus-python builds against,
-# and Mesa's GL/EGL (the kiosk's Kivy window, also offscreen in tests).
+# Mesa's GL/EGL (the kiosk's Kivy window, also offscreen in tests), PostgreSQL (the
+# optional backend: tests start a throwaway cluster) and Chromium (the web pages' tests,
+# driven by Playwright's Python package; its own browser download cannot work offline).
 APT_PACKAGES=(
   mosquitto mosquitto-clients victoria-metrics libzbar0 openssl
   dbus libdbus-1-dev libglib2.0-dev pkg-config python3-venv
   fonts-dejavu-core
   libgl1-mesa-dri libegl1 libgles2
+  postgresql chromium
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
