@@ -104,6 +104,70 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_mall(args: argparse.Namespace) -> int:
+    from edge_node.ble import mall_sim, simulate
+
+    pairs = []
+    for spec in args.store:
+        store, _, node = spec.partition(":")
+        if not store or not node:
+            raise ConfigError(f"--store wants STORE:NODE, got {spec!r}")
+        pairs.append((store, node))
+    if not pairs:
+        raise ConfigError("give at least one --store STORE:NODE")
+    shoppers: list[mall_sim.Shopper] = []
+    if args.shoppers:
+        try:
+            entries = json.loads(Path(args.shoppers).read_text(encoding="utf-8"))
+            shoppers = [
+                mall_sim.Shopper(str(e["name"]), identity.parse_key(str(e["key"])))
+                for e in entries
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"--shoppers {args.shoppers}: want a JSON list of {{name, key}}: {exc}"
+            ) from None
+    start = time.time() if args.start == "now" else float(args.start)
+    plan = mall_sim.MallPlan(
+        start=start,
+        horizon_s=args.horizon,
+        passers_per_min=args.passers_per_min,
+        trips_per_shopper=args.trips,
+    )
+    radio = simulate.Radio(
+        sigma_db=args.sigma, loss=args.loss, rate_hz=args.rate, sensitivity_dbm=args.sensitivity
+    )
+    result = mall_sim.simulate_mall(
+        mall_sim.corridor_layout(pairs),
+        shoppers,
+        plan,
+        prefix=identity.parse_prefix(args.prefix),
+        radio=radio,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    for node, adverts in result.adverts.items():
+        simulate.write_trace(out / f"{node}.jsonl", adverts)
+    truth = {
+        "start": start,
+        "horizon_s": args.horizon,
+        "stays": [
+            {"shopper": s.shopper, "store": s.store, "enter": s.enter, "leave": s.leave}
+            for s in result.stays
+        ],
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
+    log.info(
+        "wrote traces for %d nodes (%d adverts, %d walks, %d stays) and truth.json to %s",
+        len(result.adverts),
+        sum(len(a) for a in result.adverts.values()),
+        result.walks,
+        len(result.stays),
+        out,
+    )
+    return 0
+
+
 def _with_address(walk: Any, rng: random.Random) -> Any:
     from dataclasses import replace
 
@@ -170,6 +234,29 @@ def add_store_commands(sub: Any) -> None:
     sim.add_argument("--rate", type=float, default=2.0, help="adverts per second per beacon")
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(handler=_simulate)
+
+    mall = sub.add_parser(
+        "simulate-mall",
+        help="a whole mall's shoppers walking between stores → one JSONL trace per node",
+    )
+    mall.add_argument("--out", required=True, help="folder for <node>.jsonl and truth.json")
+    mall.add_argument("--prefix", required=True, help="program UUID prefix (8 hex digits)")
+    mall.add_argument(
+        "--store", action="append", default=[], help="STORE:NODE, in corridor order (repeat)"
+    )
+    mall.add_argument("--shoppers", help="JSON list of {name, key}: registered shoppers")
+    mall.add_argument("--trips", type=int, default=1, help="trips per registered shopper")
+    mall.add_argument("--horizon", type=float, default=1800.0, help="seconds simulated")
+    mall.add_argument("--passers-per-min", type=float, default=4.0, help="anonymous passers-by")
+    mall.add_argument("--start", default="now", help="Unix time the period starts, or 'now'")
+    mall.add_argument("--sigma", type=float, default=5.0, help="RSSI noise σ (dB)")
+    mall.add_argument("--loss", type=float, default=0.25, help="advert loss probability")
+    mall.add_argument("--rate", type=float, default=2.0, help="adverts per second per beacon")
+    mall.add_argument(
+        "--sensitivity", type=int, default=-90, help="weakest RSSI a node receives (dBm)"
+    )
+    mall.add_argument("--seed", type=int, default=0)
+    mall.set_defaults(handler=_simulate_mall)
 
     schema = sub.add_parser("schema", help="write (or check) the node and beacon JSON schemas")
     schema.add_argument("--output", default=str(SCHEMA_PATH), help="folder for the schemas")

@@ -65,6 +65,7 @@ class Radio:
     measured_power: int = -59
     path_loss_exponent: float = 2.0
     rate_hz: float = 2.0
+    sensitivity_dbm: int = -100  # weaker adverts are not received
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Scene:
                         + rng.gauss(0, radio.sigma_db)
                     )
                     rssi_i = max(-127, min(20, round(rssi)))
-                    if rssi_i < -100:  # below a receiver's sensitivity
+                    if rssi_i < radio.sensitivity_dbm:
                         continue
                     heard[node].append(Advert(round(t, 3), walk.address, rssi_i, frame, None))
                 t += step * rng.uniform(0.9, 1.1)
