@@ -151,7 +151,9 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mallnet.demo import run_demo
 
-    return run_demo(Path(args.workdir) if args.workdir else None, duration_s=args.duration)
+    return run_demo(
+        Path(args.workdir) if args.workdir else None, duration_s=args.duration, quiet=args.quiet
+    )
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -247,7 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a whole simulated mall on this machine")
     demo.add_argument("--workdir", help="keep the demo's files here (default: a temp dir)")
-    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="close the mall after N seconds (default: Ctrl-C, or after the simulated hour)",
+    )
+    demo.add_argument(
+        "--quiet", action="store_true", help="no line per inbox notice, only progress"
+    )
     demo.set_defaults(handler=_demo)
 
     diag = sub.add_parser("diagnose", help="print a redacted report for support tickets")

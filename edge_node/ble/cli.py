@@ -120,8 +120,7 @@ def _simulate_mall(args: argparse.Namespace) -> int:
         try:
             entries = json.loads(Path(args.shoppers).read_text(encoding="utf-8"))
             shoppers = [
-                mall_sim.Shopper(str(e["name"]), identity.parse_key(str(e["key"])))
-                for e in entries
+                mall_sim.Shopper(str(e["name"]), identity.parse_key(str(e["key"]))) for e in entries
             ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(

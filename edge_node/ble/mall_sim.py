@@ -80,9 +80,7 @@ class MallSimulation:
     walks: int = 0
 
 
-def corridor_layout(
-    stores: Sequence[tuple[str, str]], *, spacing: float = 18.0
-) -> list[StoreSpot]:
+def corridor_layout(stores: Sequence[tuple[str, str]], *, spacing: float = 18.0) -> list[StoreSpot]:
     """(store, node) pairs placed alternately north and south along the corridor."""
     return [
         StoreSpot(store, node, (index // 2) * spacing, 1 if index % 2 == 0 else -1)
@@ -138,6 +136,7 @@ class _Path:
 def _trip(
     shopper: Shopper,
     start: float,
+    *,
     spots: Sequence[StoreSpot],
     plan: MallPlan,
     rng: random.Random,
@@ -177,7 +176,9 @@ def simulate_mall(
                 offset = 1.0 + index * 2.0
             else:
                 offset = rng.uniform(1.0, latest)
-            walk, trip_stays = _trip(shopper, plan.start + offset, spots, plan, rng, depth)
+            walk, trip_stays = _trip(
+                shopper, plan.start + offset, spots=spots, plan=plan, rng=rng, depth=depth
+            )
             walks.append(walk)
             stays.extend(trip_stays)
     far_x = max((spot.x for spot in spots), default=0.0) + 12.0

@@ -123,8 +123,10 @@ def test_a_bad_shoppers_file_is_a_clear_error(tmp_path, caplog) -> None:
     bad = tmp_path / "shoppers.json"
     bad.write_text('[{"name": "Ann", "key": "abc"}]')
     code = main(
-        ["edge", "simulate-mall", "--out", str(tmp_path / "o"), "--prefix", PREFIX.hex()]
-        + ["--store", "a:n", "--shoppers", str(bad)]
+        [
+            *("edge", "simulate-mall", "--out", str(tmp_path / "o"), "--prefix", PREFIX.hex()),
+            *("--store", "a:n", "--shoppers", str(bad)),
+        ]
     )
     assert code == 2
     assert "--shoppers" in caplog.text

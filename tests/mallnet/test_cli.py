@@ -87,27 +87,6 @@ def test_add_device_refuses_a_bad_id_or_one_of_the_cores(tmp_path):
     assert main(_add_device(tmp_path, "core-1", "core")) == 0
 
 
-def test_demo_runs_the_whole_mall_end_to_end(tmp_path):
-    """The README's first command: broker, core, two replaying nodes, a gate and a kiosk; every
-    visit credited once."""
-    result = subprocess.run(
-        [sys.executable, "-m", "mallnet.cli", "demo", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "summary: 4 visit credits (expected 4), 1 kiosk check-in, 2 offers pushed" in (
-        result.stderr
-    )
-    assert "wallet Ben bean-bar=10, book-nook=10" in result.stderr
-    # Cat showed her app's QR code to the kiosk (a real `mallnet kiosk run`, offscreen here)
-    assert "kiosk: 1 check-in credited at kiosk-atrium" in result.stderr
-    assert "wallet Cat book-nook=10, mall=5" in result.stderr
-    assert "+44" not in result.stderr  # phone numbers never reach the logs
-
-
 def test_diagnose_redacts_secrets_and_personal_data(tmp_path, capsys):
     config = tmp_path / "node.yaml"
     config.write_text(
