@@ -11,7 +11,7 @@ the platform broker. Each variant runs `--repeat` times, alternately; the best c
 trip: one batch at a time, an echo client on the platform answers each with a receipt to the
 node's receipts topic, p50/p99 over `--rtt` round trips.
 
-    uv run python bench/bridge.py [--messages 20000] [--per-message 10] [--window 1000]
+    uv run python bench/bridge.py [--messages 10000] [--per-message 10] [--window 1000]
         [--repeat 3] [--rtt 500]
 
 The last line is one JSON object with every figure.
@@ -172,7 +172,7 @@ def round_trips(source: DevBroker, platform: DevBroker, data: list[bytes]) -> li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--per-message", type=int, default=10)
     parser.add_argument("--window", type=int, default=1000, help="unacknowledged publishes")
     parser.add_argument("--repeat", type=int, default=3)
