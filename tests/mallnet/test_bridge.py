@@ -24,13 +24,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from mallnet.bridge import bridge_id, bridge_topics, render_bridge
-from mallnet.broker import DevBroker, TlsFiles
+from mallnet.broker import DevBroker, TlsFiles, free_port
 from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
-from mallnet.dynsec import BRIDGE_IN, BRIDGE_OUT, DynsecError, Role
+from mallnet.dynsec import BRIDGE_IN, BRIDGE_OUT, DynsecError, Role, add_device
 from mallnet.mqtt import MqttClient
-from mallnet.wire.topics import ALL_TOPICS, CORE_STATUS, TopicSpec
+from mallnet.wire.topics import ALL_TOPICS, CORE_STATUS, PRESENCE, RECEIPTS, TopicSpec
 from tests.conftest import MALL, Collector, settings_for, wait_until
+from tests.mallnet.debian_layout import debian_layout, end, start
 
 OTHER_MALL = "othermall"
 
@@ -367,3 +368,67 @@ def test_a_malls_bridge_identity_cannot_write_or_read_another_malls_topics(broke
         assert raw.messages == [receipts.topic(MALL, "store-1")]
     finally:
         raw.close()
+
+
+def test_the_production_bridge_runs_in_debians_layout_next_to_the_production_config(
+    tmp_path, tls_platform
+):
+    """The mall's broker as installed: Debian's ``mosquitto.conf``, ``mallnet.conf`` (TLS only)
+    and the rendered ``mallnet-bridge.conf`` in ``conf.d``; a node on it reaches the TLS platform
+    and gets the platform's answer back."""
+    platform, certs = tls_platform
+    layout = debian_layout(tmp_path / "mall", free_port())
+    out = layout.conf_d / "mallnet-bridge.conf"
+    remote = _remote_yaml(tmp_path, platform, certs / "ca.crt")
+    assert (
+        main(
+            ["broker", "bridge-conf", "--mall", MALL, "--remote", str(remote), "--output", str(out)]
+        )
+        == 0
+    )
+    node_password = add_device(layout.dynsec_file, MALL, "store-1", Role.STORE)
+    proc = start(layout.conf, layout.port)
+    try:
+        receipts = Collector()
+        node_settings = MqttSettings(
+            host="localhost",
+            port=layout.port,
+            username="store-1",
+            password=node_password,
+            tls=TlsSettings(ca_file=layout.certs / "ca.crt"),
+        )
+        node = MqttClient(
+            node_settings,
+            "store-1",
+            subscriptions=[(RECEIPTS.topic(MALL, "store-1"), 1)],
+            on_message=receipts,
+        )
+        node.start()
+        assert node.wait_subscribed(10)
+        at_platform = Collector()
+        watch = _client(
+            platform,
+            "monitor-platform",
+            subscriptions=[(PRESENCE.filter(MALL), 1)],
+            on_message=at_platform,
+        )
+        core = _client(platform, "core-answer")
+        try:
+            # until the bridge is up, what the node publishes waits in the mall broker's queue
+            node.publish(PRESENCE.topic(MALL, "store-1"), b"batch", qos=1).wait(10)
+            at_platform.wait_for(1, timeout=30)
+
+            def answered() -> bool:  # the bridge subscribes right after it connects
+                if receipts.messages:
+                    return True
+                core.publish(RECEIPTS.topic(MALL, "store-1"), b"receipt", qos=1).wait(10)
+                return False
+
+            wait_until(answered, 15, "the platform's receipt on the mall broker")
+        finally:
+            for client in (node, watch, core):
+                client.stop()
+    finally:
+        end(proc)
+    log = (layout.data.parent / "log" / "mosquitto.log").read_text()
+    assert "Connecting bridge" in log
