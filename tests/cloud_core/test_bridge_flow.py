@@ -3,7 +3,7 @@
 Two real Mosquitto processes from our config (the test's broker is the platform; the mall
 broker bridges to it, ``mallnet.bridge``), real store nodes (``EdgeApp`` on replayed traces)
 on the mall broker and the real core on the platform: the contract, receipts, pushed node
-configs and inbox notices work unchanged across the bridge, and a platform broker killed
+configs and inbox notices work unchanged across the bridge, and either broker killed
 (-9) mid-stream loses nothing and counts nothing twice.
 """
 
@@ -179,13 +179,15 @@ def test_nodes_behind_a_bridge_get_receipts_configs_and_notices_unchanged(
         platform_client.stop()
 
 
-def test_platform_broker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
-    tmp_path, broker, mall_broker, core_settings, *, run_core, clock
+@pytest.mark.parametrize("victim", ["platform", "mall"])
+def test_a_broker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
+    tmp_path, broker, mall_broker, core_settings, *, run_core, clock, victim
 ):
-    """The platform dies (kill -9) while the nodes stream: what it had taken but not saved is
-    gone, so the nodes' receipt timeout sends it again; the bridge's persistent session and
-    the core's exactly-once claims do the rest. No cooldown and no daily cap: only the
-    exactly-once machinery stands between a redelivery and a second credit."""
+    """The platform's broker, or the mall's, dies (kill -9) while the nodes stream: what it had
+    taken but not saved is gone, so the nodes send it again (after their reconnect, or for want
+    of a receipt); the bridge's persistent session on both sides and the core's exactly-once
+    claims do the rest. No cooldown and no daily cap: only the exactly-once machinery stands
+    between a redelivery and a second credit."""
     visits = {"points": 10, "min_dwell_s": 60, "cooldown_s": 0, "daily_cap": 100_000}
     config = make_config(tmp_path, core_settings, visits=visits)
     customers = [register(config, n, f"+44 7911 1230{n:02d}") for n in range(1, SHOPPERS + 1)]
@@ -203,8 +205,9 @@ def test_platform_broker_killed_mid_stream_loses_nothing_and_counts_nothing_twic
             "each node's first receipt through the bridge",
         )
         assert all(t.code is None for t in threads), "the stream ended before the kill"
-        broker.kill()  # kill -9 the platform broker mid-stream
-        broker.start()
+        dying = broker if victim == "platform" else mall_broker
+        dying.kill()  # kill -9, mid-stream
+        dying.start()
         wait_until(
             lambda: all(t.code is not None for t in threads),
             150,
@@ -215,7 +218,8 @@ def test_platform_broker_killed_mid_stream_loses_nothing_and_counts_nothing_twic
             app.request_stop()
         codes = [t.join() for t in threads]
     log.warning(
-        "republish rounds per node after the platform's kill -9: %s",
+        "republish rounds per node after the %s broker's kill -9: %s",
+        victim,
         [app.publisher.stats.republish_rounds for app, _ in nodes],
     )
     assert codes == [0, 0]
