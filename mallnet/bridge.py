@@ -16,13 +16,18 @@ from __future__ import annotations
 import re
 
 from mallnet.config import MqttSettings
-from mallnet.dynsec import BRIDGE_IN, BRIDGE_OUT, DynsecError, Role, check_identity
+from mallnet.dynsec import BRIDGE_IN, BRIDGE_OUT, Role, check_identity
+from mallnet.errors import MallnetError
 from mallnet.resources import BROKER_PACKAGE, data_dir
 from mallnet.wire.topics import check_id
 
 TEMPLATE = "mosquitto.bridge.conf"
 BRIDGE_QOS = 1  # both ways: the bridge resends until the other broker acknowledges
 _TOKEN = re.compile(r"^\S+$")  # one word of Mosquitto's config syntax
+
+
+class BridgeError(MallnetError):
+    """A bridge that cannot be rendered: no TLS, no password, a value Mosquitto would misread."""
 
 
 def bridge_id(mall: str) -> str:
@@ -38,7 +43,7 @@ def bridge_topics(mall: str) -> list[str]:
 
 def _token(value: str, what: str) -> str:
     if not _TOKEN.fullmatch(value):
-        raise DynsecError(f"the bridge's {what} must be one word without spaces or newlines")
+        raise BridgeError(f"the bridge's {what} must be one word without spaces or newlines")
     return value
 
 
@@ -50,7 +55,7 @@ def render_bridge(mall: str, remote: MqttSettings, *, allow_plain: bool = False)
     check_identity(user, Role.BRIDGE)
     password = remote.resolve_password()
     if not password:
-        raise DynsecError("the bridge needs its password (password_file) on the platform broker")
+        raise BridgeError("the bridge needs its password (password_file) on the platform broker")
     tls = ""
     if remote.tls is not None:
         lines = [f"bridge_cafile {remote.tls.ca_file}", "bridge_tls_version tlsv1.2"]
@@ -60,7 +65,7 @@ def render_bridge(mall: str, remote: MqttSettings, *, allow_plain: bool = False)
         tls = "# TLS to the platform; its certificate must name the address above.\n"
         tls += "\n".join(lines)
     elif not allow_plain:
-        raise DynsecError("the bridge to the platform needs TLS (tls.ca_file in its settings)")
+        raise BridgeError("the bridge to the platform needs TLS (tls.ca_file in its settings)")
     out = [line for line in bridge_topics(mall) if " out " in line]
     into = [line for line in bridge_topics(mall) if " in " in line]
     replacements = {

@@ -23,7 +23,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
-from mallnet.bridge import bridge_id, bridge_topics, render_bridge
+from mallnet.bridge import BridgeError, bridge_id, bridge_topics, render_bridge
 from mallnet.broker import DevBroker, TlsFiles, free_port
 from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
@@ -238,13 +238,13 @@ def test_the_bridge_refuses_plain_tcp_and_unsafe_values_unless_told(tmp_path):
     secret = tmp_path / "s"
     secret.write_text("pw\n")
     plain = MqttSettings(port=1883, username=bridge_id(MALL), password_file=secret)
-    with pytest.raises(DynsecError, match="needs TLS"):
+    with pytest.raises(BridgeError, match="needs TLS"):
         render_bridge(MALL, plain)
     assert "bridge_cafile" not in render_bridge(MALL, plain, allow_plain=True)
-    with pytest.raises(DynsecError, match="one word"):
+    with pytest.raises(BridgeError, match="one word"):
         bad = plain.model_copy(update={"password_file": None, "password": SecretStr("a b")})
         render_bridge(MALL, bad, allow_plain=True)
-    with pytest.raises(DynsecError, match="password"):
+    with pytest.raises(BridgeError, match="password"):
         render_bridge(MALL, plain.model_copy(update={"password_file": None}), allow_plain=True)
     with pytest.raises(DynsecError, match="reserved"):
         render_bridge(MALL, plain.model_copy(update={"username": "core-1"}), allow_plain=True)
