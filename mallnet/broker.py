@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mallnet.bridge import render_bridge
 from mallnet.config import MqttSettings, TlsSettings
 from mallnet.dynsec import (
     ADMIN_USER,
@@ -77,9 +78,12 @@ class TlsFiles:
 
 def dev_role(user: str) -> Role:
     """Development and tests name identities by kind (``core…``, ``gate-…``, ``kiosk-…``,
-    ``monitor…``, anything else a store node); production always names the role explicitly."""
+    ``monitor…``, ``bridge-…``, anything else a store node); production always names the
+    role explicitly."""
     if user == "core" or user.startswith("core-"):
         return Role.CORE
+    if user.startswith("bridge-"):
+        return Role.BRIDGE
     if user.startswith("monitor"):
         return Role.MONITOR
     if user.startswith("gate"):
@@ -93,7 +97,9 @@ class DevBroker:
     """A real Mosquitto on loopback, from ``mqtt_broker/mosquitto.dev.conf``.
 
     The data directory survives ``stop``/``kill`` so a restarted broker
-    recovers its persisted sessions, queued messages and identities.
+    recovers its persisted sessions, queued messages and identities. With ``bridge``
+    (the platform broker's address and this mall's bridge identity there) it is a mall
+    broker bridged to the platform (``mallnet.bridge``; plain TCP on loopback is allowed).
     """
 
     def __init__(
@@ -104,8 +110,10 @@ class DevBroker:
         core_user: str = "core",
         port: int | None = None,
         tls: TlsFiles | None = None,
+        bridge: MqttSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.bridge = bridge
         self.mall = mall
         self.core_user = core_user
         self.port = port or free_port()
@@ -138,17 +146,26 @@ class DevBroker:
             host=host, port=self.port, username=ADMIN_USER, password=self._admin_password, tls=tls
         )
 
-    def add_user(self, user: str, password: str | None = None, role: Role | None = None) -> str:
-        """Add or replace an identity (role from its name unless given); a running broker
-        applies it at once. Replacing an identity disconnects clients logged in as it."""
+    def add_user(
+        self,
+        user: str,
+        password: str | None = None,
+        role: Role | None = None,
+        *,
+        mall: str | None = None,
+    ) -> str:
+        """Add or replace an identity (role from its name unless given) of this broker's mall
+        or of ``mall`` (a platform broker serves several); a running broker applies it at
+        once. Replacing an identity disconnects clients logged in as it."""
         role = role or dev_role(user)
+        mall = mall or self.mall
         if password is not None and self._passwords.get(user) == password:
             return password  # unchanged: clients logged in as this user stay connected
         password = password or secrets.token_urlsafe(24)
         if self.running:
-            self.control.set_identity(self.mall, user, role, password)
+            self.control.set_identity(mall, user, role, password)
         else:
-            add_device(self.dynsec_file, self.mall, user, role, password)
+            add_device(self.dynsec_file, mall, user, role, password)
         self._passwords[user] = password
         return password
 
@@ -184,6 +201,8 @@ class DevBroker:
         text = (BROKER_DIR / "mosquitto.dev.conf").read_text()
         for key, value in replacements.items():
             text = text.replace(key, value)
+        if self.bridge is not None:
+            text += "\n" + render_bridge(self.mall, self.bridge, allow_plain=True)
         return text
 
     @property
@@ -197,7 +216,10 @@ class DevBroker:
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
-        self.conf_file.write_text(self._render())
+        # 0600: with a bridge the file holds the bridge's password on the platform
+        fd = os.open(self.conf_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(self._render())
         self._proc = subprocess.Popen(  # noqa: S603 - fixed tool, list arguments
             [_tool("mosquitto"), "-c", str(self.conf_file)],
             stdout=subprocess.DEVNULL,

@@ -124,6 +124,25 @@ def _broker_acl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_bridge_conf(args: argparse.Namespace) -> int:
+    from mallnet.bridge import render_bridge
+    from mallnet.config import MqttSettings, load_config
+
+    remote_file = Path(args.remote)
+    remote = load_config(remote_file, MqttSettings).relative_to(remote_file.parent)
+    text = render_bridge(args.mall, remote, allow_plain=args.allow_plain)
+    _write_secret(Path(args.output), text.rstrip("\n"))
+    log.info(
+        "wrote the bridge of mall %s to %s:%s into %s (0600, holds its password); "
+        "restart the mall's Mosquitto to apply",
+        args.mall,
+        remote.host,
+        remote.port,
+        args.output,
+    )
+    return 0
+
+
 def _broker_run(args: argparse.Namespace) -> int:
     from mallnet.broker import DevBroker
 
@@ -202,7 +221,7 @@ def _add_log_options_below(parser: argparse.ArgumentParser, seen: set[int]) -> N
 def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     broker = sub.add_parser("broker", help="development broker and device credentials")
     bsub = broker.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
-    roles = ["store", "gate", "kiosk", "core", "monitor"]
+    roles = ["store", "gate", "kiosk", "core", "monitor", "bridge"]
     dynsec = "/var/lib/mosquitto/mallnet-dynsec.json"
     add = bsub.add_parser("add-device", help="create or replace a broker identity")
     add.add_argument(
@@ -234,6 +253,24 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     acl.add_argument("--role", required=True, choices=roles)
     acl.add_argument("--mall", required=True, help="the mall id in topics")
     acl.set_defaults(handler=_broker_acl)
+    bridge = bsub.add_parser(
+        "bridge-conf", help="write the config that bridges a mall's broker to the platform's"
+    )
+    bridge.add_argument("--mall", required=True, help="the mall id in topics")
+    bridge.add_argument(
+        "--remote",
+        required=True,
+        metavar="SETTINGS.yaml",
+        help="the platform broker as this mall's bridge reaches it (YAML: host, port, "
+        "username bridge-MALL, password_file, tls.ca_file)",
+    )
+    bridge.add_argument(
+        "--output", required=True, help="the file to write (0600), e.g. conf.d/mallnet-bridge.conf"
+    )
+    bridge.add_argument(
+        "--allow-plain", action="store_true", help="allow no TLS (development on loopback only)"
+    )
+    bridge.set_defaults(handler=_broker_bridge_conf)
     run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
     run.add_argument("--data-dir", required=True)
     run.add_argument("--mall", default="demo")

@@ -8,8 +8,10 @@ user. So both broker configs (dev and prod) load the dynamic-security plugin, wh
 file this module writes: one client per device, bound to the client id equal to its id,
 with its own role listing exactly the topics of its kind (store node, gate, kiosk);
 everything else, subscriptions included, is denied. The core's role reads and writes the
-whole mall. Mosquitto 2.0.11 does not substitute ``%u``/``%c`` in these ACL topics, hence
-one role per device.
+whole mall. A mall broker's bridge to the platform broker has a role per mall on the
+platform: it may publish that mall's events and read what the core sends back to that
+mall's devices, nothing of another mall (``mallnet/bridge.py``). Mosquitto 2.0.11 does
+not substitute ``%u``/``%c`` in these ACL topics, hence one role per device.
 
 The plugin reads its file only at start (SIGHUP does not reload it): after editing the
 file, restart the broker, or change a running broker live through
@@ -33,6 +35,7 @@ from mallnet.config import MqttSettings
 from mallnet.errors import MallnetError
 from mallnet.mqtt import Inbound, MqttClient
 from mallnet.wire.topics import (
+    ALL_TOPICS,
     CHECKINS,
     FOOTFALL,
     HEALTH,
@@ -47,6 +50,7 @@ from mallnet.wire.topics import (
     ROOT,
     STATUS,
     VERSION,
+    Direction,
     TopicSpec,
     check_id,
 )
@@ -68,10 +72,11 @@ class Role(StrEnum):
     KIOSK = "kiosk"
     CORE = "core"
     MONITOR = "monitor"
+    BRIDGE = "bridge"
 
 
-# Roles shared by all their identities (devices have one role each).
-SHARED_ROLES = (Role.CORE, Role.MONITOR)
+# Roles shared by all their identities (devices have one role each; one bridge per mall).
+SHARED_ROLES = (Role.CORE, Role.MONITOR, Role.BRIDGE)
 
 # The connections of one core worker: its client id plus these suffixes, one bound client each.
 CORE_OUT = "-out"  # the publisher (receipts, configs, inbox notices)
@@ -95,6 +100,16 @@ READS: dict[Role, tuple[TopicSpec, ...]] = {
     Role.GATE: (NODE_CONFIG, RECEIPTS),
     Role.KIOSK: (KIOSK_RECEIPTS, KIOSK_OFFERS, KIOSK_CONFIG),
 }
+# A mall broker's bridge: the devices' events go out to the platform, what the core sends
+# back to devices and customers comes in; the core's own status stays on the platform.
+BRIDGE_OUT: tuple[TopicSpec, ...] = tuple(
+    s for s in ALL_TOPICS if s.direction in (Direction.NODE_TO_CORE, Direction.KIOSK_TO_CORE)
+)
+BRIDGE_IN: tuple[TopicSpec, ...] = tuple(
+    s
+    for s in ALL_TOPICS
+    if s.direction in (Direction.CORE_TO_NODE, Direction.CORE_TO_KIOSK, Direction.CORE_TO_CUSTOMER)
+)
 
 
 def check_identity(user: str, role: Role) -> str:
@@ -142,6 +157,14 @@ def role_acls(mall: str, user: str, role: Role) -> list[dict[str, Any]]:
         check_identity(user, role)
         everything = f"{ROOT}/{VERSION}/{mall}/#"
         acl = [("publishClientReceive", everything), ("subscribePattern", everything)]
+    elif role is Role.BRIDGE:  # any device of its own mall, on the platform broker
+        check_identity(user, role)
+        acl = [("publishClientSend", spec.filter(mall)) for spec in BRIDGE_OUT]
+        for spec in BRIDGE_IN:
+            acl += [
+                ("subscribePattern", spec.filter(mall)),
+                ("publishClientReceive", spec.filter(mall)),
+            ]
     else:
         check_identity(user, role)
         acl = [("publishClientSend", spec.topic(mall, user)) for spec in PUBLISHES[role]]

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import gc
-import getpass
 import json
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -28,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mallnet.broker import DevBroker, dynsec_plugin, free_port
+from mallnet.broker import DevBroker, free_port
 from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
 from mallnet.dynsec import (
@@ -54,6 +52,7 @@ from mallnet.wire.topics import (
     TopicSpec,
 )
 from tests.conftest import MALL, wait_until
+from tests.mallnet.debian_layout import debian_layout, end, start
 
 NODE, OTHER, GATE, KIOSK = "store-bean-bar-1", "store-book-nook-1", "gate-north", "kiosk-atrium"
 CORE, CORE2, MONITOR = "core-1", "core-2", "monitor-ops"  # two core workers, an observer
@@ -61,8 +60,6 @@ CORE_OUT, CORE_API = f"{CORE}-out", f"{CORE}-api"
 IDENTITIES = {CORE: Role.CORE, CORE2: Role.CORE, NODE: Role.STORE, OTHER: Role.STORE}
 IDENTITIES |= {GATE: Role.GATE, KIOSK: Role.KIOSK, MONITOR: Role.MONITOR}
 PEER = {NODE: OTHER, OTHER: NODE, GATE: "gate-south", KIOSK: "kiosk-food-court"}
-STOCK_CONF = Path("/etc/mosquitto/mosquitto.conf")  # from Debian's mosquitto package
-PROD_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 
 
 @dataclass
@@ -188,74 +185,24 @@ class Raw:
             sock.close()
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def debian_prod_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Target, Path]:
-    """``mosquitto.prod.conf`` in the conf.d of Debian's stock ``mosquitto.conf``, every path
-    moved into ``tmp_path``; identities written by the same code as ``mallnet broker
-    add-device``. Returns the process, the target and the main config file."""
-    assert STOCK_CONF.exists(), "Debian's mosquitto package installs /etc/mosquitto/mosquitto.conf"
-    certs = tmp_path / "certs"
-    subprocess.run(["bash", "mqtt_broker/make-certs.sh", str(certs)], check=True)
-    etc, data, run, logs = (tmp_path / d for d in ("etc", "var-lib", "run", "log"))
-    for folder in (etc / "conf.d", data, run, logs):
-        folder.mkdir(parents=True)
-    main = STOCK_CONF.read_text()
-    for old, new in {
-        "/etc/mosquitto/conf.d": str(etc / "conf.d"),
-        "/var/lib/mosquitto/": f"{data}/",
-        "/run/mosquitto/": f"{run}/",
-        "/var/log/mosquitto/": f"{logs}/",
-    }.items():
-        assert old in main
-        main = main.replace(old, new)
-    (etc / "mosquitto.conf").write_text(main)
-    port = free_port()
-    prod = Path("mqtt_broker/mosquitto.prod.conf").read_text()
-    moves = {
-        "/var/lib/mosquitto/": f"{data}/",
-        "/etc/mosquitto/certs/": f"{certs}/",
-        "listener 8883": f"listener {port} 127.0.0.1",
-    }
-    if not Path(PROD_PLUGIN).exists():  # another architecture's multiarch folder
-        moves[PROD_PLUGIN] = str(dynsec_plugin())
-    for old, new in moves.items():
-        assert old in prod
-        prod = prod.replace(old, new)
-    (etc / "conf.d" / "mallnet.conf").write_text(prod)
-    # tests run as this user, not as `mosquitto`, and see reloads in the log (the only
-    # additions to the two files)
-    test_only = f"user {getpass.getuser()}\nlog_type information\n"
-    (etc / "conf.d" / "zz-test-only.conf").write_text(test_only)
+    """``mosquitto.prod.conf`` inside Debian's stock layout (``tests/mallnet/debian_layout.py``),
+    identities written by the same code as ``mallnet broker add-device``. Returns the process,
+    the target and the main config file."""
+    layout = debian_layout(tmp_path, free_port())
     passwords = {
-        user: add_device(data / "mallnet-dynsec.json", MALL, user, role)
-        for user, role in IDENTITIES.items()
+        user: add_device(layout.dynsec_file, MALL, user, role) for user, role in IDENTITIES.items()
     }
-    conf = etc / "mosquitto.conf"
-    prod_target = Target("prod", port, passwords, certs / "ca.crt", certs)
-    return _start(conf, prod_target), prod_target, conf
+    prod_target = Target("prod", layout.port, passwords, layout.certs / "ca.crt", layout.certs)
+    return _start(layout.conf, prod_target), prod_target, layout.conf
 
 
 def _start(conf: Path, target: Target) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
-    wait_until(lambda: _accepts(target.port) or proc.poll() is not None, 10, "the broker")
-    if proc.poll() is not None:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise AssertionError(f"the production config did not start: {err}")
-    return proc
+    return start(conf, target.port)
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(10)
-    if proc.stderr is not None:
-        proc.stderr.close()
+    end(proc)
 
 
 @pytest.fixture(params=["dev", "prod"])
