@@ -561,7 +561,7 @@ def mount(app: FastAPI, ctx: ApiContext) -> None:
         if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
             response.headers["Content-Security-Policy"] = CSP
             response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "no-referrer"
+            response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
             response.headers["X-Frame-Options"] = "DENY"
             if not request.url.path.startswith(f"{PREFIX}/static/"):
                 response.headers["Cache-Control"] = "no-store"
