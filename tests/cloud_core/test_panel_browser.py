@@ -23,8 +23,15 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from mallnet.ids import UuidV7Factory
 from mallnet.wire import decode, encode
-from mallnet.wire.payloads import FootfallBatch, FootfallEvent, HealthReport, OfferNotice
+from mallnet.wire.payloads import (
+    FootfallBatch,
+    FootfallEvent,
+    HealthReport,
+    OfferNotice,
+    ParkingBatch,
+)
 from mallnet.wire.topics import FOOTFALL, HEALTH, INBOX, PRESENCE
+from mallnet.wire.topics import PARKING as PARKING_TOPIC
 from tests.cloud_core.api_helpers import KEYS
 from tests.cloud_core.helpers import (
     Walker,
@@ -35,6 +42,7 @@ from tests.cloud_core.helpers import (
     receipts_collector,
     register,
 )
+from tests.cloud_core.parking_helpers import PARKING, Gate
 from tests.conftest import MALL, Collector, wait_until
 from tests.edge_node.helpers import browse_trace, node_config
 
@@ -69,7 +77,7 @@ def clock():
 @pytest.fixture
 def panel(tmp_path, core_settings, run_core):
     """The whole core (API on uvicorn and ingest) with every role's key; its base URL."""
-    config = api_config(tmp_path, ROLES, core_settings, kiosks=["kiosk-atrium"])
+    config = api_config(tmp_path, ROLES, core_settings, kiosks=["kiosk-atrium"], parking=PARKING)
     app = run_core(config, only=None)
     return config, app, f"http://127.0.0.1:{config.api.port}"
 
@@ -201,6 +209,13 @@ def test_admin_and_tenants_sign_in_and_a_tenant_sees_only_its_own(browser, panel
     nodes.visit("store-1", 1)
     nodes.visit("store-2", 2)
     nodes.publish("store-3", PRESENCE.topic(MALL, "store-3"), b"{not json", 0)
+    gate = Gate()
+    cars = tuple(
+        gate.event(plate, at=datetime.now(UTC) - timedelta(minutes=m))
+        for plate, m in (("AA1234BB", 40), ("BC5678AA", 25), ("KA0001AX", 5))
+    )
+    batch = ParkingBatch(node="gate-north", events=cars)
+    nodes.publish("gate-north", PARKING_TOPIC.topic(MALL, "gate-north"), encode(batch), 3)
 
     # the mall office sees every store, node, campaign and dead letter
     admin = sign_in(browser, base, "admin")
@@ -212,6 +227,12 @@ def test_admin_and_tenants_sign_in_and_a_tenant_sees_only_its_own(browser, panel
     expect(admin.locator("#credits tbody tr")).to_have_count(2)
     expect(admin.locator("#deliveries tbody tr")).to_have_count(2)
     shot(admin, "panel-feed-admin-en.png")
+    admin.click('nav a[data-nav="/parking"]')
+    expect(admin.locator('[data-chart="parking"]')).to_have_attribute("data-drawn", "3")
+    expect(admin.locator("#car-parks tr[data-car-park=p1] td").nth(1)).to_have_text("3")
+    expect(admin.locator("#entries tbody tr")).to_have_count(3)
+    assert "AA1234BB" not in admin.content()  # no plates on screen
+    shot(admin, "panel-parking-admin-en.png")
     admin.click('nav a[data-nav="/dead-letters"]')
     expect(admin.locator("#dead-letters tbody tr")).to_have_count(1)
     admin.click('nav a[data-nav="/nodes"]')
