@@ -9,6 +9,8 @@ browser's ``Accept-Language``, else English.
 from __future__ import annotations
 
 LANGUAGES: dict[str, str] = {"en": "English", "uk": "Українська", "ru": "Русский"}
+#: What the switcher shows (``UK`` would read as the United Kingdom).
+LABELS: dict[str, str] = {"en": "EN", "uk": "УКР", "ru": "РУС"}
 DEFAULT = "en"
 
 # key: (English, Ukrainian, Russian)

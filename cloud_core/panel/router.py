@@ -120,6 +120,7 @@ def _render(
         t=lambda key: i18n.translate(lang, key),
         lang=lang,
         languages=i18n.LANGUAGES,
+        labels=i18n.LABELS,
         who=who,
         csrf=session.csrf if session else "",
         sections=state.sections(who) if who else [],
