@@ -132,7 +132,11 @@ def _render(
     return HTMLResponse(html, status_code=status)
 
 
-def _to_login() -> RedirectResponse:
+def _to_login(request: Request | None = None) -> Response:
+    """To the sign-in page; an htmx refresh whose session has ended asks htmx to load it as
+    a whole page (``HX-Redirect``) rather than swap the sign-in form into a live part."""
+    if request is not None and request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Redirect": f"{PREFIX}/login"})
     return RedirectResponse(f"{PREFIX}/login", status_code=303)
 
 
@@ -167,7 +171,7 @@ def page(*, office: bool = False) -> Callable[[Page], Callable[[Request], Respon
         def handler(request: Request) -> Response:
             session = _session(request)
             if session is None:
-                return _to_login()
+                return _to_login(request)
             if office and not views.is_admin(session.principal):
                 return _render(request, "error.html", session, 403, message="error.forbidden")
             return render(request, session)

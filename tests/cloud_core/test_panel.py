@@ -112,6 +112,8 @@ def test_forms_need_the_session_token_and_the_same_origin_and_sessions_expire(tm
         assert client.get("/panel/campaigns/late").status_code == 404
 
         app.clock.advance(IDLE_S + 1)  # type: ignore[attr-defined]
+        r = client.get("/panel/feed", headers={"HX-Request": "true"})  # a live refresh
+        assert r.status_code == 200 and r.headers["hx-redirect"] == "/panel/login"
         r = client.get("/panel/feed")
         assert r.status_code == 303 and r.headers["location"] == "/panel/login"
 
