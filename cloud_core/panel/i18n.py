@@ -65,6 +65,7 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
     "feed.redemptions": ("Redemptions", "Списання", "Списания"),
     "feed.deliveries": ("Offer deliveries", "Доставлені пропозиції", "Доставленные предложения"),
     "time": ("Time (UTC)", "Час (UTC)", "Время (UTC)"),
+    "chart.time": ("Time", "Час", "Время"),  # the charts show the browser's local time
     "customer": ("Shopper", "Покупець", "Покупатель"),
     "pocket": ("Pocket", "Гаманець", "Кошелёк"),
     "text": ("Text", "Текст", "Текст"),

@@ -40,6 +40,7 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (data) {
         var made = KINDS[el.dataset.chart](data);
+        made.series[0] = { label: el.dataset.timeLabel || "Time" };
         var width = Math.max(280, el.clientWidth);
         if (el._plot) { el._plot.destroy(); }
         el._plot = new uPlot({ width: width, height: 300, series: made.series,
