@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import COALITION, from_iso, iso
 from cloud_core.parking_config import CarPark
+from cloud_core.store import Conn
 from cloud_core.store.filters import Filters
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
@@ -172,9 +173,7 @@ def create_campaign(
     return campaign
 
 
-def update_campaign(
-    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place]
-) -> Campaign:
+def update_campaign(conn: Conn, campaign: Campaign, places: Mapping[str, Place]) -> Campaign:
     """Change an existing campaign's text, time, targets, segment, caps and bonus in place:
     its business and instance stay, so its deliveries (and the caps they count) stay too.
     Checked as ``create_campaign`` checks a new one."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 from cloud_core.store.filters import Filters
 
 # --- customers --------------------------------------------------------------------------
@@ -227,9 +228,7 @@ def occupancy_series(
 # --- the control panel (cloud_core/panel) ----------------------------------------------
 
 
-def journal_feed(
-    conn: sqlite3.Connection, *, kind: str, pocket: str | None, limit: int
-) -> list[sqlite3.Row]:
+def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[sqlite3.Row]:
     """The newest journal rows of one kind (``grant``: credits, ``spend``: redemptions),
     of one pocket (a tenant's) or all."""
     where = Filters().add("kind = ?", kind).add("pocket = ?", pocket)
@@ -241,7 +240,7 @@ def journal_feed(
 
 
 def deliveries_feed(
-    conn: sqlite3.Connection, *, business: str | None, campaign: str | None, limit: int
+    conn: Conn, *, business: str | None, campaign: str | None, limit: int
 ) -> list[sqlite3.Row]:
     """The newest offer deliveries of the campaigns that exist now (of one business or
     campaign, or all), with the campaign's business and title."""
@@ -254,7 +253,7 @@ def deliveries_feed(
     ).fetchall()
 
 
-def parking_entries(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
+def parking_entries(conn: Conn, limit: int) -> list[sqlite3.Row]:
     """The newest parking sessions by entry (or exit, for an exit-only read): no plates."""
     return conn.execute(
         "SELECT car_park, status, entry_ts, exit_ts, duration_s, free_minutes, match,"
@@ -264,7 +263,7 @@ def parking_entries(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def parking_occupied(conn: sqlite3.Connection) -> dict[str, int]:
+def parking_occupied(conn: Conn) -> dict[str, int]:
     """Vehicles inside each car park now."""
     return {
         str(r[0]): int(r[1])
