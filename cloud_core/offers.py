@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import COALITION, from_iso, iso
 from cloud_core.parking_config import CarPark
+from cloud_core.store import Conn
 from cloud_core.store.filters import Filters
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
@@ -124,12 +125,7 @@ def _from_row(row: sqlite3.Row) -> Campaign:
     )
 
 
-def create_campaign(
-    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place], now: datetime
-) -> Campaign:
-    """Store a campaign as a new instance; its target places (stores, car parks) must exist
-    and belong to its business (the mall's campaigns may name any). Returns it with its
-    instance id."""
+def _check(campaign: Campaign, places: Mapping[str, Place]) -> None:
     if campaign.ends_at <= campaign.starts_at:
         raise InvalidInput("a campaign must end after it starts")
     if campaign.bonus_points < 0:
@@ -140,6 +136,15 @@ def create_campaign(
             raise InvalidInput(f"no store {store_id!r}")
         if campaign.business not in (place.business, COALITION):
             raise InvalidInput(f"store {store_id!r} belongs to another business")
+
+
+def create_campaign(
+    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place], now: datetime
+) -> Campaign:
+    """Store a campaign as a new instance; its target places (stores, car parks) must exist
+    and belong to its business (the mall's campaigns may name any). Returns it with its
+    instance id."""
+    _check(campaign, places)
     if conn.execute("SELECT 1 FROM campaigns WHERE id = ?", (campaign.id,)).fetchone():
         raise Conflict(f"campaign {campaign.id!r} exists")
     campaign = dataclasses.replace(campaign, instance=secrets.token_hex(12))
@@ -163,6 +168,35 @@ def create_campaign(
             iso(now),
             campaign.bonus_points,
             campaign.instance,
+        ),
+    )
+    return campaign
+
+
+def update_campaign(conn: Conn, campaign: Campaign, places: Mapping[str, Place]) -> Campaign:
+    """Change an existing campaign's text, time, targets, segment, caps and bonus in place:
+    its business and instance stay, so its deliveries (and the caps they count) stay too.
+    Checked as ``create_campaign`` checks a new one."""
+    current = get_campaign(conn, campaign.id)
+    campaign = dataclasses.replace(campaign, business=current.business, instance=current.instance)
+    _check(campaign, places)
+    conn.execute(
+        "UPDATE campaigns SET title = ?, text = ?, image_url = ?, starts_at = ?, ends_at = ?,"
+        " stores = ?, zones = ?, segment = ?, cap_count = ?, cap_period_s = ?, bonus_points = ?"
+        " WHERE id = ?",
+        (
+            campaign.title,
+            campaign.text,
+            campaign.image_url,
+            iso(campaign.starts_at),
+            iso(campaign.ends_at),
+            json.dumps(list(campaign.stores)),
+            json.dumps(list(campaign.zones)),
+            campaign.segment,
+            campaign.cap_count,
+            campaign.cap_period_s,
+            campaign.bonus_points,
+            campaign.id,
         ),
     )
     return campaign

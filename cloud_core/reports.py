@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 from cloud_core.store.filters import Filters
 
 # --- customers --------------------------------------------------------------------------
@@ -222,6 +223,52 @@ def occupancy_series(
         (car_park, start),
     ).fetchall()
     return [(ledger.from_iso(str(ts)), int(occ)) for ts, occ in rows]
+
+
+# --- the control panel (cloud_core/panel) ----------------------------------------------
+
+
+def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[sqlite3.Row]:
+    """The newest journal rows of one kind (``grant``: credits, ``spend``: redemptions),
+    of one pocket (a tenant's) or all."""
+    where = Filters().add("kind = ?", kind).add("pocket = ?", pocket)
+    return conn.execute(
+        "SELECT ts, customer_id, pocket, delta, reason, text FROM journal"  # noqa: S608
+        f"{where.sql} ORDER BY id DESC LIMIT ?",
+        [*where.params, limit],
+    ).fetchall()
+
+
+def deliveries_feed(
+    conn: Conn, *, business: str | None, campaign: str | None, limit: int
+) -> list[sqlite3.Row]:
+    """The newest offer deliveries of the campaigns that exist now (of one business or
+    campaign, or all), with the campaign's business and title."""
+    where = Filters().add("c.business = ?", business).add("d.campaign_id = ?", campaign)
+    return conn.execute(
+        "SELECT d.ts, d.customer_id, d.campaign_id, d.trigger, c.business, c.title"  # noqa: S608
+        " FROM deliveries d JOIN campaigns c ON c.instance = d.campaign_instance"
+        f"{where.sql} ORDER BY d.id DESC LIMIT ?",
+        [*where.params, limit],
+    ).fetchall()
+
+
+def parking_entries(conn: Conn, limit: int) -> list[sqlite3.Row]:
+    """The newest parking sessions by entry (or exit, for an exit-only read): no plates."""
+    return conn.execute(
+        "SELECT car_park, status, entry_ts, exit_ts, duration_s, free_minutes, match,"
+        " customer_id IS NOT NULL AS registered FROM parking_sessions"
+        " ORDER BY COALESCE(entry_epoch, exit_epoch) DESC, id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+
+
+def parking_occupied(conn: Conn) -> dict[str, int]:
+    """Vehicles inside each car park now."""
+    return {
+        str(r[0]): int(r[1])
+        for r in conn.execute("SELECT car_park, occupied FROM parking_state ORDER BY car_park")
+    }
 
 
 # --- monitoring (GET /metrics) ----------------------------------------------------------

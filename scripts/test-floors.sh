@@ -3,7 +3,7 @@
 # lowest version it allows (uv's `--resolution lowest-direct`) into .venv-floors/, then every
 # module imported and a smoke subset of the tests run that touches each dependency
 # (pydantic, PyYAML, paho + Mosquitto, sqlite-utils migrations, FastAPI/uvicorn/httpx,
-# phonenumbers, influxdb-client, prometheus-client, bleak on mock BlueZ, pyzbar/Pillow,
+# phonenumbers, influxdb-client, prometheus-client, jinja2 (the panel), bleak on mock BlueZ, pyzbar/Pillow,
 # OpenCV/rapidocr/onnxruntime, kivy, schemathesis). scripts/test.sh runs it; about 80 s with uv's cache warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,6 @@ KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/
   tests/mallnet/test_config.py tests/mallnet/test_wire_codec.py tests/mallnet/test_cli_errors.py \
   tests/cloud_core/test_migrations.py tests/cloud_core/test_customers.py \
   tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py tests/cloud_core/test_api_contract.py \
-  tests/cloud_core/test_metrics.py \
+  tests/cloud_core/test_metrics.py tests/cloud_core/test_panel.py \
   tests/edge_node/test_outbox.py tests/edge_node/test_bleak_bluez.py \
   tests/kiosk/test_scanner.py tests/edge_node/test_camera_reader.py

@@ -29,6 +29,7 @@ from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
 from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
+from cloud_core.panel.router import mount as mount_panel
 from mallnet import __version__
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     _add_problem_handlers(app)
     _add_docs(app)
+    mount_panel(app, ctx)  # the web control panel under /panel (cloud_core/panel)
 
     @app.get("/health", tags=["operations"], summary="Liveness (no key needed)")
     def health() -> dict[str, str]:

@@ -1,21 +1,29 @@
 """``GET /metrics`` over real uvicorn: the Prometheus text format, parsed with the client
 library's own parser; events published through the real broker move the worker's counters;
-only the ``metrics`` and ``admin`` roles may scrape; no customer id or phone number leaks."""
+only the ``metrics`` and ``admin`` roles may scrape; no customer id or phone number leaks; a
+real edge node process shows in every family issue 15 names, and its kill as offline."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from cloud_core.app import CoreApp
 from mallnet.wire import encode
 from mallnet.wire.payloads import HealthReport
 from mallnet.wire.topics import HEALTH, PRESENCE
 from tests.cloud_core.api_helpers import KEYS, h
+from tests.cloud_core.conftest import wait_subscribed
 from tests.cloud_core.helpers import (
     START,
     Walker,
+    add_core,
     api_client,
     api_config,
     key_of,
@@ -25,6 +33,7 @@ from tests.cloud_core.helpers import (
     serve_api,
 )
 from tests.conftest import MALL, wait_until
+from tests.edge_node.helpers import browse_trace, node_config
 
 SCRAPER = "k-prometheus-0123456789abcdef"
 ROLES = [
@@ -164,3 +173,79 @@ def test_events_through_the_broker_move_the_counters_and_no_personal_data_leaks(
     # labels are node ids and outcome names: never a customer or a phone number
     assert ann not in text
     assert "7911" not in text and "+44" not in text
+
+
+def test_a_real_node_process_shows_in_every_family_the_issue_names(
+    tmp_path, broker, core_settings, core_client
+):
+    """Ingest rates and delays, outcomes, dead letters, notices pending, database size, and
+    per-node last-seen and outbox depth as a real edge node process reports them (the core on
+    the real clock: the node dates its reports by it); the node's kill shows as offline."""
+    config = api_config(tmp_path, ROLES, core_settings)
+    add_core(broker, config.ingest.client_id)
+    app = CoreApp(config, only=None, clock=time.time)
+    app.start()
+    trace = tmp_path / "trace.jsonl"
+    browse_trace(trace, shoppers=1)
+    path = node_config(
+        tmp_path, broker, "store-1", broker.add_user("store-1"), trace, at_end="idle"
+    )
+    started = time.time()
+    node = subprocess.Popen(
+        [sys.executable, "-m", "mallnet.cli", "edge", "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    headers = {"Authorization": f"Bearer {SCRAPER}"}
+    try:
+        wait_subscribed(app, core_client("probe-publisher"))
+        with api_client(config) as client:
+
+            def scraped() -> Samples:
+                return scrape(client, headers)[2]
+
+            wait_until(
+                lambda: (
+                    value(scraped(), "mallnet_node_online", node="store-1") == 1
+                    and ("mallnet_node_outbox_depth", (("node", "store-1"),)) in scraped()
+                    and value(scraped(), "mallnet_ingest_delay_seconds_count") > 0
+                ),
+                timeout=30,
+                what="the node online, its health report and an ingest delay in /metrics",
+            )
+            _, names, samples = scrape(client, headers)
+            assert {
+                "mallnet_ingest_messages",  # rates: rate(..._total[5m])
+                "mallnet_ingest_events",
+                "mallnet_ingest_delay_seconds",  # delays
+                "mallnet_ingest_outcomes",
+                "mallnet_ingest_dead_letters",
+                "mallnet_dead_letters",
+                "mallnet_dead_letter_bounds",
+                "mallnet_notices_pending",
+                "mallnet_database_size_bytes",
+                "mallnet_node_online",
+                "mallnet_node_last_seen_timestamp_seconds",
+                "mallnet_node_last_seen_age_seconds",
+                "mallnet_node_outbox_depth",
+                "mallnet_node_outbox_oldest_age_seconds",
+            } <= names
+            assert value(samples, "mallnet_ingest_messages_total") > 0
+            assert value(samples, "mallnet_ingest_outcomes_total", outcome="health") > 0
+            seen = value(samples, "mallnet_node_last_seen_timestamp_seconds", node="store-1")
+            assert seen >= started - 1
+            assert value(samples, "mallnet_node_outbox_depth", node="store-1") >= 0
+            assert value(samples, "mallnet_database_size_bytes", file="database") > 0
+
+            node.send_signal(signal.SIGKILL)
+            node.wait(timeout=30)
+            wait_until(  # the broker publishes the node's Last Will: offline
+                lambda: value(scraped(), "mallnet_node_online", node="store-1") == 0,
+                timeout=30,
+                what="the killed node offline in /metrics",
+            )
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait(timeout=10)
+        app.stop()
