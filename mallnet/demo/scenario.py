@@ -269,12 +269,19 @@ class Demo:
 
     def announce(self) -> None:
         core = self.workdir / "core"
+        keys = yaml.safe_load((core / "api-keys.yaml").read_text(encoding="utf-8"))["keys"]
+        tenant = cast.STORES[0]
+        tenant_key = next(k["key"] for k in keys if k.get("business") == tenant.business)
+        write_secret(core / f"{tenant.business}.key", tenant_key)
+        base = f"http://127.0.0.1:{self.api_port}"
         log.info(
-            "the mall is open: API http://127.0.0.1:%s (docs at /docs); admin key in %s, "
-            "Bean Bar's tenant key in %s; Ctrl-C closes it",
-            self.api_port,
+            "the mall is open: control panel %s/panel — sign in with the key in %s (the mall's "
+            "office) or in %s (%s, a tenant); API %s/docs; Ctrl-C closes it",
+            base,
             core / "admin.key",
-            core / "api-keys.yaml",
+            core / f"{tenant.business}.key",
+            tenant.name,
+            base,
         )
 
     def progress(self) -> str:
