@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.set_defaults(handler=_run)
 
-    expire = sub.add_parser("expire", help="run the points expiry job once")
+    expire = sub.add_parser("expire", help="run the points and till-hold expiry job once")
     expire.add_argument("--config", required=True, help="core config YAML")
     expire.set_defaults(handler=_expire)
 
@@ -114,7 +114,7 @@ def serve(app: CoreApp) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
-    from cloud_core import ledger
+    from cloud_core import holds, ledger
     from cloud_core.store import open_store
 
     config = load_core_config(args.config)
@@ -122,6 +122,7 @@ def _expire(args: argparse.Namespace) -> int:
     try:
         with store.transaction() as conn:
             changes = ledger.expire_due(conn, datetime.now(UTC))
+            changes += holds.expire_due(conn, datetime.now(UTC))
     finally:
         store.close()
     log.info("expired %d lots", len(changes))

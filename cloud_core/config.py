@@ -21,6 +21,7 @@ from cloud_core.settings import (
     IngestSettings,
     TelemetrySettings,
 )
+from cloud_core.spending_config import SpendingSettings
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -240,6 +241,10 @@ class CoreConfig(ConfigModel):
     )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
+    )
+    spending: SpendingSettings = Field(
+        default_factory=SpendingSettings,
+        description="Tills, redemption caps, cashback, holds, settlements (docs/core.md).",
     )
     cards: CardSettings | None = Field(
         default=None,
