@@ -29,7 +29,7 @@ def till(tmp_path):
         yield served
 
 
-def hold(client, customer, receipt, order, coalition=0, store=0, till="pizza", key=None):
+def hold(client, customer, receipt, order, *, coalition=0, store=0, till="pizza", key=None):
     return client.post(
         "/terminal/holds",
         json={
