@@ -20,7 +20,7 @@ def till(tmp_path):
         yield served
 
 
-def redeem(client, customer, receipt, order, points, till="pizza"):
+def redeem(client, customer, receipt, order, points, *, till="pizza"):
     r = client.post(
         "/terminal/holds",
         json={
