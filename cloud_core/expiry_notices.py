@@ -18,29 +18,31 @@ def warn_expiring(conn: sqlite3.Connection, now: datetime, days: int) -> list[No
     if days <= 0:
         return []
     rows = conn.execute(
-        "SELECT l.id, l.customer_id, l.pocket, l.remaining, l.expires_at FROM lots l"
+        "SELECT l.id, l.customer_id, l.pocket, l.remaining, l.expires_at, l.created_at FROM lots l"
         " LEFT JOIN expiry_warnings w ON w.lot_id = l.id"
         " WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at > ?"
         " AND l.expires_at <= ? AND w.lot_id IS NULL ORDER BY l.expires_at LIMIT 1000",
         (ledger.iso(now), ledger.iso(now + timedelta(days=days))),
     ).fetchall()
     notices = []
+    window = timedelta(days=days)
     for row in rows:
+        expires = ledger.from_iso(row["expires_at"])
+        if expires - ledger.from_iso(row["created_at"]) <= window:
+            continue
         conn.execute(
             "INSERT INTO expiry_warnings (lot_id, ts) VALUES (?, ?)"
             " ON CONFLICT (lot_id) DO NOTHING",
             (row["id"], ledger.iso(now)),
         )
-        expires = ledger.from_iso(row["expires_at"])
-        left = expires - now
-        when = f"in {left.days} days" if left.days >= 1 else "today"
         message = ExpiringNotice(
             id=new_event_id(),
             ts=now,
             points=int(row["remaining"]),
             pocket=row["pocket"],
             expires_at=expires,
-            text=f"{row['remaining']} points in {row['pocket']} expire {when}",
+            text=f"{row['remaining']} points in {row['pocket']} expire on "
+            f"{expires:%Y-%m-%d %H:%M} UTC",
         )
         notices.append(Notice(row["customer_id"], message))
     return notices
