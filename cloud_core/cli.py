@@ -177,9 +177,23 @@ def _demo_config(args: argparse.Namespace) -> int:
         {"name": business, "role": "tenant", "business": business, "key": key}
         for business, key in tenant_keys.items()
     ]
+    till_keys = {s["id"]: f"k-till-{secrets.token_urlsafe(24)}" for s in stores}
+    key_entries += [
+        {
+            "name": f"till-{s['id']}",
+            "role": "terminal",
+            "business": s["business"],
+            "store": s["id"],
+            "seller": "demo-seller",
+            "key": till_keys[s["id"]],
+        }
+        for s in stores
+    ]
     _write_secret(workdir / "api-keys.yaml", yaml.safe_dump({"keys": key_entries}))
     for role, key in keys.items():
         _write_secret(workdir / f"{role}.key", key + "\n")
+    for store_id, key in till_keys.items():
+        _write_secret(workdir / f"terminal-{store_id}.key", key + "\n")
     config = {
         "mall": args.mall,
         "database": str(workdir / "core.sqlite"),
@@ -196,6 +210,8 @@ def _demo_config(args: argparse.Namespace) -> int:
     }
     (workdir / "core.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     log.info(
-        "wrote %s, %s and the admin/kiosk keys", workdir / "core.yaml", workdir / "api-keys.yaml"
+        "wrote %s, %s and the admin/kiosk/terminal keys",
+        workdir / "core.yaml",
+        workdir / "api-keys.yaml",
     )
     return 0

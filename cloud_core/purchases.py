@@ -224,3 +224,30 @@ def refund(
         Refund(receipt, purchase, returned, reversed_points, tuple(h.id for h in live)),
         changes,
     )
+
+
+def erase_spending(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
+    """Erase a customer's holds, purchases, expiry warnings and the stored answers of till
+    writes that name them (before their lots go: these rows point at them). Settlement
+    entries stay: they name partners, a hold id and a receipt, never the shopper, and what
+    one partner owes another does not go away with the shopper."""
+    removed = {
+        "hold_parts": conn.execute(
+            "DELETE FROM hold_parts WHERE hold_id IN (SELECT id FROM holds WHERE customer_id = ?)",
+            (customer,),
+        ).rowcount,
+        "expiry_warnings": conn.execute(
+            "DELETE FROM expiry_warnings WHERE lot_id IN"
+            " (SELECT id FROM lots WHERE customer_id = ?)",
+            (customer,),
+        ).rowcount,
+    }
+    for table in ("holds", "purchases"):
+        removed[table] = conn.execute(
+            f"DELETE FROM {table} WHERE customer_id = ?",  # noqa: S608 - fixed names
+            (customer,),
+        ).rowcount
+    removed["api_requests"] = conn.execute(
+        "DELETE FROM api_requests WHERE response LIKE ?", (f"%{customer}%",)
+    ).rowcount
+    return removed

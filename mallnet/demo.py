@@ -16,7 +16,11 @@ API (never by importing them):
    ``mallnet edge synth-frames``: Ann's registered car earns her the entry bonus;
 7. a kiosk (``mallnet kiosk run``; in a window when a display is present, offscreen
    otherwise) whose camera is a folder of frames made by ``mallnet kiosk synth-frames``:
-   Cat holds up her app's QR code and checks in, a kiosk visit worth mall points.
+   Cat holds up her app's QR code and checks in, a kiosk visit worth mall points;
+8. a sale at Bean Bar's till (the ``terminal`` API): the seller finds Ann by phone, quotes
+   a 2 € order, is refused more coalition points than Bean Bar's 15 % cap, reserves and
+   commits the capped share of Ann's parking bonus, registers the purchase (10 % cashback)
+   and reads the settlement report: the mall owes Bean Bar what Ann's points paid.
 
 It ends with every shopper's wallet read back from the API, and exits 0 only
 if every expected visit was credited exactly once.
@@ -94,6 +98,8 @@ DRIVER, DRIVER_PLATE = "Ann", "KA 7777 TX"
 PARKING_BONUS = 50
 KIOSK, KIOSK_SHOPPER = "kiosk-atrium", "Cat"
 KIOSK_VISIT_POINTS = 5
+TILL_STORE = STORES[0]  # Bean Bar: Ann (the driver) pays part of an order with her points
+ORDER_CENTS = 200  # a 2 € order: 15 % is 30 points of Ann's 50 point parking bonus
 
 
 class DemoError(MallnetError):
@@ -190,22 +196,45 @@ class _Processes:
 
 class _Api:
     def __init__(self, port: int, key: str) -> None:
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.key = key
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        return self.answer(method, path, body, idempotency_key=idempotency_key)[1]
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        refused: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        """Status and JSON body; a status in ``refused`` is an answer, any other error raises."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"X-API-Key": self.key, "Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         request = urllib.request.Request(  # noqa: S310 - loopback http only
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"X-API-Key": self.key, "Content-Type": "application/json"},
+            self.base + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            raise DemoError(f"API {method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+            text = exc.read()
+            if exc.code in refused:
+                return exc.code, json.loads(text or b"null")
+            raise DemoError(f"API {method} {path}: {exc.code} {text[:300]!r}") from None
 
     def wait_healthy(self, timeout: float, alive: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout
@@ -292,6 +321,7 @@ class _Demo:
         )
         self._add_car_park(core_dir / "core.yaml")
         self._add_kiosk(core_dir / "core.yaml")
+        self._add_spending(core_dir / "core.yaml")
         self.api_port = api_port
         core = self.procs.start("core", "core", "run", "--config", str(core_dir / "core.yaml"))
         api = _Api(api_port, (core_dir / "admin.key").read_text().strip())
@@ -310,6 +340,76 @@ class _Demo:
             "hash_secret_file": secret.name,
         }
         core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    @staticmethod
+    def _add_spending(core_yaml: Path) -> None:
+        """Bean Bar's till rules: 15 % of an order payable with coalition points, 10 %
+        cashback into its own pocket (docs/core.md "Terminal")."""
+        config = yaml.safe_load(core_yaml.read_text(encoding="utf-8"))
+        config["spending"] = {
+            "partners": {TILL_STORE.business: {"coalition_cap_pct": 15, "cashback_pct": 10}}
+        }
+        core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    def till_sale(self, admin: _Api, driver_phone: str) -> bool:
+        """Ann pays part of a 2 € order at Bean Bar with her parking bonus, capped at 15 %."""
+        key = (self.workdir / "core" / f"terminal-{TILL_STORE.id}.key").read_text().strip()
+        till = _Api(admin.port, key)
+        who = till.call("POST", "/terminal/identify", {"phone": driver_phone})
+        order = {"customer": who["customer"], "receipt": "DEMO-0001", "order_cents": ORDER_CENTS}
+        quote = till.call("POST", "/terminal/quote", order)
+        mall = next(p for p in who["pockets"] if p["pocket"] == "mall")["available"]
+        status, over = till.answer(
+            "POST",
+            "/terminal/holds",
+            order | {"coalition_points": quote["cap_points"] + 1},
+            idempotency_key="demo-hold-over-cap",
+            refused=(409,),
+        )
+        log.info(
+            "till: %s's 2 € order at %s: cap %d points (15 %%), asking %d → %d %s",
+            DRIVER,
+            TILL_STORE.id,
+            quote["cap_points"],
+            quote["cap_points"] + 1,
+            status,
+            over.get("type", ""),
+        )
+        points = min(mall, quote["cap_left"])
+        hold = till.call(
+            "POST",
+            "/terminal/holds",
+            order | {"coalition_points": points},
+            idempotency_key="demo-hold-1",
+        )
+        till.call("POST", f"/terminal/holds/{hold['id']}/commit", idempotency_key="demo-commit-1")
+        bought = till.call(
+            "POST",
+            "/terminal/purchases",
+            {
+                "customer": who["customer"],
+                "receipt": "DEMO-0001",
+                "amount_cents": ORDER_CENTS - points,
+            },
+            idempotency_key="demo-purchase-1",
+        )
+        period = datetime.now(UTC).strftime("%Y-%m")
+        report = admin.call("GET", f"/settlements/{period}")
+        owed = sum(
+            line["amount_cents"]
+            for line in report["lines"]
+            if (line["payer"], line["payee"]) == ("mall", TILL_STORE.business)
+        )
+        log.info(
+            "till: %d points paid (of %d cents), %d points cashback; settlement: the mall owes "
+            "%s %d cents",
+            points,
+            ORDER_CENTS,
+            bought["cashback_points"],
+            TILL_STORE.business,
+            owed,
+        )
+        return status == 409 and points == quote["cap_points"] and owed == points
 
     @staticmethod
     def _add_kiosk(core_yaml: Path) -> None:
@@ -489,6 +589,7 @@ class _Demo:
                 KIOSK_SHOPPER,
             )
         deadline = time.monotonic() + 60
+        sold = True
         if gate is not None:
             try:
                 code = gate.wait(max(1.0, deadline - time.monotonic()))
@@ -497,6 +598,8 @@ class _Demo:
             if code != 0:
                 raise DemoError(f"{GATE_NODE} exited with {code}")
             log.info("parking: %d entry bonus credited at the gate", self.parking_credits())
+            driver = next(s for s in SHOPPERS if s.name == DRIVER)
+            sold = self.till_sale(api, driver.phone)
         for store, node in zip(STORES, nodes, strict=True):
             try:
                 code = node.wait(max(1.0, deadline - time.monotonic()))
@@ -519,7 +622,7 @@ class _Demo:
             len(self.inbox.offers),
             json.dumps(api.call("GET", "/ingest/stats")),
         )
-        parked = gate is None or self.parking_credits() == 1
+        parked = gate is None or (self.parking_credits() == 1 and sold)
         checked_in = kiosk is None or self.checkin_credits() == 1
         return credited and self.visit_credits() == EXPECTED_VISITS and parked and checked_in
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cloud_core.cards import issue_card_token
+from cloud_core.store import open_store
 from tests.cloud_core.api_helpers import h, register
 from tests.cloud_core.terminal_helpers import (
     CARD_SECRET,
@@ -299,3 +300,33 @@ def test_the_shopper_is_identified_by_card_token_or_phone_never_by_guessing(till
     # roles: a kiosk or tenant key is no till
     r = client.post("/terminal/identify", json={"card_token": token}, headers=h("kiosk"))
     assert r.status_code == 403
+
+
+def test_erasure_takes_the_shoppers_holds_and_purchases_but_not_what_partners_owe(till):
+    client, app = till
+    ann = register(client)
+    grant(app, ann, "mall", 500)
+    held = hold(client, ann, "R-11", 4000, coalition=300).json()
+    client.post(f"/terminal/holds/{held['id']}/commit", headers=tk("pizza"))
+    hold(client, ann, "R-12", 1000, coalition=100)  # left open
+    client.post(
+        "/terminal/purchases",
+        json={"customer": ann, "receipt": "R-11", "amount_cents": 3700},
+        headers=tk("pizza"),
+    )
+    r = client.delete(f"/customers/{ann}", headers=h("admin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["removed"]["holds"] == 2 and r.json()["removed"]["purchases"] == 1
+    store = open_store(app.config.database)
+    try:
+        for table in ("holds", "hold_parts", "purchases", "lots", "journal"):
+            (n,) = store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+            assert n == 0, table
+        (stored,) = store.conn.execute(
+            "SELECT COUNT(*) FROM api_requests WHERE response LIKE ?", (f"%{ann}%",)
+        ).fetchone()
+        assert stored == 0
+    finally:
+        store.close()
+    rep = client.get("/settlements/2026-11", headers=h("admin")).json()
+    assert rep["total_cents"] == 300  # the mall still owes the pizzeria

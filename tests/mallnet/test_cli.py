@@ -105,6 +105,15 @@ def test_demo_runs_the_whole_mall_end_to_end(tmp_path):
     # Cat showed her app's QR code to the kiosk (a real `mallnet kiosk run`, offscreen here)
     assert "kiosk: 1 check-in credited at kiosk-atrium" in result.stderr
     assert "wallet Cat book-nook=10, mall=5" in result.stderr
+    # Ann pays part of an order at Bean Bar's till with her parking bonus, capped at 15 %
+    assert "cap 30 points (15 %), asking 31 → 409 urn:mallnet:problem:cap-exceeded" in (
+        result.stderr
+    )
+    assert (
+        "till: 30 points paid (of 200 cents), 17 points cashback; settlement: the mall owes "
+        "bean-bar 30 cents"
+    ) in result.stderr
+    assert "wallet Ann bean-bar=27, mall=20" in result.stderr
     assert "+44" not in result.stderr  # phone numbers never reach the logs
 
 
