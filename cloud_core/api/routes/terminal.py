@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, status
 from pydantic import BaseModel
 
 from cloud_core import customers as customer_store
@@ -45,6 +45,14 @@ IdempotencyKey = Annotated[
         description="Unique per write: a retry with the same key and body gets the original "
         "answer; the same key with another body is refused (409).",
         examples=["till-3-R-1001-hold-1"],
+    ),
+]
+HoldId = Annotated[
+    str,
+    Path(
+        max_length=64,
+        description="The hold's id (`POST /terminal/holds` answered it).",
+        examples=["h5d0c1e2f3a4b5c6d7e8f9a0b"],
     ),
 ]
 M = TypeVar("M", bound=BaseModel)
@@ -280,7 +288,7 @@ def reserve(
 
 
 @router.get("/holds/{hold_id}", summary="A hold of this business")
-def get_hold(hold_id: str, ctx: Ctx, caller: Terminal) -> t.HoldOut:
+def get_hold(hold_id: HoldId, ctx: Ctx, caller: Terminal) -> t.HoldOut:
     till = till_of(ctx, caller)
     expire_holds(ctx, now(ctx))
     with ctx.store.read() as conn:
@@ -288,7 +296,9 @@ def get_hold(hold_id: str, ctx: Ctx, caller: Terminal) -> t.HoldOut:
 
 
 @router.post("/holds/{hold_id}/commit", summary="Commit a hold (phase 2)", responses=SPEND_ERRORS)
-def commit(hold_id: str, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey) -> t.HoldOut:
+def commit(
+    hold_id: HoldId, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey
+) -> t.HoldOut:
     """The points are spent for good; coalition points funded by another partner (or the
     mall) are recorded in the settlements journal. 409 `hold-expired` past `expires_at`,
     `hold-closed` if already committed or released."""
@@ -314,7 +324,9 @@ def commit(hold_id: str, ctx: Ctx, caller: Terminal, idempotency_key: Idempotenc
     summary="Release a hold (the sale did not happen)",
     responses=SPEND_ERRORS,
 )
-def release(hold_id: str, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey) -> t.HoldOut:
+def release(
+    hold_id: HoldId, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey
+) -> t.HoldOut:
     """The points go back into the lots they came from."""
     till = till_of(ctx, caller)
 
