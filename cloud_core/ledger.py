@@ -1,4 +1,5 @@
-"""The loyalty ledger: pockets, lots with expiry, an append-only journal, idempotency keys.
+"""The loyalty ledger: pockets, lots with expiry, an append-only journal, idempotency keys
+(long: the ledger's write primitives and its invariant check belong together).
 
 A customer's wallet has pockets: one per business (points earned there are spent only
 there) and the mall's coalition pocket ``mall``. Points are granted as *lots* that may
@@ -18,8 +19,7 @@ For other rules (parking bonuses, check-ins) use ``grant`` for plain credits and
 ``grant_limited`` for "at most N per customer per day" credits. The till's two-phase
 redemptions (``holds.py``) use ``draw`` and ``put_back``: a ``spend`` row moves points out
 of a lot (negative) or back into the same lot (positive, reason ``release``/``refund``), so
-the invariants above hold through holds, releases and refunds. (Past 400 lines: the ledger's
-write primitives and its invariant check belong together.)
+the invariants above hold through holds, releases and refunds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every migration of the core's database, in one registry (``migrations``).
+"""Every migration of the core's database, in one registry (``migrations``) (long: one
+registry for every table by design, so no entry point can miss a migration).
 
 Whichever entry point opens the store (``core run``, ``core expire``, ``core add-customer``,
 a test) applies all of them, whatever modules it happens to import. A new migration goes

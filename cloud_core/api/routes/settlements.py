@@ -11,7 +11,7 @@ from cloud_core import settlements
 from cloud_core.api import terminal_models as t
 from cloud_core.api.deps import ERRORS, Admin, AdminOrTenant, Ctx, now
 from cloud_core.api.models import Problem
-from cloud_core.api.routes.terminal import expire_holds
+from cloud_core.api.till import expire_holds
 
 router = APIRouter(prefix="/settlements", tags=["settlements"], responses=ERRORS)
 

@@ -10,27 +10,21 @@ with its inbox notices (the pending-notice outbox; the ingest worker publishes t
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Header, Path
 
 from cloud_core import customers as customer_store
-from cloud_core import holds, idempotency, ledger, purchases, reports
+from cloud_core import holds, ledger, purchases, reports
 from cloud_core.api import terminal_models as t
-from cloud_core.api.auth import ApiContext, Principal
+from cloud_core.api.auth import Principal
 from cloud_core.api.deps import ERRORS, RATE_LIMITED, Ctx, allow, now
 from cloud_core.api.models import Problem
+from cloud_core.api.till import expire_holds, hold_out, idempotent_write, purchase_out, till_of
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import InvalidInput, NotFound
-from cloud_core.holds import Till
-from cloud_core.ingest.notices import NoticeOutbox
 from cloud_core.ledger import COALITION
-from cloud_core.rules.common import Notice
-from cloud_core.rules.credit import change_notice
 from cloud_core.store import Conn
 
 router = APIRouter(prefix="/terminal", tags=["terminal"], responses=ERRORS)
@@ -55,7 +49,6 @@ HoldId = Annotated[
         examples=["h5d0c1e2f3a4b5c6d7e8f9a0b"],
     ),
 ]
-M = TypeVar("M", bound=BaseModel)
 
 SPEND_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {
@@ -70,104 +63,6 @@ SPEND_ERRORS: dict[int | str, dict[str, Any]] = {
         "`…:idempotency-key-reused`.",
     },
 }
-
-
-def till_of(ctx: ApiContext, caller: Principal) -> Till:
-    """The caller's till; 403 if its key names a store that is not its business's."""
-    store = ctx.stores.get(caller.store or "")
-    if store is None or store.business != caller.business or caller.seller is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key's store is not its business's")
-    return Till(store.business, store.id, caller.till or store.id, caller.seller)
-
-
-def _notices(changes: Sequence[ledger.Change]) -> list[Notice]:
-    """One inbox notice per customer, pocket and reason (a hold may draw from many lots)."""
-    summed: dict[tuple[str, str, str], list[ledger.Change]] = defaultdict(list)
-    for change in changes:
-        summed[(change.customer, change.pocket, change.reason)].append(change)
-    out = []
-    for (customer, _pocket, _reason), group in summed.items():
-        total = sum(c.delta for c in group)
-        if total == 0:
-            continue
-        first = group[0]
-        merged = ledger.Change(customer, first.pocket, total, first.reason, first.text, first.ts)
-        out.append(Notice(customer, change_notice(merged, first.text)))
-    return out
-
-
-def keep_notices(
-    ctx: ApiContext, conn: Conn, changes: Sequence[ledger.Change], at: datetime
-) -> None:
-    if changes:
-        NoticeOutbox(ctx.config.mall, ctx.store).keep(conn, _notices(changes), ledger.iso(at))
-
-
-def expire_holds(ctx: ApiContext, moment: datetime) -> None:
-    """Give back the points of holds past their time (also done by the expiry job)."""
-    with ctx.store.read() as conn:
-        due = holds.any_due(conn, moment)
-    if due:
-        with ctx.store.transaction() as conn:
-            keep_notices(ctx, conn, holds.expire_due(conn, moment), moment)
-
-
-def idempotent_write(
-    ctx: ApiContext,
-    caller: Principal,
-    *,
-    key: str,
-    operation: str,
-    body: str,
-    out: type[M],
-    run: Callable[[Conn, datetime], tuple[M, Sequence[ledger.Change]]],
-) -> M:
-    moment = now(ctx)
-    expire_holds(ctx, moment)
-    scope = f"{caller.role}:{caller.name}:{operation}:{key}"
-    digest = idempotency.body_hash(operation, body)
-    with ctx.store.transaction() as conn:
-        stored = idempotency.recall(conn, scope, digest)
-        if stored is not None:
-            return out.model_validate_json(stored)
-        result, changes = run(conn, moment)
-        keep_notices(ctx, conn, changes, moment)
-        idempotency.remember(
-            conn, scope, digest, status=200, response=result.model_dump_json(), now=moment
-        )
-    return result
-
-
-def _hold_out(hold: holds.Hold) -> t.HoldOut:
-    return t.HoldOut(
-        id=hold.id,
-        customer=hold.customer,
-        store=hold.store,
-        receipt=hold.receipt,
-        status=hold.status,
-        points=hold.points,
-        store_points=hold.store_points,
-        coalition_points=hold.coalition_points,
-        created_at=hold.created_at,
-        expires_at=hold.expires_at,
-        seller=hold.seller,
-        closed_by=hold.closed_by,
-    )
-
-
-def _purchase_out(p: purchases.Purchase) -> t.PurchaseOut:
-    return t.PurchaseOut(
-        id=p.id,
-        customer=p.customer,
-        store=p.store,
-        receipt=p.receipt,
-        amount_cents=p.amount_cents,
-        cashback_points=p.cashback_points,
-        cashback_pocket=p.cashback_pocket,
-        status=p.status,
-        ts=p.ts,
-        seller=p.seller,
-    )
 
 
 @router.post(
@@ -274,7 +169,7 @@ def reserve(
             coalition_points=body.coalition_points,
             now=moment,
         )
-        return _hold_out(hold), changes
+        return hold_out(hold), changes
 
     return idempotent_write(
         ctx,
@@ -292,7 +187,7 @@ def get_hold(hold_id: HoldId, ctx: Ctx, caller: Terminal) -> t.HoldOut:
     till = till_of(ctx, caller)
     expire_holds(ctx, now(ctx))
     with ctx.store.read() as conn:
-        return _hold_out(holds.get(conn, hold_id, till.business))
+        return hold_out(holds.get(conn, hold_id, till.business))
 
 
 @router.post("/holds/{hold_id}/commit", summary="Commit a hold (phase 2)", responses=SPEND_ERRORS)
@@ -306,7 +201,7 @@ def commit(
 
     def run(conn: Conn, moment: datetime) -> tuple[t.HoldOut, list[ledger.Change]]:
         hold = holds.commit(conn, ctx.config.spending, ctx.tz, till, hold_id=hold_id, now=moment)
-        return _hold_out(hold), []
+        return hold_out(hold), []
 
     return idempotent_write(
         ctx,
@@ -332,7 +227,7 @@ def release(
 
     def run(conn: Conn, moment: datetime) -> tuple[t.HoldOut, list[ledger.Change]]:
         hold, changes = holds.release(conn, till, hold_id, moment)
-        return _hold_out(hold), changes
+        return hold_out(hold), changes
 
     return idempotent_write(
         ctx,
@@ -368,7 +263,7 @@ def register_purchase(
             now=moment,
             store_name=store_name,
         )
-        return _purchase_out(purchase), changes
+        return purchase_out(purchase), changes
 
     return idempotent_write(
         ctx,
@@ -397,7 +292,7 @@ def refund(
             points_returned=done.points_returned,
             cashback_reversed=done.cashback_reversed,
             holds=list(done.holds),
-            purchase=_purchase_out(done.purchase) if done.purchase else None,
+            purchase=purchase_out(done.purchase) if done.purchase else None,
         )
         return out, changes
 
