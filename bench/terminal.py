@@ -115,7 +115,7 @@ def core_setup(workdir: Path, tills: int) -> tuple[Path, int, list[tuple[str, st
         with store.transaction() as conn:
             for n in range(tills):
                 customer, _ = customer_store.register_customer(
-                    conn, f"+44 7700 9{n:05d}", default_region="GB"
+                    conn, f"+44 7911 {200000 + n}", default_region="GB"
                 )
                 ledger.grant(
                     conn,
