@@ -48,6 +48,7 @@ Reason = Literal[
     "release",  # a released or expired hold's points, back into their lots; kind 'spend', +
     "refund",  # a refunded purchase's redeemed points, back into their lots; kind 'spend', +
     "reversal",  # a refunded purchase's cashback, taken back; kind 'spend'
+    "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
 ]
 
 

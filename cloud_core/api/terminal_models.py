@@ -253,3 +253,55 @@ class SettlementReportOut(BaseModel):
     partners: list[SettlementPartner] = Field(description="Per partner: the balance.")
     total_cents: int = Field(description="Sum of `amount_cents` (equals the journal).")
     commission_cents: int = Field(description="Sum of the mall's commissions.")
+
+
+class CertificateIn(BaseModel):
+    model_config = _example(points=500)
+    points: int = Field(gt=0, le=1_000_000, description="Points the certificate is worth.")
+
+
+class CertificateOut(BaseModel):
+    model_config = _example(
+        code="BC-3F9A-0C1D-77E2-A4B5",
+        business="pizzeria",
+        store="pizzeria-l2",
+        seller="maria",
+        points=500,
+        pocket="pizzeria",
+        issued_at=_TS,
+        expires_at="2027-02-21T10:15:00Z",
+        scanned=False,
+        scanned_at=None,
+    )
+    code: str = Field(description="Print it (and its QR); the shopper scans it once.")
+    business: str = Field(description="The issuing business.")
+    store: str = Field(description="The issuing store.")
+    seller: str = Field(description="The seller who issued it.")
+    points: int = Field(description="Points it is worth.")
+    pocket: str = Field(description="Where its points go: the business's pocket or `mall`.")
+    issued_at: datetime = Field(description="When issued.")
+    expires_at: datetime = Field(description="Scan it before this.")
+    scanned: bool = Field(description="Whether a shopper has scanned it.")
+    scanned_at: datetime | None = Field(description="When.")
+
+
+class ScanIn(BaseModel):
+    model_config = _example(code="BC-3F9A-0C1D-77E2-A4B5")
+    code: str = Field(min_length=8, max_length=40, description="The certificate's code.")
+
+
+class SellerTallyOut(BaseModel):
+    model_config = _example(
+        seller="maria",
+        store="pizzeria-l2",
+        issued=12,
+        issued_points=6000,
+        scanned=9,
+        scanned_points=4500,
+    )
+    seller: str = Field(description="The seller.")
+    store: str = Field(description="The store.")
+    issued: int = Field(description="Certificates issued.")
+    issued_points: int = Field(description="Their points.")
+    scanned: int = Field(description="Of them, scanned by shoppers.")
+    scanned_points: int = Field(description="Their points.")

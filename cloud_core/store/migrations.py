@@ -457,3 +457,29 @@ def m200_spending(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m201_bonus_certificates(db: sqlite_utils.Database) -> None:
+    # paper bonus certificates a seller issues for a sum (cloud_core/certificates.py): the
+    # shopper scans the code into their wallet once; tracked per issuing seller
+    db.executescript(
+        """
+        CREATE TABLE bonus_certificates (
+            code TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            seller TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            pocket TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            customer_id TEXT,
+            lot_id INTEGER REFERENCES lots(id),
+            redeemed_at TEXT
+        );
+        CREATE INDEX bonus_certificates_seller ON bonus_certificates(business, seller);
+        CREATE INDEX bonus_certificates_customer ON bonus_certificates(customer_id);
+        """
+    )

@@ -235,8 +235,10 @@ class CreditNotice(WireModel):
         "release",
         "refund",
         "reversal",
+        "certificate",
     ] = Field(
-        description="Why: a credit (visit, game, parking, checkin, cashback), a write-off "
+        description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
+        "paper bonus certificate scanned), a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
         "points back (release of an unused hold, refund of a purchase)."
     )

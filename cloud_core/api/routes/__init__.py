@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud_core.api.routes import (
     campaigns,
+    certificates,
     customers,
     mall,
     operations,
@@ -27,4 +28,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     parking.router,  # docs/parking.md
     terminal.router,  # docs/core.md "Terminal"
     settlements.router,
+    certificates.router,
 )

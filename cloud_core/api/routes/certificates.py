@@ -1,0 +1,98 @@
+"""Paper bonus certificates: a seller issues one at the till, a shopper's scan credits it once
+(at a kiosk, or through the mall office), the business sees per seller what was issued and
+scanned (``cloud_core/certificates.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from cloud_core import certificates, ledger
+from cloud_core import customers as customer_store
+from cloud_core.api import terminal_models as t
+from cloud_core.api.auth import Principal
+from cloud_core.api.deps import ERRORS, AdminOrKiosk, AdminOrTenant, Ctx, allow, now, own_business
+from cloud_core.api.routes.terminal import IdempotencyKey
+from cloud_core.api.till import expire_holds, idempotent_write, keep_notices, till_of
+from cloud_core.store import Conn
+
+router = APIRouter(tags=["certificates"], responses=ERRORS)
+
+Terminal = Annotated[Principal, Depends(allow("terminal"))]
+
+
+def _out(cert: certificates.Certificate) -> t.CertificateOut:
+    return t.CertificateOut(
+        code=cert.code,
+        business=cert.business,
+        store=cert.store,
+        seller=cert.seller,
+        points=cert.points,
+        pocket=cert.pocket,
+        issued_at=cert.issued_at,
+        expires_at=cert.expires_at,
+        scanned=cert.redeemed_at is not None,
+        scanned_at=cert.redeemed_at,
+    )
+
+
+@router.post("/terminal/certificates", summary="Issue a paper bonus certificate", status_code=201)
+def issue(
+    body: t.CertificateIn, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey
+) -> t.CertificateOut:
+    """A code worth `points` (the business funds them, like its cashback), recorded with the
+    seller who issued it; print it and hand it over. Valid for 90 days until scanned."""
+    till = till_of(ctx, caller)
+
+    def run(conn: Conn, moment: datetime) -> tuple[t.CertificateOut, list[ledger.Change]]:
+        cert = certificates.issue(conn, ctx.config.spending, till, points=body.points, now=moment)
+        return _out(cert), []
+
+    return idempotent_write(
+        ctx,
+        caller,
+        key=idempotency_key,
+        operation="certificate",
+        body=body.model_dump_json(),
+        out=t.CertificateOut,
+        run=run,
+    )
+
+
+@router.post(
+    "/customers/{customer}/certificates",
+    summary="Scan a bonus certificate into a wallet",
+    responses={409: {"model": ERRORS[409]["model"], "description": "Already scanned or expired."}},
+)
+def scan(customer: str, body: t.ScanIn, ctx: Ctx, _caller: AdminOrKiosk) -> t.CertificateOut:
+    """Credits the certificate's points once (its inbox notice too); a second scan, by
+    anyone, is a 409; an unknown code a 404."""
+    moment = now(ctx)
+    expire_holds(ctx, moment)
+    with ctx.store.transaction() as conn:
+        customer_store.require_customer(conn, customer)
+        cert, change = certificates.redeem(
+            conn, ctx.config.spending, code=body.code, customer=customer, now=moment
+        )
+        keep_notices(ctx, conn, [change], moment)
+    return _out(cert)
+
+
+@router.get("/certificates/sellers", summary="Bonus certificates per issuing seller")
+def sellers(
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    business: Annotated[
+        str | None, Query(max_length=64, description="The business (tenants: their own).")
+    ] = None,
+) -> list[t.SellerTallyOut]:
+    """Per seller and store: certificates issued and scanned, with their points."""
+    if caller.role == "tenant":
+        business = business or caller.business or ""
+        own_business(caller, business)
+    rows: list[Any] = []
+    with ctx.store.read() as conn:
+        rows = certificates.tally(conn, business or "")
+    return [t.SellerTallyOut(**row.__dict__) for row in rows]

@@ -1,0 +1,93 @@
+"""Paper bonus certificates through the real API: a seller issues one, a shopper's scan
+credits it once, the business sees per seller what was issued and scanned, and coalition
+certificates are settled like the cashback that funds them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cloud_core.api_helpers import h, register
+from tests.cloud_core.terminal_helpers import available, later, ledger_problems, serve_terminal, tk
+
+
+@pytest.fixture
+def till(tmp_path):
+    with serve_terminal(tmp_path) as served:
+        yield served
+
+
+def issue(client, points: int, till: str = "pizza") -> dict[str, object]:
+    r = client.post("/terminal/certificates", json={"points": points}, headers=tk(till))
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_a_certificate_is_scanned_once_and_tracked_per_seller(till):
+    client, app = till
+    ann, cert = register(client), issue(client, 500)
+    assert cert["seller"] == "maria" and cert["pocket"] == "pizzeria" and not cert["scanned"]
+    issue(client, 200, till="pizza2")
+    # the shopper reads the printed code (any case, with or without hyphens) at a kiosk
+    typed = cert["code"].replace("-", "").lower()
+    r = client.post(f"/customers/{ann}/certificates", json={"code": typed}, headers=h("kiosk"))
+    assert r.status_code == 200, r.text
+    assert r.json()["scanned"] is True
+    assert available(client, ann) == {"pizzeria": 500}
+    again = client.post(
+        f"/customers/{ann}/certificates", json={"code": cert["code"]}, headers=h("kiosk")
+    )
+    assert again.status_code == 409 and "already been scanned" in again.json()["detail"]
+    r = client.post(
+        f"/customers/{ann}/certificates",
+        json={"code": "BC-0000-0000-0000-0000"},
+        headers=h("kiosk"),
+    )
+    assert r.status_code == 404
+    tally = client.get("/certificates/sellers", headers=h("shoe")).json()  # the pizzeria's key
+    assert tally == [
+        {
+            "seller": "ivan",
+            "store": "pizzeria-l2",
+            "issued": 1,
+            "issued_points": 200,
+            "scanned": 0,
+            "scanned_points": 0,
+        },
+        {
+            "seller": "maria",
+            "store": "pizzeria-l2",
+            "issued": 1,
+            "issued_points": 500,
+            "scanned": 1,
+            "scanned_points": 500,
+        },
+    ]
+    r = client.get("/certificates/sellers", params={"business": "pizzeria"}, headers=h("bean"))
+    assert r.status_code == 403
+    assert ledger_problems(app) == []
+
+
+def test_an_unscanned_certificate_expires_and_a_coalition_one_is_settled_by_its_funder(till):
+    client, app = till
+    ann = register(client)
+    old = issue(client, 100)
+    later(app, 91 * 86_400)
+    r = client.post(
+        f"/customers/{ann}/certificates", json={"code": old["code"]}, headers=h("kiosk")
+    )
+    assert r.status_code == 409 and "expired" in r.json()["detail"]
+    # Bean Bar's certificates are coalition points it funds (its cashback goes there)
+    cert = issue(client, 300, till="bean")
+    assert cert["pocket"] == "mall"
+    client.post(f"/customers/{ann}/certificates", json={"code": cert["code"]}, headers=h("kiosk"))
+    held = client.post(
+        "/terminal/holds",
+        json={"customer": ann, "receipt": "P-1", "order_cents": 2000, "coalition_points": 300},
+        headers=tk("pizza"),
+    ).json()
+    client.post(f"/terminal/holds/{held['id']}/commit", headers=tk("pizza"))
+    period = "2027-02"
+    rep = client.get(f"/settlements/{period}", headers=h("admin")).json()
+    assert [
+        (x["payer"], x["payee"], x["amount_cents"], x["commission_cents"]) for x in rep["lines"]
+    ] == [("bean-bar", "pizzeria", 300, 60)]
