@@ -4,6 +4,8 @@ certificates are settled like the cashback that funds them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.cloud_core.api_helpers import h, register
@@ -16,7 +18,7 @@ def till(tmp_path):
         yield served
 
 
-def issue(client, points: int, till: str = "pizza") -> dict[str, object]:
+def issue(client, points: int, till: str = "pizza") -> dict[str, Any]:
     r = client.post("/terminal/certificates", json={"points": points}, headers=tk(till))
     assert r.status_code == 201, r.text
     return dict(r.json())
