@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_core import ledger, settlements
 from cloud_core.errors import HoldClosed, HoldExpired, NotFound
-from cloud_core.ledger import COALITION
+from cloud_core.ledger import COALITION, GIFT
 from cloud_core.rules import redemption
 from cloud_core.spending_config import SpendingSettings
 
@@ -46,6 +46,7 @@ class Hold:
     points: int
     store_points: int
     coalition_points: int
+    gift_points: int
     created_at: datetime
     expires_at: datetime
     seller: str
@@ -61,8 +62,9 @@ def _hold(row: sqlite3.Row) -> Hold:
         receipt=row["receipt"],
         status=row["status"],
         points=int(row["points"]),
-        store_points=int(row["points"]) - int(row["coalition_points"]),
+        store_points=int(row["points"]) - int(row["coalition_points"]) - int(row["gift_points"]),
         coalition_points=int(row["coalition_points"]),
+        gift_points=int(row["gift_points"]),
         created_at=ledger.from_iso(row["created_at"]),
         expires_at=ledger.from_iso(row["expires_at"]),
         seller=row["seller"],
@@ -98,11 +100,15 @@ def receipt_usage(conn: sqlite3.Connection, store: str, receipt: str) -> tuple[i
     return int(row["points"]), int(row["coalition"])
 
 
-def available(conn: sqlite3.Connection, customer: str, pocket: str, now: datetime) -> int:
+def available(
+    conn: sqlite3.Connection, customer: str, pocket: str, now: datetime, at: str | None = None
+) -> int:
+    """Spendable now (``at``: only lots valid at that business, for gift money)."""
     row = conn.execute(
         "SELECT COALESCE(SUM(remaining), 0) AS n FROM lots WHERE customer_id = ?"
-        " AND pocket = ? AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)",
-        (customer, pocket, ledger.iso(now)),
+        " AND pocket = ? AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
+        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)",
+        (customer, pocket, ledger.iso(now), at, f"%,{at},%"),
     ).fetchone()
     return int(row["n"])
 
@@ -128,6 +134,7 @@ def quote(
         coalition_available=available(conn, customer, COALITION, now),
         used_points=used,
         used_coalition=used_coalition,
+        gift_available=available(conn, customer, GIFT, now, at=till.business),
     )
 
 
@@ -142,12 +149,16 @@ def reserve(
     store_points: int,
     coalition_points: int,
     now: datetime,
+    gift_cents: int = 0,
 ) -> tuple[Hold, list[ledger.Change]]:
-    """Hold points for a receipt (capped, never more than the balance or the order)."""
+    """Hold points (and gift money) for a receipt (coalition points capped; never more than
+    the balance or the order)."""
     q = quote(
         conn, settings, till, customer=customer, receipt=receipt, order_cents=order_cents, now=now
     )
-    redemption.check_request(q, store_points=store_points, coalition_points=coalition_points)
+    redemption.check_request(
+        q, store_points=store_points, coalition_points=coalition_points, gift_cents=gift_cents
+    )
     conn.execute(
         "INSERT INTO receipts (store, receipt, business, order_cents) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (store, receipt) DO UPDATE SET order_cents = excluded.order_cents",
@@ -155,11 +166,11 @@ def reserve(
     )
     hold_id = "h" + secrets.token_hex(12)
     expires = now + timedelta(seconds=settings.hold_ttl_s)
-    points = store_points + coalition_points
+    points = store_points + coalition_points + gift_cents
     conn.execute(
         "INSERT INTO holds (id, customer_id, business, store, till, seller, receipt, status,"
-        " points, coalition_points, created_at, expires_at, expires_epoch)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?, ?)",
+        " points, coalition_points, gift_points, created_at, expires_at, expires_epoch)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?)",
         (
             hold_id,
             customer,
@@ -170,13 +181,15 @@ def reserve(
             receipt,
             points,
             coalition_points,
+            gift_cents,
             ledger.iso(now),
             ledger.iso(expires),
             expires.timestamp(),
         ),
     )
     changes: list[ledger.Change] = []
-    for pocket, wanted in ((till.business, store_points), (COALITION, coalition_points)):
+    wants = ((till.business, store_points), (COALITION, coalition_points), (GIFT, gift_cents))
+    for pocket, wanted in wants:
         if wanted <= 0:
             continue
         drawn = ledger.draw(
@@ -187,7 +200,9 @@ def reserve(
             idem_key=f"hold:{hold_id}",
             now=now,
             reason="redemption",
-            text=f"-{wanted} points held at {till.store} (receipt {receipt})",
+            text=f"-{wanted} {'cents' if pocket == GIFT else 'points'} held at {till.store} "
+            f"(receipt {receipt})",
+            at=till.business if pocket == GIFT else None,
         )
         for d in drawn:
             conn.execute(
@@ -257,7 +272,7 @@ def commit(
     _open(hold, now)
     for part in _parts(conn, hold.id):
         funder = str(part["funder"])
-        if part["pocket"] != COALITION or funder == hold.business:
+        if part["pocket"] not in (COALITION, GIFT) or funder == hold.business:
             continue
         amount = int(part["points"])
         pct = 0.0 if funder == COALITION else settings.rules(funder).commission_pct or 0.0

@@ -34,6 +34,8 @@ from cloud_core.store.filters import Filters
 
 COALITION = "mall"
 """The mall's coalition pocket."""
+GIFT = "gift"
+"""Prepaid gift certificates' money (cents), valid at the businesses each lot names."""
 
 Reason = Literal[
     "visit",
@@ -49,6 +51,7 @@ Reason = Literal[
     "refund",  # a refunded purchase's redeemed points, back into their lots; kind 'spend', +
     "reversal",  # a refunded purchase's cashback, taken back; kind 'spend'
     "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
+    "gift",  # a prepaid gift certificate activated into the `gift` pocket (gift_cards.py)
 ]
 
 
@@ -143,6 +146,7 @@ def grant(
     expires_at: datetime | None = None,
     text: str = "",
     funder: str | None = None,
+    valid_at: tuple[str, ...] = (),
 ) -> GrantResult:
     """Credit ``points`` to a pocket as a new lot; ``duplicate`` if the key was used.
     ``funder``: the business that pays for these points when they are spent at another
@@ -153,7 +157,7 @@ def grant(
         return GrantResult("duplicate")
     row = conn.execute(
         "INSERT INTO lots (customer_id, pocket, granted, remaining, expires_at, created_at,"
-        " funder) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " funder, valid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             customer,
             pocket,
@@ -162,6 +166,7 @@ def grant(
             iso(expires_at) if expires_at else None,
             iso(now),
             funder,
+            "," + ",".join(valid_at) + "," if valid_at else None,
         ),
     ).fetchone()
     lot_id = int(row["id"])
@@ -283,17 +288,19 @@ def draw(
     now: datetime,
     reason: Reason,
     text: str = "",
+    at: str | None = None,
 ) -> list[Drawn]:
     """Take ``points`` from the pocket's unexpired lots, earliest expiry first (no key is
-    claimed: the caller's own record makes it idempotent). ``InsufficientPoints`` (nothing
-    written) if they do not cover it."""
+    claimed: the caller's own record makes it idempotent); ``at``: only lots valid at that
+    business (gift money). ``InsufficientPoints`` (nothing written) if they do not cover it."""
     if points <= 0:
         raise InvalidInput(f"a spend must be positive, got {points}")
     lots = conn.execute(
         "SELECT id, remaining, funder FROM lots WHERE customer_id = ? AND pocket = ?"
         " AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
+        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)"
         " ORDER BY expires_at IS NULL, expires_at, id",
-        (customer, pocket, iso(now)),
+        (customer, pocket, iso(now), at, f"%,{at},%"),
     ).fetchall()
     available = sum(int(lot["remaining"]) for lot in lots)
     if available < points:
@@ -319,7 +326,7 @@ def draw(
             idem_key=idem_key,
             text=text,
         )
-        funder = lot["funder"] or (COALITION if pocket == COALITION else pocket)
+        funder = lot["funder"] or (COALITION if pocket in (COALITION, GIFT) else pocket)
         drawn.append(Drawn(int(lot["id"]), take, funder, change))
         left -= take
     return drawn

@@ -236,6 +236,10 @@ def erase_spending(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
             "DELETE FROM hold_parts WHERE hold_id IN (SELECT id FROM holds WHERE customer_id = ?)",
             (customer,),
         ).rowcount,
+        "gift_certificates": conn.execute(
+            "UPDATE gift_certificates SET customer_id = NULL, lot_id = NULL WHERE customer_id = ?",
+            (customer,),
+        ).rowcount,
         "bonus_certificates": conn.execute(
             "UPDATE bonus_certificates SET customer_id = NULL, lot_id = NULL WHERE customer_id = ?",
             (customer,),

@@ -119,6 +119,9 @@ class HoldIn(BaseModel):
     order_cents: Cents
     store_points: Points = 0
     coalition_points: Points = 0
+    gift_cents: Points = Field(
+        default=0, description="Prepaid gift-certificate money (cents) valid at this shop."
+    )
 
 
 class HoldOut(BaseModel):
@@ -131,6 +134,7 @@ class HoldOut(BaseModel):
         points=600,
         store_points=0,
         coalition_points=600,
+        gift_cents=0,
         created_at=_TS,
         expires_at="2026-11-23T10:20:00Z",
         seller="maria",
@@ -146,6 +150,7 @@ class HoldOut(BaseModel):
     points: int = Field(description="Points held, all pockets.")
     store_points: int = Field(description="From the business's own pocket.")
     coalition_points: int = Field(description="From the coalition pocket.")
+    gift_cents: int = Field(description="From gift certificates (money, cents).")
     created_at: datetime = Field(description="When reserved.")
     expires_at: datetime = Field(description="An uncommitted hold returns its points then.")
     seller: str = Field(description="The seller who reserved it.")
@@ -305,3 +310,29 @@ class SellerTallyOut(BaseModel):
     issued_points: int = Field(description="Their points.")
     scanned: int = Field(description="Of them, scanned by shoppers.")
     scanned_points: int = Field(description="Their points.")
+
+
+class GiftSaleIn(BaseModel):
+    model_config = _example(amount_cents=5000, businesses=["pizzeria", "bean-bar"], valid_days=365)
+    amount_cents: Cents = Field(description="The certificate's value in cents.")
+    businesses: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = (
+        Field(default_factory=list, max_length=100, description="Valid at these (empty: all).")
+    )
+    valid_days: int = Field(default=365, ge=1, le=3650, description="Valid this long.")
+
+
+class GiftOut(BaseModel):
+    model_config = _example(
+        code="GC-1A2B-3C4D-5E6F-7A8B",
+        amount_cents=5000,
+        businesses=["bean-bar", "pizzeria"],
+        sold_at=_TS,
+        expires_at="2027-11-23T10:15:00Z",
+        activated=False,
+    )
+    code: str = Field(description="The certificate's code (print it with its QR).")
+    amount_cents: int = Field(description="Its value.")
+    businesses: list[str] = Field(description="Where it is valid (empty: every shop).")
+    sold_at: datetime = Field(description="When sold.")
+    expires_at: datetime = Field(description="Activate and spend it before this.")
+    activated: bool = Field(description="Whether a shopper has activated it.")

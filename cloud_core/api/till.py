@@ -101,6 +101,7 @@ def hold_out(hold: holds.Hold) -> t.HoldOut:
         points=hold.points,
         store_points=hold.store_points,
         coalition_points=hold.coalition_points,
+        gift_cents=hold.gift_points,
         created_at=hold.created_at,
         expires_at=hold.expires_at,
         seller=hold.seller,

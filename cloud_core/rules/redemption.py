@@ -39,10 +39,12 @@ class Quote:
     coalition_available: int
     store_usable: int
     coalition_usable: int
+    gift_available: int = 0  # prepaid gift money (cents) valid at this business
+    gift_usable: int = 0
 
     @property
     def max_points(self) -> int:
-        return self.store_usable + self.coalition_usable
+        return self.store_usable + self.coalition_usable + self.gift_usable
 
     @property
     def to_pay_cents(self) -> int:
@@ -58,14 +60,17 @@ def quote(
     coalition_available: int,
     used_points: int,
     used_coalition: int,
+    gift_available: int = 0,
 ) -> Quote:
     """The points usable per pocket: coalition first within the cap, then the store's own
-    pocket up to what is left of the order (a store-pocket-only shop has cap 0)."""
+    pocket, then prepaid gift money (no cap: it is money), up to what is left of the order
+    (a store-pocket-only shop has cap 0)."""
     cap_points = share(order_cents, cap_pct)
     cap_left = max(0, cap_points - used_coalition)
     open_cents = max(0, order_cents - used_points)
     coalition_usable = min(coalition_available, cap_left, open_cents)
     store_usable = min(store_available, open_cents - coalition_usable)
+    gift_usable = min(gift_available, open_cents - coalition_usable - store_usable)
     return Quote(
         order_cents=order_cents,
         cap_pct=cap_pct,
@@ -76,12 +81,17 @@ def quote(
         coalition_available=coalition_available,
         store_usable=store_usable,
         coalition_usable=coalition_usable,
+        gift_available=gift_available,
+        gift_usable=gift_usable,
     )
 
 
-def check_request(q: Quote, *, store_points: int, coalition_points: int) -> None:
+def check_request(
+    q: Quote, *, store_points: int, coalition_points: int, gift_cents: int = 0
+) -> None:
     """Refuse a redemption the quote does not allow, saying why (nothing is written)."""
-    if store_points < 0 or coalition_points < 0 or store_points + coalition_points <= 0:
+    asked = store_points + coalition_points + gift_cents
+    if min(store_points, coalition_points, gift_cents) < 0 or asked <= 0:
         raise InvalidInput("ask for a positive number of points")
     if coalition_points > q.cap_left:
         raise CapExceeded(
@@ -98,8 +108,12 @@ def check_request(q: Quote, *, store_points: int, coalition_points: int) -> None
         raise InsufficientPoints(
             f"the store's pocket holds {q.store_available} spendable points, {store_points} asked"
         )
-    if q.used_points + store_points + coalition_points > q.order_cents:
+    if gift_cents > q.gift_available:
+        raise InsufficientPoints(
+            f"gift certificates valid here hold {q.gift_available} cents, {gift_cents} asked"
+        )
+    if q.used_points + asked > q.order_cents:
         raise InvalidInput(
             f"points cannot pay more than the order: {q.order_cents} cents, "
-            f"{q.used_points} already held or spent, {store_points + coalition_points} asked"
+            f"{q.used_points} already held or spent, {asked} asked"
         )

@@ -483,3 +483,27 @@ def m201_bonus_certificates(db: sqlite_utils.Database) -> None:
         CREATE INDEX bonus_certificates_customer ON bonus_certificates(customer_id);
         """
     )
+
+
+@migrations()
+def m202_gift_certificates(db: sqlite_utils.Database) -> None:
+    # prepaid gift certificates the mall sells (cloud_core/gift_cards.py): money in cents in
+    # the `gift` pocket, valid at the businesses a lot names (NULL: everywhere)
+    db.executescript(
+        """
+        ALTER TABLE lots ADD COLUMN valid_at TEXT;
+        ALTER TABLE holds ADD COLUMN gift_points INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE gift_certificates (
+            code TEXT PRIMARY KEY,
+            amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+            businesses TEXT,
+            sold_by TEXT NOT NULL,
+            sold_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            customer_id TEXT,
+            lot_id INTEGER REFERENCES lots(id),
+            activated_at TEXT
+        );
+        CREATE INDEX gift_certificates_customer ON gift_certificates(customer_id);
+        """
+    )

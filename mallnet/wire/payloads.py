@@ -236,9 +236,11 @@ class CreditNotice(WireModel):
         "refund",
         "reversal",
         "certificate",
+        "gift",
     ] = Field(
         description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
-        "paper bonus certificate scanned), a write-off "
+        "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated), "
+        "a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
         "points back (release of an unused hold, refund of a purchase)."
     )

@@ -93,3 +93,51 @@ def test_an_unscanned_certificate_expires_and_a_coalition_one_is_settled_by_its_
     assert [
         (x["payer"], x["payee"], x["amount_cents"], x["commission_cents"]) for x in rep["lines"]
     ] == [("bean-bar", "pizzeria", 300, 60)]
+
+
+def test_a_gift_certificate_is_money_valid_at_its_shops_and_settled_with_the_shop(till):
+    client, app = till
+    ann = register(client)
+    sold = client.post(
+        "/gift-certificates",
+        json={"amount_cents": 5000, "businesses": ["pizzeria"], "valid_days": 365},
+        headers=h("admin"),
+    )
+    assert sold.status_code == 201, sold.text
+    code = sold.json()["code"]
+    assert (
+        client.post("/gift-certificates", json={"amount_cents": 1}, headers=h("kiosk")).status_code
+        == 403
+    )
+    r = client.post(f"/customers/{ann}/gift-certificates", json={"code": code}, headers=h("kiosk"))
+    assert r.status_code == 200 and r.json()["activated"] is True
+    again = client.post(
+        f"/customers/{ann}/gift-certificates", json={"code": code}, headers=h("kiosk")
+    )
+    assert again.status_code == 409
+    assert available(client, ann) == {"gift": 5000}
+    # not valid at the shoe shop
+    order = {"customer": ann, "receipt": "S-1", "order_cents": 4000, "gift_cents": 100}
+    r = client.post("/terminal/holds", json=order, headers=tk("shoe"))
+    assert r.status_code == 409 and r.json()["type"] == "urn:mallnet:problem:insufficient-points"
+    # at the pizzeria it pays the whole order: money, no 15 % cap
+    q = client.post(
+        "/terminal/quote",
+        json={"customer": ann, "receipt": "P-1", "order_cents": 4000},
+        headers=tk("pizza"),
+    ).json()
+    assert {"pocket": "gift", "available": 5000, "usable": 4000} in q["pockets"]
+    assert q["to_pay_cents"] == 0
+    held = client.post(
+        "/terminal/holds", json=order | {"receipt": "P-1", "gift_cents": 4000}, headers=tk("pizza")
+    ).json()
+    assert held["gift_cents"] == 4000
+    client.post(f"/terminal/holds/{held['id']}/commit", headers=tk("pizza"))
+    rep = client.get("/settlements/2026-11", headers=h("admin")).json()
+    assert [(x["payer"], x["payee"], x["amount_cents"]) for x in rep["lines"]] == [
+        ("mall", "pizzeria", 4000)
+    ]
+    client.post("/terminal/refunds", json={"receipt": "P-1"}, headers=tk("pizza"))
+    assert available(client, ann) == {"gift": 5000}
+    assert client.get("/settlements/2026-11", headers=h("admin")).json()["total_cents"] == 0
+    assert ledger_problems(app) == []

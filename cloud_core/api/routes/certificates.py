@@ -1,6 +1,7 @@
 """Paper bonus certificates: a seller issues one at the till, a shopper's scan credits it once
 (at a kiosk, or through the mall office), the business sees per seller what was issued and
-scanned (``cloud_core/certificates.py``)."""
+scanned (``cloud_core/certificates.py``). Prepaid gift certificates: the mall office sells
+one, a shopper activates it into the ``gift`` pocket (``cloud_core/gift_cards.py``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from cloud_core import certificates, ledger
+from cloud_core import certificates, gift_cards, ledger
 from cloud_core import customers as customer_store
 from cloud_core.api import terminal_models as t
 from cloud_core.api.auth import Principal
-from cloud_core.api.deps import ERRORS, AdminOrKiosk, AdminOrTenant, Ctx, allow, now, own_business
+from cloud_core.api.deps import (
+    ERRORS,
+    Admin,
+    AdminOrKiosk,
+    AdminOrTenant,
+    Ctx,
+    allow,
+    now,
+    own_business,
+)
 from cloud_core.api.routes.terminal import IdempotencyKey
 from cloud_core.api.till import expire_holds, idempotent_write, keep_notices, till_of
 from cloud_core.store import Conn
@@ -96,3 +106,45 @@ def sellers(
     with ctx.store.read() as conn:
         rows = certificates.tally(conn, business or "")
     return [t.SellerTallyOut(**row.__dict__) for row in rows]
+
+
+def _gift_out(gift: gift_cards.GiftCertificate) -> t.GiftOut:
+    return t.GiftOut(
+        code=gift.code,
+        amount_cents=gift.amount_cents,
+        businesses=list(gift.businesses),
+        sold_at=gift.sold_at,
+        expires_at=gift.expires_at,
+        activated=gift.activated_at is not None,
+    )
+
+
+@router.post("/gift-certificates", summary="Sell a prepaid gift certificate", status_code=201)
+def sell_gift(body: t.GiftSaleIn, ctx: Ctx, caller: Admin) -> t.GiftOut:
+    """The mall office sells a certificate worth `amount_cents`, valid at the named
+    businesses (or every shop); each use at a till is settled with the shop that took it."""
+    with ctx.store.transaction() as conn:
+        gift = gift_cards.sell(
+            conn,
+            amount_cents=body.amount_cents,
+            businesses=tuple(body.businesses),
+            valid_days=body.valid_days,
+            sold_by=caller.name,
+            now=now(ctx),
+        )
+    return _gift_out(gift)
+
+
+@router.post(
+    "/customers/{customer}/gift-certificates",
+    summary="Activate a gift certificate into a wallet",
+    responses={409: {"model": ERRORS[409]["model"], "description": "Already used or expired."}},
+)
+def activate_gift(customer: str, body: t.ScanIn, ctx: Ctx, _caller: AdminOrKiosk) -> t.GiftOut:
+    """Its money goes into the `gift` pocket (cents), spendable at its shops; once."""
+    moment = now(ctx)
+    with ctx.store.transaction() as conn:
+        customer_store.require_customer(conn, customer)
+        gift, change = gift_cards.activate(conn, code=body.code, customer=customer, now=moment)
+        keep_notices(ctx, conn, [change], moment)
+    return _gift_out(gift)

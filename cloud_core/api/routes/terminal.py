@@ -24,7 +24,7 @@ from cloud_core.api.models import Problem
 from cloud_core.api.till import expire_holds, hold_out, idempotent_write, purchase_out, till_of
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import InvalidInput, NotFound
-from cloud_core.ledger import COALITION
+from cloud_core.ledger import COALITION, GIFT
 from cloud_core.store import Conn
 
 router = APIRouter(prefix="/terminal", tags=["terminal"], responses=ERRORS)
@@ -136,7 +136,12 @@ def quote(body: t.QuoteIn, ctx: Ctx, caller: Terminal) -> t.QuoteOut:
                 pocket=COALITION, available=q.coalition_available, usable=q.coalition_usable
             ),
             t.QuotePocket(pocket=till.business, available=q.store_available, usable=q.store_usable),
-        ],
+        ]
+        + (
+            [t.QuotePocket(pocket=GIFT, available=q.gift_available, usable=q.gift_usable)]
+            if q.gift_available
+            else []
+        ),
         max_points=q.max_points,
         to_pay_cents=q.to_pay_cents,
     )
@@ -167,6 +172,7 @@ def reserve(
             order_cents=body.order_cents,
             store_points=body.store_points,
             coalition_points=body.coalition_points,
+            gift_cents=body.gift_cents,
             now=moment,
         )
         return hold_out(hold), changes
