@@ -52,6 +52,7 @@ Reason = Literal[
     "reversal",  # a refunded purchase's cashback, taken back; kind 'spend'
     "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
     "gift",  # a prepaid gift certificate activated into the `gift` pocket (gift_cards.py)
+    "goods",  # items of a goods account sold (+) or taken (-) at a till (goods.py)
 ]
 
 

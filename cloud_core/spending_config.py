@@ -6,9 +6,9 @@ import it without a cycle. Points are worth one cent each: 500 points pay €5.0
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from mallnet.config import ConfigModel
 from mallnet.wire.topics import ID_PATTERN
@@ -46,6 +46,15 @@ class PartnerRules(ConfigModel):
     )
 
 
+class GoodsConfig(ConfigModel):
+    """A goods account ("5 coffees"): a pocket counting items, not points, of one business."""
+
+    id: Ident = Field(description="The pocket's id (not a business's id, not `mall`/`gift`).")
+    business: Ident = Field(description="The business whose tills sell and take the items.")
+    name: str = Field(min_length=1, max_length=60, description="Shown to shoppers: `coffee`.")
+    expiry_days: int = Field(default=365, ge=1, le=3650, description="Items expire after this.")
+
+
 class SpendingSettings(ConfigModel):
     """Tills, redemption caps, cashback, holds and settlements (docs/core.md "Terminal")."""
 
@@ -76,6 +85,25 @@ class SpendingSettings(ConfigModel):
         description="Shoppers get one inbox notice per lot this many days before it expires "
         "(0: none).",
     )
+
+    goods: tuple[GoodsConfig, ...] = Field(
+        default=(), description="Goods accounts (items prepaid at one business)."
+    )
+
+    @model_validator(mode="after")
+    def _goods_ids(self) -> Self:
+        ids = [g.id for g in self.goods]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a goods id is listed twice")
+        clash = set(ids) & (
+            {g.business for g in self.goods} | set(self.partners) | {"mall", "gift"}
+        )
+        if clash:
+            raise ValueError(f"goods ids {sorted(clash)} clash with a business or pocket")
+        return self
+
+    def goods_of(self, goods_id: str) -> GoodsConfig | None:
+        return next((g for g in self.goods if g.id == goods_id), None)
 
     def rules(self, business: str) -> PartnerRules:
         """The effective rules of a business (defaults with its overrides)."""

@@ -336,3 +336,18 @@ class GiftOut(BaseModel):
     sold_at: datetime = Field(description="When sold.")
     expires_at: datetime = Field(description="Activate and spend it before this.")
     activated: bool = Field(description="Whether a shopper has activated it.")
+
+
+class GoodsIn(BaseModel):
+    model_config = _example(customer=_CUSTOMER, goods="bean-bar-coffee", count=5)
+    customer: CustomerId
+    goods: str = Field(max_length=64, description="The goods account (`spending.goods` id).")
+    count: int = Field(gt=0, le=10_000, description="Items.")
+
+
+class GoodsOut(BaseModel):
+    model_config = _example(customer=_CUSTOMER, goods="bean-bar-coffee", count=5, left=9)
+    customer: str = Field(description="The shopper.")
+    goods: str = Field(description="The goods account.")
+    count: int = Field(description="Items sold or taken now.")
+    left: int = Field(description="Items the shopper has left in it.")

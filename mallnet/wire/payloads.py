@@ -237,9 +237,11 @@ class CreditNotice(WireModel):
         "reversal",
         "certificate",
         "gift",
+        "goods",
     ] = Field(
         description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
-        "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated), "
+        "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
+        "goods: items of a goods account, `points` counting items), "
         "a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
         "points back (release of an unused hold, refund of a purchase)."

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from tests.cloud_core.api_helpers import h, register
-from tests.cloud_core.terminal_helpers import available, later, ledger_problems, serve_terminal, tk
+from tests.cloud_core.terminal_helpers import (
+    SPENDING,
+    available,
+    later,
+    ledger_problems,
+    serve_terminal,
+    tk,
+)
 
 
 @pytest.fixture
@@ -141,3 +148,26 @@ def test_a_gift_certificate_is_money_valid_at_its_shops_and_settled_with_the_sho
     assert available(client, ann) == {"gift": 5000}
     assert client.get("/settlements/2026-11", headers=h("admin")).json()["total_cents"] == 0
     assert ledger_problems(app) == []
+
+
+def test_a_goods_account_sells_and_takes_items_never_below_zero(tmp_path):
+    goods = {"goods": [{"id": "bean-bar-coffee", "business": "bean-bar", "name": "coffee"}]}
+    spending = {**SPENDING, **goods}
+    with serve_terminal(tmp_path, spending=spending) as (client, app):
+        ann = register(client)
+        card = {"customer": ann, "goods": "bean-bar-coffee", "count": 5}
+        r = client.post("/terminal/goods", json=card, headers=tk("bean", "goods-card-1"))
+        assert r.status_code == 201 and r.json()["left"] == 5
+        again = client.post("/terminal/goods", json=card, headers=tk("bean", "goods-card-1"))
+        assert again.json() == r.json()  # the same sale, once
+        one = card | {"count": 1}
+        for n in range(5):
+            r = client.post("/terminal/goods/use", json=one, headers=tk("bean"))
+            assert r.status_code == 200 and r.json()["left"] == 4 - n
+        r = client.post("/terminal/goods/use", json=one, headers=tk("bean"))
+        assert r.status_code == 409
+        assert r.json()["type"] == "urn:mallnet:problem:insufficient-points"
+        # another business's till cannot sell or take them
+        assert client.post("/terminal/goods/use", json=one, headers=tk("pizza")).status_code == 404
+        assert available(client, ann) == {"bean-bar-coffee": 0}
+        assert ledger_problems(app) == []

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from cloud_core import certificates, gift_cards, ledger
+from cloud_core import certificates, gift_cards, goods, holds, ledger
 from cloud_core import customers as customer_store
 from cloud_core.api import terminal_models as t
 from cloud_core.api.auth import Principal
@@ -148,3 +148,53 @@ def activate_gift(customer: str, body: t.ScanIn, ctx: Ctx, _caller: AdminOrKiosk
         gift, change = gift_cards.activate(conn, code=body.code, customer=customer, now=moment)
         keep_notices(ctx, conn, [change], moment)
     return _gift_out(gift)
+
+
+def _goods_write(
+    ctx: Ctx, caller: Principal, body: t.GoodsIn, key: str, operation: str
+) -> t.GoodsOut:
+    till = till_of(ctx, caller)
+    item = goods.goods_at(ctx.config.spending, till, body.goods)
+    act = goods.sell if operation == "goods-sell" else goods.use
+
+    def run(conn: Conn, moment: datetime) -> tuple[t.GoodsOut, list[ledger.Change]]:
+        customer_store.require_customer(conn, body.customer)
+        changes = act(
+            conn,
+            item,
+            customer=body.customer,
+            count=body.count,
+            key=f"{caller.name}:{key}",
+            now=moment,
+        )
+        left = holds.available(conn, body.customer, item.id, moment)
+        return t.GoodsOut(customer=body.customer, goods=item.id, count=body.count, left=left), (
+            changes
+        )
+
+    return idempotent_write(
+        ctx,
+        caller,
+        key=key,
+        operation=operation,
+        body=body.model_dump_json(),
+        out=t.GoodsOut,
+        run=run,
+    )
+
+
+@router.post("/terminal/goods", summary="Sell items into a goods account", status_code=201)
+def sell_goods(
+    body: t.GoodsIn, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey
+) -> t.GoodsOut:
+    """E.g. a card of 5 coffees, paid at the till: the items go into the shopper's goods
+    pocket (`spending.goods`) and expire after its `expiry_days`."""
+    return _goods_write(ctx, caller, body, idempotency_key, "goods-sell")
+
+
+@router.post("/terminal/goods/use", summary="Take items from a goods account")
+def use_goods(
+    body: t.GoodsIn, ctx: Ctx, caller: Terminal, idempotency_key: IdempotencyKey
+) -> t.GoodsOut:
+    """One coffee handed over: 409 `insufficient-points` if the shopper has fewer items."""
+    return _goods_write(ctx, caller, body, idempotency_key, "goods-use")
