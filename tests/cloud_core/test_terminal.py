@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from cloud_core.cards import issue_card_token
 from cloud_core.store import open_store
+from mallnet.broker import free_port
 from tests.cloud_core.api_helpers import h, register
 from tests.cloud_core.terminal_helpers import (
     CARD_SECRET,
@@ -217,8 +219,6 @@ def test_concurrent_redemptions_through_the_api_never_overspend(till):
 
 
 def httpx_client(client):
-    import httpx
-
     return httpx.Client(base_url=client.base_url, timeout=30)
 
 
@@ -330,3 +330,45 @@ def test_erasure_takes_the_shoppers_holds_and_purchases_but_not_what_partners_ow
         store.close()
     rep = client.get("/settlements/2026-11", headers=h("admin")).json()
     assert rep["total_cents"] == 300  # the mall still owes the pizzeria
+
+
+def test_two_api_workers_on_one_database_never_overspend(tmp_path):
+    """Two core APIs (each its own connection to the same SQLite file, as two workers are)
+    take redemptions of one balance at once: the write transactions serialise them."""
+    from cloud_core.app import CoreApp
+    from tests.cloud_core.helpers import START, Clock, api_config
+    from tests.cloud_core.terminal_helpers import spending_overrides, till_keys
+
+    first = api_config(tmp_path, till_keys(), **spending_overrides())
+    second = first.model_copy(update={"api": first.api.model_copy(update={"port": free_port()})})
+    apps = [CoreApp(c, only="api", clock=Clock(START)) for c in (first, second)]
+    for app in apps:
+        app.start()
+    try:
+        bases = [f"http://127.0.0.1:{c.api.port}" for c in (first, second)]
+        with httpx.Client(base_url=bases[0], timeout=30) as client:
+            ann = register(client)
+        grant(apps[0], ann, "mall", 500)
+        outcomes: list[int] = []
+        lock = threading.Lock()
+
+        def redeem(n: int) -> None:
+            with httpx.Client(base_url=bases[n % 2], timeout=30) as c:
+                r = hold(c, ann, f"W-{n}", 400, coalition=60)
+                if r.status_code == 201:
+                    r = c.post(f"/terminal/holds/{r.json()['id']}/commit", headers=tk("pizza"))
+                with lock:
+                    outcomes.append(r.status_code)
+
+        threads = [threading.Thread(target=redeem, args=(n,)) for n in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert outcomes.count(200) == 8 and outcomes.count(409) == 16
+        with httpx.Client(base_url=bases[1], timeout=30) as client:
+            assert available(client, ann) == {"mall": 20}
+        assert ledger_problems(apps[0]) == []
+    finally:
+        for app in apps:
+            app.stop()
