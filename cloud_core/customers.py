@@ -25,6 +25,7 @@ import phonenumbers
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
+from cloud_core.purchases import erase_spending
 from mallnet import identity
 from mallnet.plates import fold_plate, normalise_plate
 
@@ -222,7 +223,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
     sessions, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
-    key or plate.
+    key or plate; till holds, purchases and stored till answers (``purchases.erase_spending``).
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -256,6 +257,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     removed["idempotency"] = conn.execute(
         "DELETE FROM idempotency WHERE key LIKE ?", (f"%{customer}%",)
     ).rowcount  # keys that name the customer (the daily game key)
+    removed |= erase_spending(conn, customer)  # till holds and purchases point at the lots
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount

@@ -1,4 +1,5 @@
-"""Every migration of the core's database, in one registry (``migrations``).
+"""Every migration of the core's database, in one registry (``migrations``) (long: one
+registry for every table by design, so no entry point can miss a migration).
 
 Whichever entry point opens the store (``core run``, ``core expire``, ``core add-customer``,
 a test) applies all of them, whatever modules it happens to import. A new migration goes
@@ -352,3 +353,157 @@ def m101_plate_fold(db: sqlite_utils.Database) -> None:
         [(fold_plate(str(plate)), plate) for (plate,) in rows],
     )
     db.execute("CREATE INDEX vehicles_fold ON vehicles(plate_fold)")
+
+
+# Spending (cloud_core/purchases.py, holds.py, settlements.py; docs/core.md "Terminal").
+# Numbered apart like parking. Ids are made in Python (text); money in integer cents,
+# points in integers (1 point = 1 cent).
+@migrations()
+def m200_spending(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        -- who pays for a lot's points when they are spent elsewhere (NULL: the mall for the
+        -- coalition pocket, the pocket's own business otherwise)
+        ALTER TABLE lots ADD COLUMN funder TEXT;
+
+        CREATE TABLE receipts (
+            store TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            business TEXT NOT NULL,
+            order_cents INTEGER NOT NULL CHECK (order_cents > 0),
+            PRIMARY KEY (store, receipt)
+        );
+        CREATE TABLE holds (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            business TEXT NOT NULL,
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            seller TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('held', 'committed', 'released', 'expired', 'refunded')),
+            points INTEGER NOT NULL CHECK (points > 0),
+            coalition_points INTEGER NOT NULL CHECK (coalition_points >= 0),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            expires_epoch REAL NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT
+        );
+        CREATE INDEX holds_receipt ON holds(store, receipt, status);
+        CREATE INDEX holds_due ON holds(expires_epoch) WHERE status = 'held';
+        CREATE INDEX holds_customer ON holds(customer_id, status);
+        CREATE TABLE hold_parts (
+            hold_id TEXT NOT NULL REFERENCES holds(id),
+            lot_id INTEGER NOT NULL REFERENCES lots(id),
+            pocket TEXT NOT NULL,
+            funder TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            PRIMARY KEY (hold_id, lot_id)
+        );
+        CREATE TABLE purchases (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            business TEXT NOT NULL,
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            seller TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+            cashback_points INTEGER NOT NULL,
+            cashback_pocket TEXT,
+            cashback_lot_id INTEGER REFERENCES lots(id),
+            status TEXT NOT NULL CHECK (status IN ('registered', 'refunded')),
+            ts TEXT NOT NULL,
+            refunded_at TEXT,
+            refunded_by TEXT,
+            UNIQUE (store, receipt)
+        );
+        CREATE INDEX purchases_customer ON purchases(customer_id);
+        -- who owes whom: one row per funder and redemption (negative when reversed)
+        CREATE TABLE settlement_entries (
+            id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            period TEXT NOT NULL,
+            payer TEXT NOT NULL,
+            payee TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            commission_cents INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('redemption', 'refund')),
+            hold_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            receipt TEXT NOT NULL
+        );
+        CREATE INDEX settlement_period ON settlement_entries(period);
+        CREATE TABLE settlement_periods (
+            period TEXT PRIMARY KEY,
+            closed_at TEXT NOT NULL,
+            closed_by TEXT NOT NULL,
+            report TEXT NOT NULL
+        );
+        -- the answers of idempotent API writes (Idempotency-Key per caller)
+        CREATE TABLE api_requests (
+            scope TEXT PRIMARY KEY,
+            body_sha256 TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            response TEXT NOT NULL,
+            ts TEXT NOT NULL
+        );
+        -- lots whose shopper has been told they expire soon
+        CREATE TABLE expiry_warnings (
+            lot_id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL
+        );
+        """
+    )
+
+
+@migrations()
+def m201_bonus_certificates(db: sqlite_utils.Database) -> None:
+    # paper bonus certificates a seller issues for a sum (cloud_core/certificates.py): the
+    # shopper scans the code into their wallet once; tracked per issuing seller
+    db.executescript(
+        """
+        CREATE TABLE bonus_certificates (
+            code TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            store TEXT NOT NULL,
+            till TEXT NOT NULL,
+            seller TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            pocket TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            customer_id TEXT,
+            lot_id INTEGER REFERENCES lots(id),
+            redeemed_at TEXT
+        );
+        CREATE INDEX bonus_certificates_seller ON bonus_certificates(business, seller);
+        CREATE INDEX bonus_certificates_customer ON bonus_certificates(customer_id);
+        """
+    )
+
+
+@migrations()
+def m202_gift_certificates(db: sqlite_utils.Database) -> None:
+    # prepaid gift certificates the mall sells (cloud_core/gift_cards.py): money in cents in
+    # the `gift` pocket, valid at the businesses a lot names (NULL: everywhere)
+    db.executescript(
+        """
+        ALTER TABLE lots ADD COLUMN valid_at TEXT;
+        ALTER TABLE holds ADD COLUMN gift_points INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE gift_certificates (
+            code TEXT PRIMARY KEY,
+            amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+            businesses TEXT,
+            sold_by TEXT NOT NULL,
+            sold_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            customer_id TEXT,
+            lot_id INTEGER REFERENCES lots(id),
+            activated_at TEXT
+        );
+        CREATE INDEX gift_certificates_customer ON gift_certificates(customer_id);
+        """
+    )
