@@ -54,7 +54,10 @@ def till_sale(core_dir: Path, admin: Api, driver_phone: str) -> bool:
     )
     points = min(mall, quote["cap_left"])
     hold = till.call(
-        "POST", "/terminal/holds", order | {"coalition_points": points}, idempotency_key="demo-1"
+        "POST",
+        "/terminal/holds",
+        order | {"coalition_points": points},
+        idempotency_key="demo-hold-1",
     )
     till.call("POST", f"/terminal/holds/{hold['id']}/commit", idempotency_key="demo-commit-1")
     bought = till.call(
