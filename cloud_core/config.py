@@ -20,6 +20,12 @@ from cloud_core.settings import (
     IngestSettings,
     TelemetrySettings,
 )
+from cloud_core.store.target import (
+    SCHEMA_PATTERN,
+    PgTarget,
+    is_postgres_url,
+    schema_for_mall,
+)
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -209,7 +215,17 @@ class CoreConfig(ConfigModel):
     """The whole cloud core config file (`mallnet core run --config F`)."""
 
     mall: Ident = Field(description="Mall id: the `{mall}` segment of every topic.")
-    database: Path = Field(description="SQLite file (WAL); created with its migrations.")
+    database: Path | PgTarget = Field(
+        description="SQLite file (WAL; the default), or a `postgresql://` URL: the mall's "
+        "tables then live in schema `database_schema` of that database (docs/operations.md). "
+        "Created with its migrations."
+    )
+    database_schema: str | None = Field(
+        default=None,
+        pattern=SCHEMA_PATTERN,
+        description="PostgreSQL only: the schema holding this mall's tables (default "
+        "`mall_<mall id>`, `-` as `_`); connections see only this schema.",
+    )
     timezone: str = Field(default="UTC", description="IANA zone that defines the mall's 'day'.")
     default_region: str = Field(
         default="GB",
@@ -240,6 +256,14 @@ class CoreConfig(ConfigModel):
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _database_url(cls, data: object) -> object:
+        if not isinstance(data, dict) or not is_postgres_url(data.get("database")):
+            return data
+        schema = data.get("database_schema") or schema_for_mall(str(data.get("mall", "")))
+        return {**data, "database": PgTarget(str(data["database"]), str(schema))}
+
     @field_validator("kiosks", mode="before")
     @classmethod
     def _kiosk_ids(cls, value: object) -> object:
@@ -249,6 +273,8 @@ class CoreConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.database_schema is not None and not isinstance(self.database, PgTarget):
+            raise ValueError("database_schema is for a postgresql:// database only")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -338,7 +364,9 @@ def load_core_config(path: Path | str) -> CoreConfig:
     def under(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    updates: dict[str, object] = {"database": under(config.database)}
+    updates: dict[str, object] = {}
+    if isinstance(config.database, Path):
+        updates["database"] = under(config.database)
     if config.mqtt.password_file is not None:
         updates["mqtt"] = config.mqtt.model_copy(
             update={"password_file": under(config.mqtt.password_file)}

@@ -23,3 +23,22 @@ class InvalidInput(CoreError):
 
 class InsufficientPoints(CoreError):
     """A spend larger than the pocket's unexpired balance; nothing was written."""
+
+
+class StorageError(CoreError):
+    """The PostgreSQL backend refused a statement (``cloud_core.store.DatabaseError`` also
+    covers SQLite's own ``sqlite3.Error``)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be used now (connection lost, server shutting down, a lock or
+    serialization conflict): nothing was committed; retry later."""
+
+
+class SerializationConflict(StorageUnavailable):
+    """A SERIALIZABLE transaction lost to a concurrent one (or a deadlock): rolled back
+    whole, safe to run again."""
+
+
+class StorageIntegrityError(StorageError):
+    """A constraint (unique key, check, foreign key) refused a write."""

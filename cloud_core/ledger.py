@@ -20,12 +20,12 @@ For other rules (parking bonuses, check-ins) use ``grant`` for plain credits and
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from cloud_core.errors import InsufficientPoints, InvalidInput
+from cloud_core.store import Conn, Row
 from cloud_core.store.filters import Filters
 
 COALITION = "mall"
@@ -81,19 +81,19 @@ class Balance:
     next_expiry: datetime | None
 
 
-def claim_key(conn: sqlite3.Connection, key: str, now: datetime, outcome: str) -> bool:
+def claim_key(conn: Conn, key: str, now: datetime, outcome: str) -> bool:
     """Record an idempotency key; False if it was already used (then write nothing)."""
     if not key:
         raise InvalidInput("an idempotency key is required")
     cur = conn.execute(
-        "INSERT OR IGNORE INTO idempotency (key, ts, outcome) VALUES (?, ?, ?)",
+        "INSERT INTO idempotency (key, ts, outcome) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (key, iso(now), outcome),
     )
     return cur.rowcount == 1
 
 
 def _journal(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     now: datetime,
     customer: str,
@@ -114,7 +114,7 @@ def _journal(
 
 
 def grant(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -130,12 +130,11 @@ def grant(
         raise InvalidInput(f"a grant must be positive, got {points}")
     if not claim_key(conn, idem_key, now, "grant"):
         return GrantResult("duplicate")
-    cur = conn.execute(
+    (lot_id,) = conn.execute(
         "INSERT INTO lots (customer_id, pocket, granted, remaining, expires_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (customer, pocket, points, points, iso(expires_at) if expires_at else None, iso(now)),
-    )
-    lot_id = int(cur.lastrowid or 0)
+    ).fetchone()
     change = _journal(
         conn,
         now=now,
@@ -152,7 +151,7 @@ def grant(
 
 
 def grant_limited(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -201,7 +200,7 @@ def grant_limited(
 
 
 def spend(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -256,7 +255,7 @@ def spend(
     return SpendResult("spent", points, tuple(changes))
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
+def expire_due(conn: Conn, now: datetime) -> list[Change]:
     """Zero every lot whose expiry has passed, one journal row each (the expiry job)."""
     due = conn.execute(
         "SELECT id, customer_id, pocket, remaining FROM lots"
@@ -286,7 +285,7 @@ def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
     return changes
 
 
-def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Balance]:
+def balances(conn: Conn, customer: str, now: datetime) -> list[Balance]:
     """Per pocket: the journal balance, what is spendable now, and the next expiry."""
     rows = conn.execute(
         "SELECT pocket, SUM(remaining) AS balance,"
@@ -308,7 +307,7 @@ def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Bal
 
 
 def history(
-    conn: sqlite3.Connection,
+    conn: Conn,
     customer: str,
     pocket: str | None = None,
     limit: int = 100,
@@ -316,7 +315,7 @@ def history(
     offset: int = 0,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """The customer's journal, newest first, optionally for one pocket and a time range
     (``since`` inclusive, ``until`` exclusive); one page of ``limit`` rows from ``offset``."""
     where = (
@@ -331,7 +330,7 @@ def history(
     return conn.execute(sql, [*where.params, limit, offset]).fetchall()
 
 
-def check_invariants(conn: sqlite3.Connection) -> list[str]:
+def check_invariants(conn: Conn) -> list[str]:
     """Every broken ledger invariant, as text (an empty list means the ledger is sound)."""
     problems = []
     for row in conn.execute(

@@ -16,7 +16,6 @@ duplicate, written nowhere, and receipted again.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,7 +42,7 @@ from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.parking import ParkingRules
 from cloud_core.rules.visits import apply_visit
-from cloud_core.store import Store
+from cloud_core.store import Conn, OperationalError, Store
 from cloud_core.telemetry import Point
 from mallnet.mqtt import Inbound
 from mallnet.wire import WireError, decode
@@ -150,7 +149,7 @@ class Applier:
         for message in messages:
             try:
                 out = self.apply([message])
-            except sqlite3.OperationalError:
+            except OperationalError:
                 raise
             except Exception as exc:
                 log.exception("dead-lettering a message that fails to apply: %s", message.topic)
@@ -177,9 +176,7 @@ class Applier:
             merged.event_times.extend(out.event_times)
         return merged
 
-    def _apply_one(
-        self, conn: sqlite3.Connection, message: Inbound, out: Outgoing, counts: Counter[str]
-    ) -> None:
+    def _apply_one(self, conn: Conn, message: Inbound, out: Outgoing, counts: Counter[str]) -> None:
         try:
             decoded = decode(message.topic, message.payload)
         except WireError as exc:
@@ -234,7 +231,7 @@ class Applier:
 
     def _parking_or_unknown(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         message: Inbound,
         *,
         node: str,
@@ -289,7 +286,7 @@ class Applier:
         return True
 
     @staticmethod
-    def _processed_among(conn: sqlite3.Connection, event_ids: Sequence[str]) -> set[str]:
+    def _processed_among(conn: Conn, event_ids: Sequence[str]) -> set[str]:
         """Which of these ids were applied before (one query for a whole message)."""
         marks = ",".join("?" * len(event_ids))
         return {
@@ -302,7 +299,7 @@ class Applier:
 
     def first_time(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         *,
         event_id: str,
         node: str,
@@ -331,7 +328,7 @@ class Applier:
 
     def _presence(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         *,
         node: str,
         store: StoreConfig,
