@@ -193,7 +193,7 @@ def grant_limited(
     if result.outcome == "granted":
         conn.execute(
             "INSERT INTO daily_grants (customer_id, rule, day, count) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = count + 1",
+            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = daily_grants.count + 1",
             (customer, rule, day),
         )
     return result

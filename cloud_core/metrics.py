@@ -52,6 +52,7 @@ WORKER_COUNTERS = {
     "points": "Points granted.",
     "notices_refused": "Inbox notice publishes the broker refused (kept, sent again).",
     "replays_seen": "Beacon ids seen again after their rotation window (replays).",
+    "conflict_retries": "Batches run again after a serialization conflict (PostgreSQL).",
 }
 NOT_COUNTERS = {"notices_in_flight", "delay_p50_us", "delay_p99_us"}
 

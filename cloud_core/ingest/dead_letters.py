@@ -35,7 +35,7 @@ def count_for_node(conn: Conn, node: str, what: str, n: int = 1) -> None:
     """Add to a node's dead-letter count (``dead_letter_counts``, in the caller's transaction)."""
     conn.execute(
         "INSERT INTO dead_letter_counts (node, what, n) VALUES (?, ?, ?)"
-        " ON CONFLICT (node, what) DO UPDATE SET n = n + excluded.n",
+        " ON CONFLICT (node, what) DO UPDATE SET n = dead_letter_counts.n + excluded.n",
         (node, what, n),
     )
 

@@ -59,8 +59,8 @@ def record_footfall(conn: Conn, mall: str, node: str, store: str, window: Footfa
     conn.execute(
         "INSERT INTO footfall (node, hour, unique_tags, adverts, windows)"
         " VALUES (?, ?, ?, ?, 1) ON CONFLICT (node, hour) DO UPDATE SET"
-        " unique_tags = unique_tags + excluded.unique_tags,"
-        " adverts = adverts + excluded.adverts, windows = windows + 1",
+        " unique_tags = footfall.unique_tags + excluded.unique_tags,"
+        " adverts = footfall.adverts + excluded.adverts, windows = footfall.windows + 1",
         (node, hour, window.unique_tags, window.adverts),
     )
     return Point(
