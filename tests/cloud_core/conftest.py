@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture
-def database(request: pytest.FixtureRequest, tmp_path, db_backend: str) -> DatabaseTarget:
+def database(request: pytest.FixtureRequest, tmp_path: Path, db_backend: str) -> DatabaseTarget:
     """Where this test's core keeps its data: a fresh SQLite file or PostgreSQL database."""
     if db_backend == "postgres":
         pg: PgCluster = request.getfixturevalue("pg_cluster")
@@ -64,7 +65,7 @@ def database(request: pytest.FixtureRequest, tmp_path, db_backend: str) -> Datab
 
 @pytest.fixture
 def new_database(
-    request: pytest.FixtureRequest, tmp_path, db_backend: str
+    request: pytest.FixtureRequest, tmp_path: Path, db_backend: str
 ) -> Callable[[], DatabaseTarget]:
     """Fresh databases on demand (one per Hypothesis example): SQLite files, or schemas of
     one PostgreSQL database."""
