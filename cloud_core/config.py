@@ -7,6 +7,7 @@ the time-series token from ``telemetry.token_file``.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -261,8 +262,11 @@ class CoreConfig(ConfigModel):
     def _database_url(cls, data: object) -> object:
         if not isinstance(data, dict) or not is_postgres_url(data.get("database")):
             return data
-        schema = data.get("database_schema") or schema_for_mall(str(data.get("mall", "")))
-        return {**data, "database": PgTarget(str(data["database"]), str(schema))}
+        schema = data.get("database_schema")
+        if not isinstance(schema, str) or not re.match(SCHEMA_PATTERN, schema):
+            schema = schema_for_mall(str(data.get("mall", "")))  # a bad one is reported below
+        # validated as a PgTarget under `database`, so a bad URL is reported at its line
+        return {**data, "database": {"url": data["database"], "schema": schema}}
 
     @field_validator("kiosks", mode="before")
     @classmethod

@@ -244,11 +244,15 @@ class PgStore(Store):
                 self._pg.execute("SELECT pg_advisory_unlock(?)", (key,))
 
     def _migrate(self) -> None:
-        schema = pg_sql.Identifier(self.target.schema)
-        try:
-            self.raw.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-        except psycopg.Error as exc:
-            raise _translate_error(exc) from exc
+        exists = self._pg.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = ?", (self.target.schema,)
+        ).fetchone()
+        if not exists:  # else a role owning only its schema may not CREATE in the database
+            schema = pg_sql.Identifier(self.target.schema)
+            try:
+                self.raw.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            except psycopg.Error as exc:
+                raise _translate_error(exc) from exc
         self._pg.execute(
             "CREATE TABLE IF NOT EXISTS _migrations (migration_set TEXT NOT NULL,"
             " name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (migration_set, name))"
