@@ -34,13 +34,14 @@ def test_a_postgresql_url_selects_the_backend_and_bad_settings_are_refused_at_st
     )
     assert isinstance(named.database, PgTarget) and named.database.schema == "north_mall"
     assert make_config(tmp_path).database == tmp_path / "core.sqlite"  # the default: SQLite
+    bad: dict[str, Any]
     for bad in (
         {"database": "postgresql://db/m", "database_schema": "North-Mall"},
         {"database_schema": "north_mall"},  # a schema for a SQLite file
         {"database": "postgresql://db/m?sslmode"},  # not a URL libpq can read
     ):
         with pytest.raises(ValueError, match=r"schema|postgresql|URL"):
-            make_config(tmp_path, **bad)
+            make_config(tmp_path, None, **bad)
     yaml_file = tmp_path / "core.yaml"
     yaml_file.write_text(
         "mall: north\ndatabase: postgresql://db.example/mallnet\n"
@@ -190,9 +191,11 @@ def test_erased_personal_data_leaves_the_database_files(tmp_path, pg_cluster):
     store = open_store(PgTarget(url, "mall_testmall"))
     phone = b"+447911123456"
     with psycopg.connect(url, autocommit=True) as admin:
-        (oid,) = admin.execute(
+        row = admin.execute(
             "SELECT oid FROM pg_database WHERE datname = current_database()"
         ).fetchone()
+        assert row is not None
+        (oid,) = row
         folder = pg_cluster.data / "base" / str(oid)
         try:
             with store.transaction() as conn:
