@@ -435,6 +435,7 @@ def latency(port: int, ids: dict[str, int], seconds: float) -> list[float]:
 
 def report(
     args: argparse.Namespace,
+    *,
     bare: float,
     core_events: float,
     core_msgs: float,
@@ -560,7 +561,15 @@ def main() -> int:
             if "ingest totals: " in line
         ]
         inside = json.loads(totals[-1].split("ingest totals: ", 1)[1]) if totals else {}
-    report(args, bare, core_events, core_msgs, stats, lat, inside)
+    report(
+        args,
+        bare=bare,
+        core_events=core_events,
+        core_msgs=core_msgs,
+        stats=stats,
+        lat=lat,
+        inside=inside,
+    )
     return 0
 
 
