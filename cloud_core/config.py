@@ -7,7 +7,6 @@ the time-series token from ``telemetry.token_file``.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -21,12 +20,7 @@ from cloud_core.settings import (
     IngestSettings,
     TelemetrySettings,
 )
-from cloud_core.store.target import (
-    SCHEMA_PATTERN,
-    PgTarget,
-    is_postgres_url,
-    schema_for_mall,
-)
+from cloud_core.store.target import SCHEMA_PATTERN, PgTarget, with_pg_target
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -217,15 +211,14 @@ class CoreConfig(ConfigModel):
 
     mall: Ident = Field(description="Mall id: the `{mall}` segment of every topic.")
     database: Path | PgTarget = Field(
-        description="SQLite file (WAL; the default), or a `postgresql://` URL: the mall's "
-        "tables then live in schema `database_schema` of that database (docs/operations.md). "
-        "Created with its migrations."
+        description="SQLite file (WAL; the default) or a `postgresql://` URL (then the tables "
+        "live in schema `database_schema`); created with its migrations."
     )
     database_schema: str | None = Field(
         default=None,
         pattern=SCHEMA_PATTERN,
-        description="PostgreSQL only: the schema holding this mall's tables (default "
-        "`mall_<mall id>`, `-` as `_`); connections see only this schema.",
+        description="PostgreSQL: this mall's schema "
+        "(default `mall_<mall id>`, `-` as `_`); connections see only it.",
     )
     timezone: str = Field(default="UTC", description="IANA zone that defines the mall's 'day'.")
     default_region: str = Field(
@@ -260,13 +253,7 @@ class CoreConfig(ConfigModel):
     @model_validator(mode="before")
     @classmethod
     def _database_url(cls, data: object) -> object:
-        if not isinstance(data, dict) or not is_postgres_url(data.get("database")):
-            return data
-        schema = data.get("database_schema")
-        if not isinstance(schema, str) or not re.match(SCHEMA_PATTERN, schema):
-            schema = schema_for_mall(str(data.get("mall", "")))  # a bad one is reported below
-        # validated as a PgTarget under `database`, so a bad URL is reported at its line
-        return {**data, "database": {"url": data["database"], "schema": schema}}
+        return with_pg_target(data)
 
     @field_validator("kiosks", mode="before")
     @classmethod

@@ -16,9 +16,7 @@ duplicate, written nowhere, and receipted again.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.parking import ParkingRules
 from cloud_core.rules.visits import apply_visit
-from cloud_core.store import Conn, OperationalError, SerializationConflict, Store
+from cloud_core.store import Conn, OperationalError, Store, retrying
 from cloud_core.telemetry import Point
 from mallnet.mqtt import Inbound
 from mallnet.wire import WireError, decode
@@ -60,9 +58,6 @@ from mallnet.wire.payloads import (
 from mallnet.wire.topics import CHECKINS
 
 log = logging.getLogger(__name__)
-
-#: How often a batch is run again after losing a serialization conflict (PostgreSQL).
-CONFLICT_ATTEMPTS = 8
 
 Clock = Callable[[], float]
 
@@ -114,17 +109,10 @@ class Applier:
 
         ``published``: pending notices (``seq``) the broker has acknowledged since the last
         transaction, deleted in this one. On PostgreSQL a transaction that loses to another
-        worker's (``SerializationConflict``: rolled back whole) is run again, a few times.
+        worker's (rolled back whole) is run again, a few times (``store.retrying``).
         """
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-            try:
-                return self._apply_once(messages, published)
-            except SerializationConflict:
-                if attempt == CONFLICT_ATTEMPTS:
-                    raise
-                self.record(Counter(conflict_retries=1))
-                time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the workers
-        raise AssertionError("unreachable")
+        retried = lambda: self.record(Counter(conflict_retries=1))  # noqa: E731
+        return retrying(lambda: self._apply_once(messages, published), retried)
 
     def _apply_once(self, messages: Sequence[Inbound], published: Sequence[int]) -> Outgoing:
         out = Outgoing(now_iso=ledger.iso(datetime.fromtimestamp(self.clock(), UTC)))

@@ -21,6 +21,7 @@ from cloud_core.store.base import (
     Row,
     SerializationConflict,
     Store,
+    retrying,
 )
 from cloud_core.store.connection import SqliteStore
 from cloud_core.store.target import DatabaseTarget, PgTarget
@@ -56,4 +57,5 @@ __all__ = [
     "Store",
     "connect_store",
     "open_store",
+    "retrying",
 ]

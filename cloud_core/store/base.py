@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cloud_core.errors import (
     SerializationConflict,
@@ -62,7 +64,26 @@ __all__ = [
     "Row",
     "SerializationConflict",
     "Store",
+    "retrying",
 ]
+
+
+T = TypeVar("T")
+
+#: How often ``retrying`` runs a transaction that lost a serialization conflict.
+CONFLICT_ATTEMPTS = 8
+
+
+def retrying(work: Callable[[], T], retried: Callable[[], None] = lambda: None) -> T:
+    """Run ``work`` (a whole transaction) again while it loses a serialization conflict
+    (PostgreSQL; rolled back whole, so safe to repeat), a few times, with jitter."""
+    for attempt in range(1, CONFLICT_ATTEMPTS):
+        try:
+            return work()
+        except SerializationConflict:
+            retried()
+            time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the workers
+    return work()
 
 
 class Store(ABC):

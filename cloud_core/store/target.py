@@ -57,3 +57,14 @@ def schema_for_mall(mall: str) -> str:
 def redact(url: str) -> str:
     """The URL without its password (``postgresql://user:***@host/db``)."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def with_pg_target(data: object) -> object:
+    """Config data whose ``database`` is a ``postgresql://`` URL, with it turned into a
+    ``PgTarget``'s fields (the schema: ``database_schema``, else the mall's default)."""
+    if not isinstance(data, dict) or not is_postgres_url(data.get("database")):
+        return data
+    schema = data.get("database_schema")  # a bad one is reported at its own line
+    if not isinstance(schema, str) or not re.match(SCHEMA_PATTERN, schema):
+        schema = schema_for_mall(str(data.get("mall", "")))
+    return {**data, "database": {"url": data["database"], "schema": schema}}
