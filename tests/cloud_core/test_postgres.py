@@ -19,7 +19,16 @@ from cloud_core.ingest import Applier
 from cloud_core.store import Conn, PgTarget, connect_store, open_store
 from cloud_core.store.postgres import PgStore, to_psycopg
 from mallnet.errors import ConfigError
-from tests.cloud_core.helpers import START, Clock, Walker, key_of, make_config, message
+from tests.cloud_core.api_helpers import KEYS, h
+from tests.cloud_core.helpers import (
+    START,
+    Clock,
+    Walker,
+    key_of,
+    make_config,
+    message,
+    serve_api,
+)
 from tests.postgres import PgCluster
 
 
@@ -217,3 +226,43 @@ def test_erased_personal_data_leaves_the_database_files(tmp_path, pg_cluster):
             assert _files_holding(folder, customer.encode()) == []
         finally:
             store.close()
+
+
+def test_the_api_serves_and_erases_from_postgresql(tmp_path, pg_cluster):
+    target = PgTarget(pg_cluster.new_database(), "mall_testmall")
+    keys = [
+        {"name": "office", "role": "admin", "key": KEYS["admin"]},
+        {"name": "atrium", "role": "kiosk", "key": KEYS["kiosk"]},
+    ]
+    with serve_api(tmp_path, keys, database=target) as (client, _app):
+        r = client.post("/customers", json={"phone": "07911 123456"}, headers=h("kiosk"))
+        assert r.status_code == 201
+        customer = r.json()["id"]
+        assert (
+            client.post(
+                "/customers", json={"phone": "+447911123456"}, headers=h("kiosk")
+            ).status_code
+            == 409
+        )
+        assert (
+            client.post(
+                f"/customers/{customer}/beacon-keys", json={}, headers=h("admin")
+            ).status_code
+            == 201
+        )
+        r = client.post(
+            f"/customers/{customer}/vehicles", json={"plate": "ab12 cde"}, headers=h("admin")
+        )
+        assert r.json() == {"plate": "AB12CDE"}
+        r = client.get(f"/customers/{customer}", headers=h("admin"))
+        assert r.json()["beacon_keys"] == 1 and r.json()["vehicles"] == ["AB12CDE"]
+        r = client.delete(f"/customers/{customer}", headers=h("admin"))
+        assert r.status_code == 200 and r.json()["removed"]["customers"] == 1
+        assert client.get(f"/customers/{customer}", headers=h("admin")).status_code == 404
+    store = open_store(target)
+    try:
+        with store.read() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0
+            assert conn.execute("SELECT COUNT(*) FROM vehicles").fetchone()[0] == 0
+    finally:
+        store.close()
