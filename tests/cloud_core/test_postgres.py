@@ -16,8 +16,10 @@ from cloud_core import customers
 from cloud_core.config import load_core_config
 from cloud_core.errors import StorageError
 from cloud_core.ingest import Applier
+from cloud_core.readiness import database_problem
 from cloud_core.store import Conn, PgTarget, connect_store, open_store
 from cloud_core.store.postgres import PgStore, to_psycopg
+from mallnet.broker import free_port
 from mallnet.errors import ConfigError
 from tests.cloud_core.api_helpers import KEYS, h
 from tests.cloud_core.helpers import (
@@ -266,3 +268,14 @@ def test_the_api_serves_and_erases_from_postgresql(tmp_path, pg_cluster):
             assert conn.execute("SELECT COUNT(*) FROM vehicles").fetchone()[0] == 0
     finally:
         store.close()
+
+
+def test_readiness_says_when_postgresql_cannot_take_the_mall_s_writes(pg_cluster):
+    url = pg_cluster.new_database()
+    target = PgTarget(url, "mall_testmall")
+    open_store(target).close()
+    assert database_problem(target) is None
+    missing = database_problem(PgTarget(url, "mall_elsewhere"))
+    assert missing is not None and "mall_elsewhere" in missing
+    down = database_problem(PgTarget(f"postgresql://postgres@127.0.0.1:{free_port()}/x", "m"))
+    assert down is not None and down.startswith("the database cannot be reached")
