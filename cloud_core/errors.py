@@ -70,3 +70,21 @@ class PeriodClosed(Conflict):
     """A settlement period that is closed (frozen) or cannot be closed yet."""
 
     problem = "period-closed"
+
+class StorageError(CoreError):
+    """The PostgreSQL backend refused a statement (``cloud_core.store.DatabaseError`` also
+    covers SQLite's own ``sqlite3.Error``)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be used now (connection lost, server shutting down, a lock or
+    serialization conflict): nothing was committed; retry later."""
+
+
+class SerializationConflict(StorageUnavailable):
+    """A SERIALIZABLE transaction lost to a concurrent one (or a deadlock): rolled back
+    whole, safe to run again."""
+
+
+class StorageIntegrityError(StorageError):
+    """A constraint (unique key, check, foreign key) refused a write."""

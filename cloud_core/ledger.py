@@ -24,12 +24,12 @@ the invariants above hold through holds, releases and refunds.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from cloud_core.errors import InsufficientPoints, InvalidInput
+from cloud_core.store import Conn, Row
 from cloud_core.store.filters import Filters
 
 COALITION = "mall"
@@ -103,19 +103,19 @@ class Balance:
     next_expiry: datetime | None
 
 
-def claim_key(conn: sqlite3.Connection, key: str, now: datetime, outcome: str) -> bool:
+def claim_key(conn: Conn, key: str, now: datetime, outcome: str) -> bool:
     """Record an idempotency key; False if it was already used (then write nothing)."""
     if not key:
         raise InvalidInput("an idempotency key is required")
     cur = conn.execute(
-        "INSERT OR IGNORE INTO idempotency (key, ts, outcome) VALUES (?, ?, ?)",
+        "INSERT INTO idempotency (key, ts, outcome) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (key, iso(now), outcome),
     )
     return cur.rowcount == 1
 
 
 def _journal(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     now: datetime,
     customer: str,
@@ -136,7 +136,7 @@ def _journal(
 
 
 def grant(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -187,7 +187,7 @@ def grant(
 
 
 def grant_limited(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -229,14 +229,14 @@ def grant_limited(
     if result.outcome == "granted":
         conn.execute(
             "INSERT INTO daily_grants (customer_id, rule, day, count) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = count + 1",
+            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = daily_grants.count + 1",
             (customer, rule, day),
         )
     return result
 
 
 def spend(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -365,7 +365,7 @@ def put_back(
     )
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
+def expire_due(conn: Conn, now: datetime) -> list[Change]:
     """Zero every lot whose expiry has passed, one journal row each (the expiry job)."""
     due = conn.execute(
         "SELECT id, customer_id, pocket, remaining FROM lots"
@@ -396,7 +396,7 @@ def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
     return changes
 
 
-def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Balance]:
+def balances(conn: Conn, customer: str, now: datetime) -> list[Balance]:
     """Per pocket: the journal balance, what is spendable now, and the next expiry."""
     rows = conn.execute(
         "SELECT pocket, SUM(remaining) AS balance,"
@@ -418,7 +418,7 @@ def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Bal
 
 
 def history(
-    conn: sqlite3.Connection,
+    conn: Conn,
     customer: str,
     pocket: str | None = None,
     limit: int = 100,
@@ -426,7 +426,7 @@ def history(
     offset: int = 0,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """The customer's journal, newest first, optionally for one pocket and a time range
     (``since`` inclusive, ``until`` exclusive); one page of ``limit`` rows from ``offset``."""
     where = (
@@ -441,7 +441,7 @@ def history(
     return conn.execute(sql, [*where.params, limit, offset]).fetchall()
 
 
-def check_invariants(conn: sqlite3.Connection) -> list[str]:
+def check_invariants(conn: Conn) -> list[str]:
     """Every broken ledger invariant, as text (an empty list means the ledger is sound)."""
     problems = []
     for row in conn.execute(

@@ -16,7 +16,6 @@ Each runs in its own transaction, on the ingest worker's thread between batches:
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from cloud_core.ingest.notices import NoticeOutbox, PendingNotice
 from cloud_core.offers import list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.credit import change_notice
-from cloud_core.store import Store
+from cloud_core.store import Conn, Store
 from mallnet.wire.payloads import KioskOffers, KioskSettings, NodeConfig, PresenceTuning
 
 
@@ -127,7 +126,7 @@ class Jobs:
         return KioskOffers(ts=now, offers=tuple(cards[:200]))
 
 
-def _revision(conn: sqlite3.Connection, key: str, payload: str) -> int:
+def _revision(conn: Conn, key: str, payload: str) -> int:
     """The revision of ``key``'s pushed config: up by one whenever ``payload`` changes."""
     row = conn.execute(
         "SELECT revision, payload FROM node_configs WHERE node = ?", (key,)
