@@ -95,7 +95,13 @@ def test_the_demo_opens_a_whole_mall_and_closes_it_cleanly(tmp_path) -> None:
     assert summary, log[-4000:]
     visits, _must, offers = (int(g) for g in summary.groups())
     assert visits >= 1 and offers >= 1
-    assert "wallet Ann   mall=50" in log  # the entry bonus at the gate
+    # Ann pays part of an order at Bean Bar's till with her parking bonus, capped at 15 %
+    assert "cap 30 points (15 %), asking 31 → 409 urn:mallnet:problem:cap-exceeded" in log
+    assert (
+        "till: 30 points paid (of 200 cents), 17 points cashback; settlement: the mall owes "
+        "bean-bar 30 cents"
+    ) in log
+    assert re.search(r"wallet Ann   .*mall=20", log)  # the 50-point entry bonus, 30 spent
     assert "+44" not in log  # phone numbers never reach the logs
     assert admin_key not in log  # nor keys: the demo names the files that hold them
     # every process the demo started has stopped (each names a file in the workdir)

@@ -4,7 +4,18 @@ through them in one ``BEGIN IMMEDIATE`` transaction; no router carries SQL."""
 
 from fastapi import APIRouter
 
-from cloud_core.api.routes import campaigns, customers, mall, operations, parking, stats, wallets
+from cloud_core.api.routes import (
+    campaigns,
+    certificates,
+    customers,
+    mall,
+    operations,
+    parking,
+    settlements,
+    stats,
+    terminal,
+    wallets,
+)
 
 #: In the order they are mounted (and listed in the OpenAPI document).
 ROUTERS: tuple[APIRouter, ...] = (
@@ -15,4 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     operations.router,
     parking.router,  # docs/parking.md
+    terminal.router,  # docs/core.md "Terminal"
+    settlements.router,
+    certificates.router,
 )
