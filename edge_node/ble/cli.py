@@ -31,8 +31,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.validate_config:
         return report_valid(args.config, config.mqtt, f"node {config.node.id}")
     from edge_node.ble.app import EdgeApp
+    from mallnet.systemd import Notifier
 
-    app = EdgeApp(config)
+    app = EdgeApp(config, notifier=Notifier.from_environment())  # systemd's Type=notify
     return asyncio.run(app.run())
 
 
