@@ -51,8 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{args.config}: ok (kiosk {config.kiosk.id})\n")
         return 0
     from kiosk.app import KioskRuntime
+    from mallnet.systemd import Notifier
 
-    return KioskRuntime(config).run()
+    return KioskRuntime(config, notifier=Notifier.from_environment()).run()  # Type=notify
 
 
 def _synth(args: argparse.Namespace) -> int:
