@@ -208,6 +208,47 @@ def _pki_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pi_boot_config(args: argparse.Namespace) -> int:
+    from mallnet.config import load_config
+    from mallnet.pi import (
+        PiBoot,
+        apply_cmdline,
+        apply_config_txt,
+        cmdline_args,
+        config_txt_lines,
+        update,
+        watchdog_dropin,
+    )
+
+    boot = load_config(Path(args.profile), PiBoot)
+    targets = [
+        (args.config_txt, apply_config_txt),
+        (args.cmdline, apply_cmdline),
+    ]
+    if not any(path for path, _ in targets) and not args.watchdog_conf:
+        sys.stdout.write("\n".join(config_txt_lines(boot)) + "\n")
+        sys.stdout.write(f"# cmdline.txt: {' '.join(cmdline_args(boot))}\n")
+        return 0
+    changed = []
+    for path, apply in targets:
+        if path:
+            file = Path(path)
+            old = file.read_text(encoding="utf-8") if file.exists() else ""
+            if update(file, apply(old, boot)):
+                changed.append(path)
+    dropin = watchdog_dropin(boot)
+    if args.watchdog_conf:
+        conf = Path(args.watchdog_conf)
+        if dropin is None:
+            if conf.exists():
+                conf.unlink()
+                changed.append(args.watchdog_conf)
+        elif update(conf, dropin):
+            changed.append(args.watchdog_conf)
+    sys.stdout.write(("changed: " + " ".join(changed) if changed else "unchanged") + "\n")
+    return 0
+
+
 def _broker_run(args: argparse.Namespace) -> int:
     from mallnet.broker import DevBroker
 
@@ -365,6 +406,23 @@ def _add_pki_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         )
 
 
+def _add_pi_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pi = sub.add_parser("pi", help="a Raspberry Pi's boot settings (firmware_config/pi/)")
+    psub = pi.add_subparsers(dest="pi_command", required=True, metavar="ACTION")
+    boot = psub.add_parser(
+        "boot-config", help="apply a boot profile to config.txt, cmdline.txt and the watchdog"
+    )
+    boot.add_argument("profile", help="a profile, e.g. firmware_config/pi/store-node.yaml")
+    boot.add_argument("--config-txt", help="update the mallnet block of this config.txt")
+    boot.add_argument("--cmdline", help="set the profile's arguments in this cmdline.txt")
+    boot.add_argument(
+        "--watchdog-conf",
+        help="write the systemd watchdog drop-in here "
+        "(/etc/systemd/system.conf.d/mallnet-watchdog.conf)",
+    )
+    boot.set_defaults(handler=_pi_boot_config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
@@ -382,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_broker_commands(sub)
     _add_pki_commands(sub)
+    _add_pi_commands(sub)
 
     wire = sub.add_parser("wire", help="the MQTT wire contract")
     wsub = wire.add_subparsers(dest="wire_command", required=True, metavar="ACTION")

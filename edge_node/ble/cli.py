@@ -10,11 +10,14 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mallnet import identity
 from mallnet.errors import ConfigError
 from mallnet.resources import FIRMWARE_PACKAGE, data_dir
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +117,22 @@ def _with_address(walk: Any, rng: random.Random) -> Any:
 
 
 def schema_texts() -> dict[str, str]:
-    """The JSON schemas of the node config and the beacon profile, by file name."""
+    """The JSON schemas of what a Pi is configured with, by file name: the store node's and the
+    gate's configs, the tag's beacon profile, the Pi's boot profile (the kiosk's is
+    ``mallnet kiosk schema``)."""
     from edge_node.ble.config import BeaconProfile, EdgeConfig
+    from edge_node.camera.config import GateConfig
+    from mallnet.pi import PiBoot
 
+    models: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("node.schema.json", EdgeConfig),
+        ("gate.schema.json", GateConfig),
+        ("beacon.schema.json", BeaconProfile),
+        ("pi-boot.schema.json", PiBoot),
+    )
     return {
         name: json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
-        for name, model in (("node.schema.json", EdgeConfig), ("beacon.schema.json", BeaconProfile))
+        for name, model in models
     }
 
 
@@ -172,7 +185,9 @@ def add_store_commands(sub: Any) -> None:
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(handler=_simulate)
 
-    schema = sub.add_parser("schema", help="write (or check) the node and beacon JSON schemas")
+    schema = sub.add_parser(
+        "schema", help="write (or check) the node, gate, beacon and Pi boot JSON schemas"
+    )
     schema.add_argument("--output", default=str(SCHEMA_PATH), help="folder for the schemas")
     schema.add_argument("--check", action="store_true", help="fail if the file is stale")
     schema.set_defaults(handler=_schema)
