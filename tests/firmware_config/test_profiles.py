@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from edge_node.ble.cli import schema_texts
 from edge_node.ble.config import BeaconProfile, load_node_config
 from edge_node.camera.config import load_gate_config
+from edge_node.cli import schema_texts
 from kiosk.cli import schema_text as kiosk_schema_text
 from kiosk.config import load_kiosk_config
 from mallnet.cli import main
