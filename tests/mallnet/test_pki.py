@@ -297,3 +297,31 @@ def test_a_certificate_identity_cannot_log_in_with_a_password(tmp_path):
     assert add_device(dynsec, MALL, NODE, Role.STORE, certificate=True) is None
     [client] = load_dynsec(dynsec)["clients"]
     assert set(client) == {"username", "roles", "clientid"}
+
+
+def test_a_request_made_on_the_device_is_signed_with_the_ids_subject(tmp_path):
+    """`--csr`: the key never leaves the device; whatever subject the request asks for, the
+    certificate names the id the CA was told (CN = broker identity)."""
+    ca = CertificateAuthority(tmp_path / "ca")
+    ca.init()
+    key, csr = tmp_path / "device.key", tmp_path / "device.csr"
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-subj", "/CN=core-1", "-out", str(csr)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    out = tmp_path / "issued"
+    args = ["pki", "issue", "kiosk-atrium", "--role", "kiosk", "--csr", str(csr)]
+    assert main([*args, "--ca-dir", str(ca.dir), "--out", str(out)]) == 0
+    assert not (out / "kiosk-atrium.key").exists()  # the CA never saw a key
+    subject = _subject(out / "kiosk-atrium.crt").replace(" ", "")
+    assert "CN=kiosk-atrium" in subject and "core-1" not in subject
+    modulus = [
+        subprocess.run(cmd, capture_output=True, check=True).stdout
+        for cmd in (
+            ["openssl", "pkey", "-in", str(key), "-pubout"],
+            ["openssl", "x509", "-in", str(out / "kiosk-atrium.crt"), "-noout", "-pubkey"],
+        )
+    ]
+    assert modulus[0] == modulus[1]  # the device's own key
