@@ -126,27 +126,32 @@ class TlsSettings(ConfigModel):
     cert_file: Path | None = Field(
         default=None, description="Client certificate (mutual TLS; its CN is the identity)."
     )
-    key_file: Path | None = Field(default=None, description="Client private key (mode 0600).")
+    key_file: Path | None = Field(
+        default=None,
+        description="Client private key (mode 0600); none: it is in the cert_file's PEM.",
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSettings:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError(
-                "cert_file and key_file go together (a client certificate and its key)"
-            )
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file without cert_file: name the client certificate too")
         return self
 
     def sibling(self, suffix: str) -> TlsSettings:
         """The client certificate and key of another connection of the same identity, beside
         these and named with ``suffix`` before the extension (``core-1.crt`` →
         ``core-1-out.crt``), as ``mallnet pki issue ID --role core`` writes them."""
-        if self.cert_file is None or self.key_file is None or not suffix:
+        if self.cert_file is None or not suffix:
             return self
-        cert, key = self.cert_file, self.key_file
+
+        def beside(path: Path) -> Path:
+            return path.with_name(f"{path.stem}{suffix}{path.suffix}")
+
+        key = self.key_file
         return self.model_copy(
             update={
-                "cert_file": cert.with_name(f"{cert.stem}{suffix}{cert.suffix}"),
-                "key_file": key.with_name(f"{key.stem}{suffix}{key.suffix}"),
+                "cert_file": beside(self.cert_file),
+                "key_file": beside(key) if key is not None else None,
             }
         )
 

@@ -325,3 +325,16 @@ def test_a_request_made_on_the_device_is_signed_with_the_ids_subject(tmp_path):
         )
     ]
     assert modulus[0] == modulus[1]  # the device's own key
+
+
+def test_tls_settings_name_a_key_only_with_its_certificate():
+    from pydantic import ValidationError
+
+    from mallnet.config import TlsSettings
+
+    with pytest.raises(ValidationError, match="key_file without cert_file"):
+        TlsSettings(ca_file=Path("ca.crt"), key_file=Path("node.key"))
+    combined = TlsSettings(ca_file=Path("ca.crt"), cert_file=Path("pki/core-1.pem"))
+    assert combined.sibling("-out").cert_file == Path("pki/core-1-out.pem")
+    assert combined.sibling("-out").key_file is None  # the key is inside the PEM
+    assert combined.sibling("") == combined
