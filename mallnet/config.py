@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from mallnet.errors import ConfigError
 
@@ -118,9 +118,42 @@ def load_config(path: Path | str, model: type[M]) -> M:
 
 
 class TlsSettings(ConfigModel):
+    """TLS to the broker. In production every device and the core present a client
+    certificate of the mall's CA (``mallnet pki issue``): its CN is their broker identity, so
+    ``username`` and passwords are left out."""
+
     ca_file: Path = Field(description="CA certificate that signed the broker's certificate.")
-    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
-    key_file: Path | None = Field(default=None, description="Client private key (mutual TLS).")
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (mutual TLS; its CN is the identity)."
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="Client private key (mode 0600); none: it is in the cert_file's PEM.",
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file without cert_file: name the client certificate too")
+        return self
+
+    def sibling(self, suffix: str) -> TlsSettings:
+        """The client certificate and key of another connection of the same identity, beside
+        these and named with ``suffix`` before the extension (``core-1.crt`` →
+        ``core-1-out.crt``), as ``mallnet pki issue ID --role core`` writes them."""
+        if self.cert_file is None or not suffix:
+            return self
+
+        def beside(path: Path) -> Path:
+            return path.with_name(f"{path.stem}{suffix}{path.suffix}")
+
+        key = self.key_file
+        return self.model_copy(
+            update={
+                "cert_file": beside(self.cert_file),
+                "key_file": beside(key) if key is not None else None,
+            }
+        )
 
 
 class MqttSettings(ConfigModel):
