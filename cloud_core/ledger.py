@@ -280,7 +280,7 @@ class Drawn:
 
 
 def draw(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -334,7 +334,7 @@ def draw(
 
 
 def put_back(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     lot_id: int,
     points: int,
