@@ -16,6 +16,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.settings import (
     ApiSettings,
+    CardSettings,
     DeadLetterSettings,
     IngestSettings,
     TelemetrySettings,
@@ -28,6 +29,7 @@ Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 __all__ = [
     "ApiSettings",
+    "CardSettings",
     "CheckinRules",
     "CoreConfig",
     "DeadLetterSettings",
@@ -239,6 +241,11 @@ class CoreConfig(ConfigModel):
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
+    cards: CardSettings | None = Field(
+        default=None,
+        description="The shoppers' signed loyalty-card QR tokens; leave out and terminals "
+        "identify shoppers by phone only (docs/core.md).",
+    )
 
     @field_validator("kiosks", mode="before")
     @classmethod
@@ -352,6 +359,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
                 for name in ("hash_secret_file", "validation_secret_file")
                 if (path := getattr(config.parking, name)) is not None
             }
+        )
+    if config.cards is not None and config.cards.secret_file is not None:
+        updates["cards"] = config.cards.model_copy(
+            update={"secret_file": under(config.cards.secret_file)}
         )
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(

@@ -23,3 +23,7 @@ class InvalidInput(CoreError):
 
 class InsufficientPoints(CoreError):
     """A spend larger than the pocket's unexpired balance; nothing was written."""
+
+
+class CardTokenError(CoreError):
+    """A loyalty-card QR token that is forged, altered, expired or malformed."""
