@@ -21,6 +21,7 @@ from cloud_core.settings import (
     IngestSettings,
     TelemetrySettings,
 )
+from cloud_core.wallet_config import WalletSettings
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -245,6 +246,10 @@ class CoreConfig(ConfigModel):
         default=None,
         description="The shoppers' signed loyalty-card QR tokens; leave out and terminals "
         "identify shoppers by phone only (docs/core.md).",
+    )
+    wallet: WalletSettings = Field(
+        default_factory=WalletSettings,
+        description="The shoppers' own wallet: sign-in codes, devices, cookies (docs/core.md).",
     )
 
     @field_validator("kiosks", mode="before")

@@ -221,8 +221,8 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
-    key or plate.
+    sessions, the wallet's sign-in codes, devices and consent, and dead letters whose
+    payload holds the customer's id, phone, e-mail, beacon key or plate.
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -250,6 +250,9 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
         "pending_notices",
         "presence_segments",
         "kiosk_checkins",
+        "signin_codes",  # the shopper's own wallet (cloud_core/shoppers.py)
+        "customer_devices",
+        "customer_consents",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount

@@ -1,0 +1,329 @@
+"""The shopper's own API over real uvicorn: sign-in by a one-time code (hashed, short-lived,
+attempts and requests limited), a token per device (hashed, listed, revocable), and /me
+seeing only the signed-in shopper — wallet, history, inbox (also live), offers, card token,
+consent and erasure."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud_core import ledger, offers
+from cloud_core.cards import verify_card_token
+from cloud_core.errors import CardTokenError
+from cloud_core.store import open_store
+from tests.cloud_core.helpers import START
+from tests.cloud_core.shopper_helpers import (
+    ANN,
+    BOB,
+    CARD_SECRET,
+    T0,
+    add_shopper,
+    bearer,
+    catch_codes,
+    sign_in,
+    wallet_api,
+)
+
+
+def test_a_shopper_signs_in_with_a_code_and_sees_their_own_wallet(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        ann = add_shopper(app.config.database, ANN, points=500)
+        token = sign_in(client, codes, ANN, "Ann's phone")
+        me = client.get("/me", headers=bearer(token)).json()
+        assert me == {
+            "id": ann,
+            "phone": "+44*******456",
+            "created_at": T0.isoformat().replace("+00:00", "Z"),
+            "offers_consent": True,
+        }
+        wallet = client.get("/me/wallet", headers=bearer(token)).json()
+        expiry = (T0 + timedelta(days=30)).isoformat().replace("+00:00", "Z")
+        assert wallet == {
+            "pockets": [
+                {
+                    "pocket": "mall",
+                    "balance": 500,
+                    "available": 500,
+                    "next_expiry": expiry,
+                    "expiring": [{"points": 500, "expires_at": expiry}],
+                }
+            ]
+        }
+        history = client.get("/me/history", headers=bearer(token)).json()
+        assert [(h["delta"], h["reason"]) for h in history] == [(500, "parking")]
+        inbox = client.get("/me/inbox", headers=bearer(token)).json()
+        assert [(e["kind"], e["points"], e["text"]) for e in inbox] == [
+            ("credit", 500, "+500 points: North car park")
+        ]
+        devices = client.get("/me/devices", headers=bearer(token)).json()
+        assert [(d["name"], d["current"]) for d in devices] == [("Ann's phone", True)]
+
+
+def test_codes_and_tokens_are_kept_hashed_only(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        add_shopper(app.config.database, ANN)
+        token = sign_in(client, codes, ANN)
+        client.post("/auth/code", json={"phone": ANN})  # a live code in the table
+        live_code = codes.last(2)
+        raw = b"".join(
+            path.read_bytes()
+            for path in app.config.database.parent.iterdir()
+            if path.name.startswith(app.config.database.name)
+        )
+        assert token.encode() not in raw
+        assert token.removeprefix("mw_").encode() not in raw
+        store = open_store(app.config.database)
+        try:
+            with store.read() as conn:
+                rows = [tuple(r) for r in conn.execute("SELECT * FROM signin_codes")]
+        finally:
+            store.close()
+        assert len(rows) == 1 and all(live_code != str(value) for value in rows[0])
+
+
+def test_a_token_reads_only_its_own_shopper_and_forged_tokens_read_nothing(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        ann = add_shopper(app.config.database, ANN, points=500)
+        bob = add_shopper(app.config.database, BOB, points=70)
+        ann_token = sign_in(client, codes, ANN)
+        bob_token = sign_in(client, codes, BOB)
+        assert client.get("/me", headers=bearer(ann_token)).json()["id"] == ann
+        assert client.get("/me", headers=bearer(bob_token)).json()["id"] == bob
+        ann_wallet = client.get("/me/wallet", headers=bearer(ann_token)).json()
+        assert [p["balance"] for p in ann_wallet["pockets"]] == [500]
+        ann_history = client.get("/me/history", headers=bearer(ann_token)).json()
+        assert [h["delta"] for h in ann_history] == [500]
+        # Bob's device is not Ann's to sign out (and she cannot tell it exists)
+        (bob_device,) = client.get("/me/devices", headers=bearer(bob_token)).json()
+        r = client.delete(f"/me/devices/{bob_device['id']}", headers=bearer(ann_token))
+        assert r.status_code == 404
+        assert client.get("/me", headers=bearer(bob_token)).status_code == 200
+        # an API key is no shopper token, and made-up or altered tokens are refused
+        for headers in (
+            {},
+            {"X-API-Key": "k-admin-0123456789abcdef"},
+            bearer("k-admin-0123456789abcdef"),
+            bearer(ann_token[:-2] + "xx"),
+            bearer("mw_" + "A" * 43),
+        ):
+            r = client.get("/me/wallet", headers=headers)
+            assert r.status_code == 401, headers
+            assert r.headers["content-type"] == "application/problem+json"
+        # the card names the shopper of the token
+        card = client.get("/me/card", headers=bearer(bob_token)).json()
+        now = datetime.fromtimestamp(START, UTC)
+        assert verify_card_token(CARD_SECRET.encode(), card["token"], now) == bob
+
+
+def test_a_card_token_expires_and_a_forged_one_fails(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        ann = add_shopper(app.config.database, ANN)
+        token = sign_in(client, codes, ANN)
+        card = client.get("/me/card", headers=bearer(token)).json()
+        assert ann in card["token"] and ANN.replace(" ", "") not in card["token"]
+        assert 0 < card["refresh_in_s"] < 120
+        key = CARD_SECRET.encode()
+        issued = datetime.fromtimestamp(START, UTC)
+        assert verify_card_token(key, card["token"], issued + timedelta(seconds=119)) == ann
+        with pytest.raises(CardTokenError, match="expired"):
+            verify_card_token(key, card["token"], issued + timedelta(seconds=120))
+        with pytest.raises(CardTokenError, match="signature"):
+            verify_card_token(b"another-mall-card-secret-0123456", card["token"], issued)
+        bob_id = "c" + "0" * 24
+        forged = card["token"].replace(ann, bob_id)  # someone else's id, Ann's signature
+        with pytest.raises(CardTokenError, match="signature"):
+            verify_card_token(key, forged, issued)
+        # the wallet's next card is fresh again
+        app.clock.advance(200)
+        card = client.get("/me/card", headers=bearer(token)).json()
+        now = issued + timedelta(seconds=200)
+        assert verify_card_token(key, card["token"], now) == ann
+
+
+def test_guessing_codes_is_bounded_per_code_per_phone_and_per_address(tmp_path):
+    wallet = {"code_attempts": 5, "codes_per_phone": 3, "codes_per_ip": 50, "tries_per_ip": 12}
+    with catch_codes() as codes, wallet_api(tmp_path, wallet=wallet) as (client, app):
+        add_shopper(app.config.database, ANN)
+        challenge = client.post("/auth/code", json={"phone": ANN}).json()["challenge"]
+        right = codes.last()
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        answers = []
+        for _ in range(5):
+            r = client.post("/auth/token", json={"challenge": challenge, "code": wrong})
+            answers.append((r.status_code, r.json()["detail"]))
+        assert [status for status, _ in answers] == [401] * 5
+        assert answers[0][1] == "wrong code (4 tries left)"
+        assert answers[-1][1] == "wrong code, and no tries left; ask for a new one"
+        # the right code no longer helps: the code is void
+        r = client.post("/auth/token", json={"challenge": challenge, "code": right})
+        assert r.status_code == 401 and "unknown or used" in r.json()["detail"]
+        # two more codes for the phone, then 429 with Retry-After (per phone)
+        assert client.post("/auth/code", json={"phone": ANN}).status_code == 202
+        assert client.post("/auth/code", json={"phone": "07911 123456"}).status_code == 202
+        r = client.post("/auth/code", json={"phone": ANN})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert r.headers["content-type"] == "application/problem+json"
+        # code checks from one address are limited too (12 in the window: 6 made so far)
+        for _ in range(6):
+            client.post("/auth/token", json={"challenge": "nope", "code": "000000"})
+        r = client.post("/auth/token", json={"challenge": "nope", "code": "000000"})
+        assert r.status_code == 429
+        # a window later, the phone may ask again
+        app.clock.advance(app.config.wallet.window_s)
+        assert client.post("/auth/code", json={"phone": ANN}).status_code == 202
+
+
+def test_a_code_expires_and_works_once(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        add_shopper(app.config.database, ANN)
+        challenge = client.post("/auth/code", json={"phone": ANN}).json()["challenge"]
+        code = codes.last()
+        app.clock.advance(app.config.wallet.code_ttl_s)
+        r = client.post("/auth/token", json={"challenge": challenge, "code": code})
+        assert r.status_code == 401 and "expired" in r.json()["detail"]
+        challenge = client.post("/auth/code", json={"phone": ANN}).json()["challenge"]
+        code = codes.last(2)
+        body = {"challenge": challenge, "code": code}
+        assert client.post("/auth/token", json=body).status_code == 201
+        assert client.post("/auth/token", json=body).status_code == 401
+
+
+def test_an_unknown_phone_gets_the_same_answer_and_no_code(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, _app):
+        r = client.post("/auth/code", json={"phone": BOB})
+        assert r.status_code == 202 and set(r.json()) == {"challenge", "expires_at", "channel"}
+        body = {"challenge": r.json()["challenge"], "code": "123456"}
+        assert client.post("/auth/token", json=body).status_code == 401
+        assert codes.codes == []
+        r = client.post("/auth/code", json={"phone": "not a phone"})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_device_is_signed_out_and_its_token_stops_working(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        add_shopper(app.config.database, ANN)
+        phone = sign_in(client, codes, ANN, "phone")
+        app.clock.advance(1)
+        tablet = sign_in(client, codes, ANN, "tablet")
+        devices = client.get("/me/devices", headers=bearer(phone)).json()
+        assert [(d["name"], d["current"]) for d in devices] == [("phone", True), ("tablet", False)]
+        r = client.delete(f"/me/devices/{devices[1]['id']}", headers=bearer(phone))
+        assert r.status_code == 204
+        assert client.get("/me", headers=bearer(tablet)).status_code == 401
+        assert client.get("/me", headers=bearer(phone)).status_code == 200
+
+
+def test_consent_withdrawn_stops_personal_offers(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        ann = add_shopper(app.config.database, ANN)
+        token = sign_in(client, codes, ANN)
+        r = client.put("/me/consent", json={"offers": False}, headers=bearer(token))
+        assert r.status_code == 200 and r.json() == {"offers": False}
+        assert client.get("/me", headers=bearer(token)).json()["offers_consent"] is False
+        store = open_store(app.config.database)
+        try:
+            with store.transaction() as conn:
+                campaign = offers.Campaign(
+                    id="winter-coffee",
+                    business="mall",
+                    title="Hot chocolate -20 %",
+                    text="Show this at Bean Bar.",
+                    image_url=None,
+                    starts_at=T0 - timedelta(days=1),
+                    ends_at=T0 + timedelta(days=7),
+                    stores=(),
+                    zones=(),
+                    segment="all",
+                    cap_count=1,
+                    cap_period_s=None,
+                )
+                offers.create_campaign(conn, campaign, {}, T0)
+
+                def earned() -> int:
+                    return len(
+                        offers.offers_for_visit(
+                            conn,
+                            customer=ann,
+                            place=offers.CarParkPlace("north", None),
+                            ts=T0,
+                            day="2026-11-23",
+                            event_id=f"e-{conn.total_changes}",
+                            trigger="parking",
+                        )
+                    )
+
+                assert earned() == 0
+        finally:
+            store.close()
+        r = client.put("/me/consent", json={"offers": True}, headers=bearer(token))
+        store = open_store(app.config.database)
+        try:
+            with store.transaction() as conn:
+                assert earned() == 1
+        finally:
+            store.close()
+        listed = client.get("/me/offers", headers=bearer(token)).json()
+        assert [(o["campaign"], o["received"]) for o in listed] == [("winter-coffee", True)]
+
+
+def test_a_shopper_erases_themselves_from_the_tables_and_the_files(tmp_path):
+    with catch_codes() as codes, wallet_api(tmp_path) as (client, app):
+        ann = add_shopper(app.config.database, ANN, points=500)
+        token = sign_in(client, codes, ANN)
+        r = client.delete("/me", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        removed = r.json()["removed"]
+        assert removed["customers"] == 1 and removed["customer_devices"] == 1
+        assert removed["journal"] == 1 and removed["lots"] == 1
+        assert client.get("/me", headers=bearer(token)).status_code == 401
+        raw = b"".join(
+            path.read_bytes()
+            for path in app.config.database.parent.iterdir()
+            if path.name.startswith(app.config.database.name)
+        )
+        assert ann.encode() not in raw and b"+447911123456" not in raw
+
+
+def test_the_inbox_is_live_over_server_sent_events(tmp_path):
+    with (
+        catch_codes() as codes,
+        wallet_api(tmp_path, wallet={"inbox_poll_s": 0.05}) as (
+            client,
+            app,
+        ),
+    ):
+        ann = add_shopper(app.config.database, ANN, points=500)
+        token = sign_in(client, codes, ANN)
+        with client.stream("GET", "/me/inbox/events", headers=bearer(token)) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 2000"
+            cursor = next(lines).removeprefix("id: ")
+            store = open_store(app.config.database)
+            try:
+                with store.transaction() as conn:
+                    ledger.grant(
+                        conn,
+                        customer=ann,
+                        pocket="bean-bar",
+                        points=10,
+                        reason="visit",
+                        idem_key="live-1",
+                        now=T0,
+                        text="+10 points at Bean Bar",
+                    )
+            finally:
+                store.close()
+            event: list[str] = []
+            for line in lines:
+                if line == "" and any(x.startswith("data:") for x in event):
+                    break
+                if line and not line.startswith(":"):
+                    event.append(line)
+        fields = dict(line.split(": ", 1) for line in event if not line.startswith("retry"))
+        assert fields["event"] == "inbox" and fields["id"] != cursor
+        entry = json.loads(fields["data"])
+        assert (entry["kind"], entry["pocket"], entry["points"]) == ("credit", "bean-bar", 10)
