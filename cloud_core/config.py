@@ -369,6 +369,11 @@ def load_core_config(path: Path | str) -> CoreConfig:
         updates["cards"] = config.cards.model_copy(
             update={"secret_file": under(config.cards.secret_file)}
         )
+    channel = config.wallet.channel
+    if channel.type == "http" and channel.token_file is not None:
+        updates["wallet"] = config.wallet.model_copy(
+            update={"channel": channel.model_copy(update={"token_file": under(channel.token_file)})}
+        )
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(
             update={"token_file": under(config.telemetry.token_file)}

@@ -5,9 +5,10 @@ the web wallet. No secret lives here: a code channel that needs one reads it fro
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, HttpUrl
 
 from mallnet.config import ConfigModel
 
@@ -19,8 +20,29 @@ class LogChannelSettings(ConfigModel):
     type: Literal["log"] = Field(default="log", description="Write codes to the log.")
 
 
+class HttpChannelSettings(ConfigModel):
+    """An SMS gateway behind an HTTP endpoint: the core POSTs ``{"to", "text"}`` as JSON with
+    ``Authorization: Bearer <token>`` (docs/core.md, 'Plugging in an SMS provider')."""
+
+    type: Literal["http"] = Field(description="POST each code to an SMS gateway.")
+    url: HttpUrl = Field(description="The gateway's endpoint, e.g. https://sms.example/send.")
+    token_file: Path | None = Field(
+        default=None, description="File with the gateway's bearer token (mode 0600)."
+    )
+    text: str = Field(
+        default="{code} is your mall wallet code. It works for {minutes} minutes.",
+        min_length=6,
+        max_length=300,
+        description="The message; `{code}` and `{minutes}` are filled in.",
+    )
+    timeout_s: float = Field(default=5, gt=0, le=60, description="Give up on the gateway after.")
+
+
+ChannelSettings = Annotated[LogChannelSettings | HttpChannelSettings, Field(discriminator="type")]
+
+
 class WalletSettings(ConfigModel):
-    channel: LogChannelSettings = Field(
+    channel: ChannelSettings = Field(
         default_factory=LogChannelSettings,
         description="How one-time sign-in codes reach the shopper (docs/core.md, 'Sign-in').",
     )

@@ -6,7 +6,10 @@ consent and erasure."""
 from __future__ import annotations
 
 import json
+import re
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,6 +17,7 @@ from cloud_core import ledger, offers
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import CardTokenError
 from cloud_core.store import open_store
+from cloud_core.wallet_web.messages import LANGUAGES, MESSAGES, pick_language
 from tests.cloud_core.helpers import START
 from tests.cloud_core.shopper_helpers import (
     ANN,
@@ -327,3 +331,78 @@ def test_the_inbox_is_live_over_server_sent_events(tmp_path):
         assert fields["event"] == "inbox" and fields["id"] != cursor
         entry = json.loads(fields["data"])
         assert (entry["kind"], entry["pocket"], entry["points"]) == ("credit", "bean-bar", 10)
+
+
+class Gateway:
+    """A real HTTP server standing in for an SMS provider: records what it is sent."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[tuple[str, dict[str, str]]] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                gateway.received.append((self.headers.get("Authorization", ""), json.loads(body)))
+                self.send_response(gateway.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/send"
+
+    def __enter__(self) -> Gateway:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_sms_gateway_plugs_in_as_an_http_channel_and_the_code_stays_out_of_the_log(tmp_path):
+    token_file = tmp_path / "sms-token"
+    token_file.write_text("sms-gateway-token-0123456789\n")
+    with Gateway() as gateway, catch_codes() as logged:
+        channel = {"type": "http", "url": gateway.url, "token_file": str(token_file)}
+        with wallet_api(tmp_path, wallet={"channel": channel}) as (client, app):
+            ann = add_shopper(app.config.database, ANN)
+            r = client.post("/auth/code", json={"phone": "07911 123456"})
+            assert r.status_code == 202 and r.json()["channel"] == "sms"
+            ((authorization, body),) = gateway.received
+            assert authorization == "Bearer sms-gateway-token-0123456789"
+            assert body["to"] == "+447911123456"
+            code = re.fullmatch(
+                r"(\d{6}) is your mall wallet code\. It works for 5 minutes\.", body["text"]
+            )
+            assert code is not None
+            answer = client.post(
+                "/auth/token", json={"challenge": r.json()["challenge"], "code": code.group(1)}
+            )
+            assert answer.status_code == 201
+            token = answer.json()["token"]
+            assert client.get("/me", headers=bearer(token)).json()["id"] == ann
+            # the gateway fails: the shopper is told to retry, nothing claims it was sent
+            gateway.status = 500
+            r = client.post("/auth/code", json={"phone": ANN})
+            assert r.status_code == 503 and r.headers["retry-after"] == "30"
+            assert r.headers["content-type"] == "application/problem+json"
+        assert logged.codes == []  # only the development channel writes codes to the log
+
+
+def test_the_web_wallet_has_every_word_in_every_language():
+    english = set(MESSAGES["en"])
+    for lang in LANGUAGES:
+        assert set(MESSAGES[lang]) == english, lang
+        assert all(MESSAGES[lang].values()), lang
+    assert pick_language(None, "uk-UA,uk;q=0.9,en;q=0.5") == "uk"
+    assert pick_language("ru", "uk") == "ru"
+    assert pick_language("de", "de-DE") == "en"

@@ -84,7 +84,12 @@ class WalletState:
                 conn, str(row["id"]) if row else None, moment, self.settings
             )
         if challenge.code is not None:
-            self.channel.send(e164, challenge.code, challenge.expires_at)
+            try:
+                self.channel.send(e164, challenge.code, self.settings.code_ttl_s)
+            except shoppers.ChannelError as exc:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "30"}
+                ) from None
         else:
             log.info("sign-in code asked for an unregistered phone (nothing sent)")
         return challenge
@@ -272,7 +277,10 @@ router = APIRouter(prefix="/me", tags=["shopper"], responses=ERRORS)
     "/code",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a one-time sign-in code to a shopper's phone",
-    responses={429: {"model": m.Problem, "description": "Too many codes; see Retry-After."}},
+    responses={
+        429: {"model": m.Problem, "description": "Too many codes; see Retry-After."},
+        503: {"model": m.Problem, "description": "The channel (SMS gateway) failed; retry."},
+    },
 )
 def send_code(body: mm.CodeIn, state: Wallet, request: Request) -> mm.CodeOut:
     """The code goes through the mall's channel (`wallet.channel`); the answer is the same
