@@ -4,8 +4,8 @@ dates, the inbox, the offers).
 
 Sign-in: ``start_signin`` makes a six-digit code for a registered customer, keeps only a
 salted SHA-256 of it with an expiry and an attempt counter, and the caller hands the code
-to a ``CodeChannel`` (the development ``LogChannel`` writes it to the log; an operator plugs
-an SMS gateway in behind the same two-method seam, docs/core.md). ``check_code`` voids
+to a ``CodeChannel`` (``shopper_channels.py``: the development ``LogChannel`` writes it to the
+log; an SMS gateway plugs in behind the same seam, docs/core.md). ``check_code`` voids
 the code after ``attempts`` wrong guesses, and on success deletes it and the caller makes
 a device token: random, shown once, stored as its SHA-256 only, revocable and listed.
 
@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from cloud_core import offers
 from cloud_core.errors import CoreError, NotFound
 from cloud_core.ledger import from_iso, iso
-from cloud_core.settings import read_secret
 from cloud_core.store import Conn
-from cloud_core.wallet_config import HttpChannelSettings, WalletSettings
+from cloud_core.wallet_config import WalletSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,90 +36,6 @@ TOKEN_PREFIX = "mw_"  # noqa: S105 - marks a device token, is none
 
 class SigninFailed(CoreError):
     """A sign-in code that is unknown, expired, used up or wrong (the API answers 401)."""
-
-
-# --- the channel seam ------------------------------------------------------------------
-
-
-class CodeChannel(Protocol):
-    """Delivers a one-time code to a phone. ``send`` raises ``CoreError`` if it cannot; it
-    must not log the code (only the development channel does, on purpose)."""
-
-    name: str
-
-    def send(self, phone: str, code: str, valid_s: float) -> None: ...
-
-
-def mask_phone(e164: str) -> str:
-    """``+447911123456`` → ``+44*******456``."""
-    return e164[:3] + "*" * max(0, len(e164) - 6) + e164[-3:]
-
-
-class LogChannel:
-    """Development only: writes the code to the log (logger ``cloud_core.shoppers``)."""
-
-    name = "log"
-
-    def send(self, phone: str, code: str, valid_s: float) -> None:
-        log.warning(
-            "sign-in code for %s: %s (valid %d s; development channel: codes in the log)",
-            mask_phone(phone),
-            code,
-            valid_s,
-        )
-
-
-class ChannelError(CoreError):
-    """A code could not be handed to the channel (the API answers 503)."""
-
-
-class HttpChannel:
-    """An SMS gateway's HTTP endpoint: POST ``{"to": "+44…", "text": "…"}`` (JSON) with the
-    gateway's bearer token; any 2xx is success."""
-
-    name = "sms"
-
-    def __init__(self, settings: HttpChannelSettings) -> None:
-        self.settings = settings
-        self._token = (
-            read_secret(settings.token_file, None, "SMS gateway token")
-            if settings.token_file is not None
-            else None
-        )
-
-    def send(self, phone: str, code: str, valid_s: float) -> None:
-        minutes = max(1, round(valid_s / 60))
-        text = self.settings.text.replace("{code}", code).replace("{minutes}", str(minutes))
-        request = urllib.request.Request(  # noqa: S310 - the URL is an HttpUrl from the config
-            str(self.settings.url),
-            data=json.dumps({"to": phone, "text": text}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        if self._token is not None:
-            request.add_header("Authorization", f"Bearer {self._token.decode()}")
-        try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as answer:  # noqa: S310
-                status = int(answer.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except (OSError, ValueError) as exc:
-            log.error("the SMS gateway cannot be reached: %s", exc)
-            raise ChannelError("the sign-in code cannot be sent now; retry") from None
-        if not 200 <= status < 300:
-            log.error(
-                "the SMS gateway refused a sign-in code to %s: HTTP %d", mask_phone(phone), status
-            )
-            raise ChannelError("the sign-in code cannot be sent now; retry")
-        log.info("sign-in code sent to %s through the SMS gateway", mask_phone(phone))
-
-
-def make_channel(settings: WalletSettings) -> CodeChannel:
-    """The configured channel (``wallet.channel.type``)."""
-    if isinstance(settings.channel, HttpChannelSettings):
-        return HttpChannel(settings.channel)
-    log.warning("shopper sign-in codes go to the log (wallet.channel: log): development only")
-    return LogChannel()
 
 
 # --- codes and devices -----------------------------------------------------------------

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
-from cloud_core.api.routes.me import WalletState
+from cloud_core.api.routes.me_state import WalletState
 from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
 from cloud_core.wallet_web import mount as mount_wallet
 from mallnet import __version__

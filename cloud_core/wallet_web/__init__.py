@@ -36,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from cloud_core import shoppers
 from cloud_core.api.deps import now
 from cloud_core.api.routes import me
+from cloud_core.api.routes.me_state import WalletState, inbox_stream, parse_cursor
 from cloud_core.errors import CoreError
 from cloud_core.wallet_web.messages import LANGUAGES, MESSAGES, NAMES, pick_language
 
@@ -87,7 +88,7 @@ def qr_svg(text: str) -> bytes:
 class Pages:
     """The wallet's pages around one app's ``WalletState``."""
 
-    def __init__(self, state: me.WalletState) -> None:
+    def __init__(self, state: WalletState) -> None:
         self.state = state
         self.ctx = state.ctx
         self.env = _environment()
@@ -236,7 +237,7 @@ def _signed_in(pages: Pages, request: Request) -> tuple[shoppers.Device, str]:
     return found
 
 
-def router(state: me.WalletState) -> APIRouter:  # noqa: PLR0915 - one closure per page
+def router(state: WalletState) -> APIRouter:  # noqa: PLR0915 - one closure per page
     pages = Pages(state)
     web = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -324,10 +325,10 @@ def router(state: me.WalletState) -> APIRouter:  # noqa: PLR0915 - one closure p
     @web.get("/events")
     def events(request: Request) -> Response:
         device, _token = _signed_in(pages, request)
-        resume = me.parse_cursor(request.headers.get("last-event-id")) or me.parse_cursor(
+        resume = parse_cursor(request.headers.get("last-event-id")) or parse_cursor(
             request.query_params.get("after")
         )
-        return me.inbox_stream(state, request, device.customer, resume)
+        return inbox_stream(state, request, device.customer, resume)
 
     def consent(
         request: Request, device: shoppers.Device, _t: str, form: dict[str, str]
@@ -358,7 +359,7 @@ def router(state: me.WalletState) -> APIRouter:  # noqa: PLR0915 - one closure p
     return web
 
 
-def mount(app: FastAPI, state: me.WalletState) -> None:
+def mount(app: FastAPI, state: WalletState) -> None:
     """Serve the web wallet's pages and files on ``app``."""
     app.include_router(router(state))
     app.mount(f"{PREFIX}/static", StaticFiles(directory=_here() / "static"), name="wallet-static")

@@ -55,7 +55,7 @@ class CodeCatcher(logging.Handler):
 @contextlib.contextmanager
 def catch_codes() -> Iterator[CodeCatcher]:
     catcher = CodeCatcher()
-    logger = logging.getLogger("cloud_core.shoppers")
+    logger = logging.getLogger("cloud_core.shopper_channels")
     logger.addHandler(catcher)
     try:
         yield catcher

@@ -1,24 +1,16 @@
 """The shopper's own API: sign in by a one-time code (``/auth``), then ``/me/...`` with the
 device's token — each call sees only the signed-in shopper's data.
 
-``WalletState`` (one per app, ``app.state.wallet``) holds the code channel, the rate limits
-(codes per phone and per client address, code checks per address; in memory per process —
-the attempt counter on each code is in the database and bounds every worker together) and
-the live inbox's shared "anything new?" watermark. The web wallet (``cloud_core/wallet_web``)
-uses the same pieces with a cookie instead of the bearer header.
+Sign-in, rate limits, the card and the live inbox are in ``me_state.py`` (``WalletState``);
+the web wallet (``cloud_core/wallet_web``) uses the same pieces with a cookie instead of the
+bearer header.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
-import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security, status
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,199 +18,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cloud_core import customers as customer_store
 from cloud_core import ledger, shoppers
 from cloud_core.api import models as m
-from cloud_core.api.auth import ApiContext, RateLimiter
+from cloud_core.api.auth import ApiContext
 from cloud_core.api.deps import Ctx, Limit, Offset, now
 from cloud_core.api.routes import me_models as mm
-from cloud_core.cards import issue_card_token
-from cloud_core.errors import NotFound
+from cloud_core.api.routes.me_state import (
+    EVENT_STREAM,
+    WalletState,
+    entry_out,
+    inbox_stream,
+    parse_cursor,
+)
 from cloud_core.ledger import from_iso
+from cloud_core.shopper_channels import mask_phone
 
 log = logging.getLogger(__name__)
-
-EVENT_STREAM = "text/event-stream"
-STREAM_MAX_S = 60.0  # a stream ends after this; EventSource reconnects with Last-Event-ID
-KEEPALIVE_S = 15.0
-
-
-class WalletState:
-    """The per-app parts of the shopper's wallet (built by ``create_app``)."""
-
-    def __init__(self, ctx: ApiContext) -> None:
-        settings = ctx.config.wallet
-        self.ctx = ctx
-        self.settings = settings
-        self.channel = shoppers.make_channel(settings)
-        self.codes_per_phone = RateLimiter(settings.codes_per_phone, settings.window_s, ctx.clock)
-        self.codes_per_ip = RateLimiter(settings.codes_per_ip, settings.window_s, ctx.clock)
-        self.tries_per_ip = RateLimiter(settings.tries_per_ip, settings.window_s, ctx.clock)
-        cards = ctx.config.cards
-        self.card_key = cards.key() if cards is not None else None
-        self.card_ttl_s = cards.ttl_s if cards is not None else 0
-        self._latest = shoppers.Cursor()
-        self._latest_at = -math.inf
-        self._latest_lock = asyncio.Lock()
-
-    # --- sign-in -------------------------------------------------------------------------
-
-    @staticmethod
-    def _limit(limiter: RateLimiter, who: str, what: str) -> None:
-        wait = limiter.take(who)
-        if wait is not None:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"too many {what}; try again later",
-                {"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-
-    def send_code(self, phone: str, client: str) -> shoppers.Challenge:
-        """Make and send a code (429 past the limits; the same answer for unknown phones)."""
-        ctx = self.ctx
-        e164 = customer_store.normalise_phone(phone, ctx.config.default_region)
-        self._limit(self.codes_per_ip, client, "sign-in codes from this address")
-        self._limit(self.codes_per_phone, e164, "sign-in codes for this phone")
-        moment = now(ctx)
-        with ctx.store.transaction() as conn:
-            shoppers.drop_expired_codes(conn, moment)
-            row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
-            challenge = shoppers.start_signin(
-                conn, str(row["id"]) if row else None, moment, self.settings
-            )
-        if challenge.code is not None:
-            try:
-                self.channel.send(e164, challenge.code, self.settings.code_ttl_s)
-            except shoppers.ChannelError as exc:
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "30"}
-                ) from None
-        else:
-            log.info("sign-in code asked for an unregistered phone (nothing sent)")
-        return challenge
-
-    def sign_in(
-        self, challenge: str, code: str, device_name: str, client: str
-    ) -> tuple[shoppers.Device, str]:
-        """Check the code and sign the device in (401 on a wrong code, 429 past the limit)."""
-        self._limit(self.tries_per_ip, client, "sign-in attempts from this address")
-        moment = now(self.ctx)
-        with self.ctx.store.transaction() as conn:
-            try:
-                customer = shoppers.check_code(conn, challenge, code, moment, self.settings)
-            except shoppers.SigninFailed as exc:
-                failed = exc  # commit the counted attempt (or the voided code), then refuse
-            else:
-                customer_store.require_customer(conn, customer)
-                return shoppers.add_device(conn, customer, device_name, moment, self.settings)
-        log.info("sign-in refused: %s", failed)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(failed))
-
-    def device(self, token: str | None) -> shoppers.Device | None:
-        if not token:
-            return None
-        with self.ctx.store.read() as conn:
-            return shoppers.device_of_token(conn, token, now(self.ctx))
-
-    # --- the card ------------------------------------------------------------------------
-
-    def card(self, customer: str) -> mm.CardOut:
-        if self.card_key is None:
-            raise NotFound("this mall has no loyalty cards (no `cards:` in the core's config)")
-        moment = now(self.ctx)
-        token = issue_card_token(self.card_key, customer, moment, self.card_ttl_s)
-        expires = datetime.fromtimestamp(int(moment.timestamp()) + self.card_ttl_s, UTC)
-        # fetch the next one well before this one ends (a till may be slow to scan)
-        return mm.CardOut(
-            token=token, expires_at=expires, refresh_in_s=max(5, self.card_ttl_s * 3 // 4)
-        )
-
-    # --- the live inbox ------------------------------------------------------------------
-
-    async def latest(self) -> shoppers.Cursor:
-        """The newest journal row and delivery of anyone, read at most once per poll
-        interval however many shoppers are watching (then each looks at its own rows only
-        when this moved)."""
-        async with self._latest_lock:
-            if time.monotonic() - self._latest_at >= self.settings.inbox_poll_s:
-                self._latest = await anyio.to_thread.run_sync(self._read_latest)
-                self._latest_at = time.monotonic()
-            return self._latest
-
-    def _read_latest(self) -> shoppers.Cursor:
-        with self.ctx.store.read() as conn:
-            return shoppers.latest(conn)
-
-    def inbox_after(
-        self, customer: str, after: shoppers.Cursor
-    ) -> tuple[list[shoppers.InboxEntry], shoppers.Cursor]:
-        with self.ctx.store.read() as conn:
-            return shoppers.inbox(conn, customer, after=after, limit=100)
-
-    def start_cursor(self, customer: str) -> shoppers.Cursor:
-        with self.ctx.store.read() as conn:
-            _entries, cursor = shoppers.inbox(conn, customer, limit=1)
-        return cursor
-
-
-def parse_cursor(text: str | None) -> shoppers.Cursor | None:
-    """``12.3`` (journal id, delivery id) → a cursor; None if absent or malformed."""
-    if not text:
-        return None
-    journal, _, delivery = text.partition(".")
-    if not (journal.isdigit() and delivery.isdigit()) or len(text) > 40:
-        return None
-    return shoppers.Cursor(int(journal), int(delivery))
-
-
-def entry_out(entry: shoppers.InboxEntry) -> mm.InboxEntryOut:
-    return mm.InboxEntryOut(
-        id=entry.id,
-        kind=entry.kind,
-        ts=entry.ts,
-        text=entry.text,
-        pocket=entry.pocket,
-        points=entry.points,
-        campaign=entry.campaign,
-    )
-
-
-def inbox_stream(
-    state: WalletState, request: Request, customer: str, after: shoppers.Cursor | None
-) -> StreamingResponse:
-    """Server-sent events: one ``inbox`` event per new entry (its data the entry as JSON,
-    its id the cursor to resume from), a comment every 15 s to keep proxies from closing
-    the stream, and the end after a minute (the browser reconnects by itself)."""
-
-    async def events() -> AsyncIterator[str]:
-        cursor: shoppers.Cursor = (
-            after
-            if after is not None
-            else await anyio.to_thread.run_sync(state.start_cursor, customer)
-        )
-        seen = await state.latest()
-        started = last_sent = time.monotonic()
-        yield f"retry: 2000\nid: {cursor.journal}.{cursor.delivery}\n\n"
-        while time.monotonic() - started < STREAM_MAX_S:
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(state.settings.inbox_poll_s)
-            news = await state.latest()
-            if news == seen:
-                if time.monotonic() - last_sent >= KEEPALIVE_S:
-                    last_sent = time.monotonic()
-                    yield ": keep-alive\n\n"
-                continue
-            seen = news
-            entries, cursor = await anyio.to_thread.run_sync(state.inbox_after, customer, cursor)
-            for entry in reversed(entries):  # oldest first
-                data = entry_out(entry).model_dump_json()
-                last_sent = time.monotonic()
-                yield f"id: {cursor.journal}.{cursor.delivery}\nevent: inbox\ndata: {data}\n\n"
-
-    return StreamingResponse(
-        events(),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
 
 # --- dependencies ----------------------------------------------------------------------
 
@@ -323,7 +136,7 @@ def me_out(ctx: ApiContext, customer: str) -> mm.MeOut:
         consent = shoppers.offers_consent(conn, customer)
     return mm.MeOut(
         id=customer,
-        phone=shoppers.mask_phone(str(row["phone"])),
+        phone=mask_phone(str(row["phone"])),
         created_at=from_iso(row["created_at"]),
         offers_consent=consent,
     )
