@@ -139,6 +139,10 @@ def add_device(
         " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
         (device_id, customer, name, token_digest(token), iso(now), iso(expires)),
     )
+    conn.execute(  # the customer's expired devices go (their tokens work no more anyway)
+        "DELETE FROM customer_devices WHERE customer_id = ? AND expires_at <= ?",
+        (customer, iso(now)),
+    )
     devices = list_devices(conn, customer, now)
     for old in devices[: max(0, len(devices) - settings.devices_max)]:
         conn.execute("DELETE FROM customer_devices WHERE id = ?", (old.id,))
@@ -250,49 +254,74 @@ class Cursor:
     delivery: int = 0
 
 
-def inbox(
-    conn: Conn, customer: str, *, after: Cursor | None = None, limit: int = 50
-) -> tuple[list[InboxEntry], Cursor]:
-    """The newest ``limit`` inbox entries (newest first), or only those after ``after``; and
-    the cursor to ask for what comes next."""
-    after = after or Cursor()
+def _journal_entry(row: Any) -> InboxEntry:
+    delta = int(row["delta"])
+    return InboxEntry(
+        id=f"j{row['id']}",
+        kind="credit" if delta > 0 else "debit",
+        ts=from_iso(row["ts"]),
+        text=str(row["text"]) or f"{delta:+d}",
+        pocket=str(row["pocket"]),
+        points=delta,
+    )
+
+
+def _offer_entry(row: Any) -> InboxEntry:
+    return InboxEntry(
+        id=f"o{row['id']}",
+        kind="offer",
+        ts=from_iso(row["ts"]),
+        text=" — ".join(t for t in (row["title"], row["text"]) if t) or str(row["campaign_id"]),
+        campaign=str(row["campaign_id"]),
+    )
+
+
+def _order(entry: InboxEntry) -> tuple[datetime, str, int]:
+    return entry.ts, entry.id[0], int(entry.id[1:])  # by time, then in the order written
+
+
+_JOURNAL = "SELECT id, ts, pocket, delta, text FROM journal WHERE customer_id = ? AND id > ?"
+_DELIVERED = (
+    "SELECT d.id, d.ts, d.campaign_id, c.title, c.text FROM deliveries d"
+    " LEFT JOIN campaigns c ON c.instance = d.campaign_instance"
+    " WHERE d.customer_id = ? AND d.id > ?"
+)
+
+
+def inbox(conn: Conn, customer: str, *, limit: int = 50) -> tuple[list[InboxEntry], Cursor]:
+    """The newest ``limit`` inbox entries (newest first) and the cursor of everything so far
+    (what a live reader passes to ``inbox_since``)."""
+    journal = conn.execute(_JOURNAL + " ORDER BY id DESC LIMIT ?", (customer, 0, limit)).fetchall()
+    delivered = conn.execute(
+        _DELIVERED + " ORDER BY d.id DESC LIMIT ?", (customer, 0, limit)
+    ).fetchall()
+    entries = [_journal_entry(r) for r in journal] + [_offer_entry(r) for r in delivered]
+    entries.sort(key=_order, reverse=True)
+    cursor = Cursor(
+        max((int(r["id"]) for r in journal), default=0),
+        max((int(r["id"]) for r in delivered), default=0),
+    )
+    return entries[:limit], cursor
+
+
+def inbox_since(
+    conn: Conn, customer: str, after: Cursor, limit: int = 100
+) -> tuple[list[InboxEntry], Cursor, bool]:
+    """The entries after ``after``, oldest first, at most ``limit`` of each kind; the cursor
+    past them; and whether more are waiting (ask again at once)."""
     journal = conn.execute(
-        "SELECT id, ts, pocket, delta, text FROM journal WHERE customer_id = ? AND id > ?"
-        " ORDER BY id DESC LIMIT ?",
-        (customer, after.journal, limit),
+        _JOURNAL + " ORDER BY id LIMIT ?", (customer, after.journal, limit)
     ).fetchall()
     delivered = conn.execute(
-        "SELECT d.id, d.ts, d.campaign_id, c.title, c.text FROM deliveries d"
-        " LEFT JOIN campaigns c ON c.instance = d.campaign_instance"
-        " WHERE d.customer_id = ? AND d.id > ? ORDER BY d.id DESC LIMIT ?",
-        (customer, after.delivery, limit),
+        _DELIVERED + " ORDER BY d.id LIMIT ?", (customer, after.delivery, limit)
     ).fetchall()
-    entries = [
-        InboxEntry(
-            id=f"j{row['id']}",
-            kind="credit" if int(row["delta"]) > 0 else "debit",
-            ts=from_iso(row["ts"]),
-            text=str(row["text"]) or f"{int(row['delta']):+d}",
-            pocket=str(row["pocket"]),
-            points=int(row["delta"]),
-        )
-        for row in journal
-    ] + [
-        InboxEntry(
-            id=f"o{row['id']}",
-            kind="offer",
-            ts=from_iso(row["ts"]),
-            text=" — ".join(t for t in (row["title"], row["text"]) if t) or str(row["campaign_id"]),
-            campaign=str(row["campaign_id"]),
-        )
-        for row in delivered
-    ]
-    entries.sort(key=lambda e: (e.ts, e.id), reverse=True)
+    entries = [_journal_entry(r) for r in journal] + [_offer_entry(r) for r in delivered]
+    entries.sort(key=_order)
     cursor = Cursor(
         max([after.journal, *(int(r["id"]) for r in journal)]),
         max([after.delivery, *(int(r["id"]) for r in delivered)]),
     )
-    return entries[:limit], cursor
+    return entries, cursor, len(journal) == limit or len(delivered) == limit
 
 
 def latest(conn: Conn) -> Cursor:

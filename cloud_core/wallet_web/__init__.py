@@ -160,7 +160,10 @@ class Pages:
         body = await request.body()
         if len(body) > FORM_MAX_BYTES:
             raise HTTPException(413, "form too large")
-        parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than any of these forms has
+            raise HTTPException(400, "not a form of this page") from None
         return {key: values[0] for key, values in parsed.items()}
 
     def _set_session(self, request: Request, response: Response, token: str) -> None:

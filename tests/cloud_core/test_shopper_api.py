@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cloud_core import ledger, offers
+from cloud_core import ledger, offers, shoppers
+from cloud_core.api.routes.me_state import KeyedLimiter
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import CardTokenError
 from cloud_core.store import open_store
@@ -406,3 +407,54 @@ def test_the_web_wallet_has_every_word_in_every_language():
     assert pick_language(None, "uk-UA,uk;q=0.9,en;q=0.5") == "uk"
     assert pick_language("ru", "uk") == "ru"
     assert pick_language("de", "de-DE") == "en"
+
+
+def test_codes_from_one_address_are_limited_whatever_the_phones(tmp_path):
+    wallet = {"codes_per_ip": 4, "codes_per_phone": 100}
+    with catch_codes(), wallet_api(tmp_path, wallet=wallet) as (client, _app):
+        phones = [f"+44 7911 12{n:04d}" for n in range(5)]
+        answers = [client.post("/auth/code", json={"phone": p}).status_code for p in phones]
+        assert answers == [202, 202, 202, 202, 429]
+
+
+def test_the_rate_limits_remember_a_bounded_number_of_strangers():
+    now = [0.0]
+    limiter = KeyedLimiter(2, 60, lambda: now[0], max_keys=100)
+    for n in range(10_000):  # a flood of made-up phone numbers
+        assert limiter.take(f"+44790000{n:04d}") is None
+    assert len(limiter) == 100
+    assert limiter.take("+447911123456") is None
+    assert limiter.take("+447911123456") is None
+    assert limiter.take("+447911123456") == 60  # the third within the window waits
+    now[0] = 60
+    assert limiter.take("+447911123456") is None
+
+
+def test_a_live_reader_resumes_after_its_cursor_in_batches_and_misses_nothing(tmp_path):
+    with wallet_api(tmp_path) as (_client, app):
+        ann = add_shopper(app.config.database, ANN, points=5)
+        store = open_store(app.config.database)
+        try:
+            with store.read() as conn:
+                _entries, cursor = shoppers.inbox(conn, ann)
+            with store.transaction() as conn:
+                for n in range(250):
+                    ledger.grant(
+                        conn,
+                        customer=ann,
+                        pocket="mall",
+                        points=1,
+                        reason="visit",
+                        idem_key=f"burst-{n}",
+                        now=T0,
+                        text=f"burst {n}",
+                    )
+            seen = []
+            with store.read() as conn:
+                more = True
+                while more:
+                    entries, cursor, more = shoppers.inbox_since(conn, ann, cursor, limit=100)
+                    seen += [e.text for e in entries]
+        finally:
+            store.close()
+        assert seen == [f"burst {n}" for n in range(250)]

@@ -193,3 +193,21 @@ def test_the_page_is_locked_down_csp_cookies_and_csrf(tmp_path, page):
                 assert conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0
         finally:
             store.close()
+
+
+def test_a_stuffed_form_is_refused_and_changes_nothing(tmp_path):
+    with wallet_api(tmp_path) as (client, _app):
+        client.get("/wallet/sign-in")  # the pre-session cookie
+        fields = "&".join(f"f{n}=x" for n in range(50))
+        r = client.post(
+            "/wallet/sign-in",
+            content=fields,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+        r = client.post(
+            "/wallet/sign-in",
+            content="phone=07911123456&csrf=wrong",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 403 and "CSRF" in r.text

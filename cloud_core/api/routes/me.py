@@ -219,7 +219,15 @@ def my_inbox(
             "description": "`text/event-stream`: an `inbox` event per new entry (data: an "
             "InboxEntryOut as JSON; id: the cursor to resume from, sent back by the browser "
             "as Last-Event-ID). The stream ends after a minute; reconnect.",
-            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+            "content": {
+                EVENT_STREAM: {
+                    "schema": {"type": "string"},
+                    "example": "retry: 2000\nid: 11.3\n\nid: 12.3\nevent: inbox\ndata: "
+                    '{"id": "j12", "kind": "credit", "ts": "2026-11-23T10:16:30Z", "text": '
+                    '"+500 points: North car park", "pocket": "mall", "points": 500, '
+                    '"campaign": null}\n\n',
+                }
+            },
         }
     },
 )

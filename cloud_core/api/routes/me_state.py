@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import anyio
@@ -23,7 +25,7 @@ from fastapi.responses import StreamingResponse
 
 from cloud_core import customers as customer_store
 from cloud_core import shopper_channels, shoppers
-from cloud_core.api.auth import ApiContext, RateLimiter
+from cloud_core.api.auth import ApiContext
 from cloud_core.api.deps import now
 from cloud_core.api.routes import me_models as mm
 from cloud_core.cards import issue_card_token
@@ -36,6 +38,40 @@ STREAM_MAX_S = 60.0  # a stream ends after this; EventSource reconnects with Las
 KEEPALIVE_S = 15.0
 
 
+class KeyedLimiter:
+    """At most ``limit`` calls per ``window_s`` per key — for keys a stranger picks (a phone
+    number, a client address), so it remembers at most ``max_keys`` of them, dropping the
+    least recently used: a flood of made-up phone numbers cannot grow memory without bound."""
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float], max_keys: int = 100_000
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._clock = clock
+        self._calls: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float | None:
+        """Count a call; None if allowed, else the seconds until one would be."""
+        now = self._clock()
+        with self._lock:
+            calls = self._calls.pop(key, None) or deque()
+            self._calls[key] = calls  # now the most recently used
+            while calls and calls[0] <= now - self.window_s:
+                calls.popleft()
+            while len(self._calls) > self.max_keys:
+                self._calls.popitem(last=False)
+            if len(calls) >= self.limit:
+                return calls[0] + self.window_s - now
+            calls.append(now)
+            return None
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+
 class WalletState:
     """The per-app parts of the shopper's wallet (built by ``create_app``)."""
 
@@ -44,9 +80,9 @@ class WalletState:
         self.ctx = ctx
         self.settings = settings
         self.channel = shopper_channels.make_channel(settings)
-        self.codes_per_phone = RateLimiter(settings.codes_per_phone, settings.window_s, ctx.clock)
-        self.codes_per_ip = RateLimiter(settings.codes_per_ip, settings.window_s, ctx.clock)
-        self.tries_per_ip = RateLimiter(settings.tries_per_ip, settings.window_s, ctx.clock)
+        self.codes_per_phone = KeyedLimiter(settings.codes_per_phone, settings.window_s, ctx.clock)
+        self.codes_per_ip = KeyedLimiter(settings.codes_per_ip, settings.window_s, ctx.clock)
+        self.tries_per_ip = KeyedLimiter(settings.tries_per_ip, settings.window_s, ctx.clock)
         cards = ctx.config.cards
         self.card_key = cards.key() if cards is not None else None
         self.card_ttl_s = cards.ttl_s if cards is not None else 0
@@ -57,7 +93,7 @@ class WalletState:
     # --- sign-in -------------------------------------------------------------------------
 
     @staticmethod
-    def _limit(limiter: RateLimiter, who: str, what: str) -> None:
+    def _limit(limiter: KeyedLimiter, who: str, what: str) -> None:
         wait = limiter.take(who)
         if wait is not None:
             raise HTTPException(
@@ -142,11 +178,11 @@ class WalletState:
         with self.ctx.store.read() as conn:
             return shoppers.latest(conn)
 
-    def inbox_after(
+    def inbox_since(
         self, customer: str, after: shoppers.Cursor
-    ) -> tuple[list[shoppers.InboxEntry], shoppers.Cursor]:
+    ) -> tuple[list[shoppers.InboxEntry], shoppers.Cursor, bool]:
         with self.ctx.store.read() as conn:
-            return shoppers.inbox(conn, customer, after=after, limit=100)
+            return shoppers.inbox_since(conn, customer, after)
 
     def start_cursor(self, customer: str) -> shoppers.Cursor:
         with self.ctx.store.read() as conn:
@@ -203,11 +239,20 @@ def inbox_stream(
                     yield ": keep-alive\n\n"
                 continue
             seen = news
-            entries, cursor = await anyio.to_thread.run_sync(state.inbox_after, customer, cursor)
-            for entry in reversed(entries):  # oldest first
-                data = entry_out(entry).model_dump_json()
-                last_sent = time.monotonic()
-                yield f"id: {cursor.journal}.{cursor.delivery}\nevent: inbox\ndata: {data}\n\n"
+            more = True
+            while more:
+                entries, cursor, more = await anyio.to_thread.run_sync(
+                    state.inbox_since, customer, cursor
+                )
+                for n, entry in enumerate(entries, 1):  # oldest first
+                    data = entry_out(entry).model_dump_json()
+                    # the cursor goes with the batch's last event only: a stream cut in the
+                    # middle resumes before the batch (entries have stable ids to drop repeats)
+                    resume = (
+                        f"id: {cursor.journal}.{cursor.delivery}\n" if n == len(entries) else ""
+                    )
+                    last_sent = time.monotonic()
+                    yield f"{resume}event: inbox\ndata: {data}\n\n"
 
     return StreamingResponse(
         events(),
