@@ -24,7 +24,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from cloud_core import customers as customer_store
-from cloud_core import shopper_channels, shoppers
+from cloud_core import reports, shopper_channels, shoppers
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.deps import now
 from cloud_core.api.routes import me_models as mm
@@ -111,10 +111,8 @@ class WalletState:
         moment = now(ctx)
         with ctx.store.transaction() as conn:
             shoppers.drop_expired_codes(conn, moment)
-            row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
-            challenge = shoppers.start_signin(
-                conn, str(row["id"]) if row else None, moment, self.settings
-            )
+            customer = reports.customer_of_phone(conn, e164)
+            challenge = shoppers.start_signin(conn, customer, moment, self.settings)
         if challenge.code is not None:
             try:
                 self.channel.send(e164, challenge.code, self.settings.code_ttl_s)
