@@ -25,6 +25,7 @@ from pyzbar.pyzbar import decode as zbar_decode
 
 from cloud_core import customers
 from cloud_core.cards import verify_card_token
+from cloud_core.errors import CardTokenError
 from cloud_core.store import open_store
 from mallnet.mqtt import MqttClient
 from mallnet.wire import encode
@@ -41,7 +42,7 @@ from tests.cloud_core.shopper_helpers import (
     catch_codes,
     wallet_api,
 )
-from tests.conftest import MALL, settings_for
+from tests.conftest import MALL, settings_for, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
@@ -132,7 +133,7 @@ def test_a_driver_signs_in_sees_the_parking_bonus_arrive_and_shows_a_card_a_till
         # The card: decode the QR from a screenshot; it is the token a till verifies.
         card = page.locator("#card")
         expect(card).to_be_visible()
-        page.wait_for_function("document.getElementById('card').naturalWidth > 0")
+        page.wait_for_function("() => document.getElementById('card').naturalWidth > 0")
         texts = qr_texts(card.screenshot())
         assert len(texts) == 1, texts
         now = datetime.fromtimestamp(app.clock(), UTC)
@@ -211,3 +212,32 @@ def test_a_stuffed_form_is_refused_and_changes_nothing(tmp_path):
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert r.status_code == 403 and "CSRF" in r.text
+
+
+def test_the_card_rotates_before_its_token_expires(tmp_path, page):
+    with (
+        catch_codes() as codes,
+        wallet_api(tmp_path, cards={"secret": CARD_SECRET, "ttl_s": 10}) as (client, app),
+    ):
+        ann = add_shopper(app.config.database, ANN)
+        base = str(client.base_url).rstrip("/")
+        sign_in_in_browser(page, base, codes, ANN)
+        card = page.locator("#card")
+        assert card.get_attribute("data-refresh") == "7"  # ¾ of the token's 10 s
+        page.wait_for_function("() => document.getElementById('card').naturalWidth > 0")
+        (first,) = qr_texts(card.screenshot())
+        app.clock.advance(8)  # the core's time: the page's timer runs on the browser's
+        expect(card).to_have_attribute("src", re.compile(r"\?t=\d+$"), timeout=20_000)
+        shown: list[str] = []
+
+        def a_new_card() -> bool:
+            shown[:] = qr_texts(card.screenshot())
+            return len(shown) == 1 and shown[0] != first
+
+        wait_until(a_new_card, what="the new card drawn")
+        second = shown[0]
+        key = CARD_SECRET.encode()
+        expired = datetime.fromtimestamp(app.clock.advance(2), UTC)  # the first one's end
+        with pytest.raises(CardTokenError, match="expired"):
+            verify_card_token(key, first, expired)
+        assert verify_card_token(key, second, expired) == ann
