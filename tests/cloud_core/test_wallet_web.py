@@ -234,7 +234,7 @@ def test_the_card_rotates_before_its_token_expires(tmp_path, page):
             shown[:] = qr_texts(card.screenshot())
             return len(shown) == 1 and shown[0] != first
 
-        wait_until(a_new_card, what="the new card drawn")
+        wait_until(a_new_card, timeout=30, what="the new card drawn")
         second = shown[0]
         key = CARD_SECRET.encode()
         expired = datetime.fromtimestamp(app.clock.advance(2), UTC)  # the first one's end
