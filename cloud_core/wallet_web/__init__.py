@@ -32,6 +32,7 @@ import segno
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from cloud_core import shoppers
 from cloud_core.api.deps import now
@@ -58,6 +59,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 FORM_MAX_BYTES = 4096
+#: what a refused sign-in step tells the shopper, by the status the API would answer
+REFUSALS = {401: "err_code", 403: "err_csrf", 422: "err_phone", 429: "err_limit", 503: "err_send"}
 
 
 def _here() -> Path:
@@ -205,6 +208,12 @@ class Pages:
         self._pre_cookie(request, response, pre)
         return response
 
+    def refused(self, request: Request, status: int, challenge: str | None = None) -> HTMLResponse:
+        """The sign-in page again, saying in the shopper's language what went wrong."""
+        key = REFUSALS.get(status, "error")
+        words = MESSAGES[self.lang(request)]
+        return self.sign_in_page(request, challenge=challenge, error=words[key], status=status)
+
     def check_pre_csrf(self, request: Request, form: dict[str, str]) -> bool:
         pre = request.cookies.get(PRE, "")
         return bool(pre) and hmac.compare_digest(pre, form.get("csrf", ""))
@@ -251,14 +260,15 @@ def router(state: WalletState) -> APIRouter:  # noqa: PLR0915 - one closure per 
 
         async def post(request: Request) -> Response:
             form = await pages.form(request)
-            found = pages.session(request)
+            found = await run_in_threadpool(pages.session, request)
             if found is None:
                 return RedirectResponse(f"{PREFIX}/sign-in", 303)
             device, token = found
             if not hmac.compare_digest(csrf_of_session(token), form.get("csrf", "")):
                 log.info("web wallet: a form without a valid CSRF token was refused")
-                return pages.message(request, text="CSRF token missing or wrong", status=403)
-            return handler(request, device, token, form)
+                return pages.message(request, "err_csrf", status=403)
+            # the database (and an erasure's checkpoint) off the event loop
+            return await run_in_threadpool(handler, request, device, token, form)
 
         return post
 
@@ -277,13 +287,15 @@ def router(state: WalletState) -> APIRouter:  # noqa: PLR0915 - one closure per 
     async def send_code(request: Request) -> Response:
         form = await pages.form(request)
         if not pages.check_pre_csrf(request, form):
-            return pages.sign_in_page(request, error="CSRF token missing or wrong", status=403)
-        try:
-            challenge = state.send_code(form.get("phone", ""), me.client_of(request))
-        except CoreError as exc:
-            return pages.sign_in_page(request, error=str(exc), status=422)
+            return pages.refused(request, 403)
+        try:  # the database and the SMS gateway off the event loop
+            challenge = await run_in_threadpool(
+                state.send_code, form.get("phone", ""), me.client_of(request)
+            )
+        except CoreError:
+            return pages.refused(request, 422)
         except HTTPException as exc:
-            return pages.sign_in_page(request, error=str(exc.detail), status=exc.status_code)
+            return pages.refused(request, exc.status_code)
         return pages.sign_in_page(request, challenge=challenge.id)
 
     @web.post("/verify")
@@ -291,19 +303,16 @@ def router(state: WalletState) -> APIRouter:  # noqa: PLR0915 - one closure per 
         form = await pages.form(request)
         challenge = form.get("challenge", "")
         if not pages.check_pre_csrf(request, form):
-            return pages.sign_in_page(request, error="CSRF token missing or wrong", status=403)
-        code = form.get("code", "").strip()
+            return pages.refused(request, 403)
+        name = (form.get("device_name") or "web")[:64]
         try:
-            device, token = state.sign_in(
-                challenge, code, (form.get("device_name") or "web")[:64], me.client_of(request)
+            device, token = await run_in_threadpool(
+                state.sign_in, challenge, form.get("code", "").strip(), name, me.client_of(request)
             )
         except HTTPException as exc:
-            again = (
-                challenge if exc.status_code == 401 and "tries left" in str(exc.detail) else None
-            )
-            return pages.sign_in_page(
-                request, challenge=again, error=str(exc.detail), status=exc.status_code
-            )
+            # a wrong guess with tries left: the same code may be typed again
+            again = exc.status_code == 401 and "tries left" in str(exc.detail)
+            return pages.refused(request, exc.status_code, challenge if again else None)
         response = RedirectResponse(PREFIX, 303, headers=SECURITY_HEADERS)
         pages._set_session(request, response, token)
         response.delete_cookie(PRE, path=PREFIX)

@@ -47,6 +47,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error": "Something went wrong",
         "back": "Back",
         "live": "live",
+        "err_code": "That code is wrong, expired or used. Try again or ask for a new one.",
+        "err_csrf": "This page had expired. Please try again.",
+        "err_phone": "That is not a valid phone number.",
+        "err_limit": "Too many tries. Please wait a few minutes.",
+        "err_send": "We could not send the code just now. Please try again shortly.",
     },
     "uk": {
         "title": "Мій гаманець ТРЦ",
@@ -89,6 +94,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error": "Щось пішло не так",
         "back": "Назад",
         "live": "наживо",
+        "err_code": "Код неправильний, застарілий або вже використаний. Спробуйте ще раз або "
+        "попросіть новий.",
+        "err_csrf": "Сторінка застаріла. Спробуйте ще раз.",
+        "err_phone": "Це не дійсний номер телефону.",
+        "err_limit": "Забагато спроб. Зачекайте кілька хвилин.",
+        "err_send": "Зараз не вдалося надіслати код. Спробуйте трохи згодом.",
     },
     "ru": {
         "title": "Мой кошелёк ТРЦ",
@@ -131,6 +142,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error": "Что-то пошло не так",
         "back": "Назад",
         "live": "в реальном времени",
+        "err_code": "Код неверный, устаревший или уже использован. Попробуйте ещё раз или "
+        "запросите новый.",
+        "err_csrf": "Страница устарела. Попробуйте ещё раз.",
+        "err_phone": "Это недействительный номер телефона.",
+        "err_limit": "Слишком много попыток. Подождите несколько минут.",
+        "err_send": "Сейчас не удалось отправить код. Попробуйте чуть позже.",
     },
 }
 

@@ -27,6 +27,7 @@ from cloud_core import customers
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import CardTokenError
 from cloud_core.store import open_store
+from cloud_core.wallet_web.messages import MESSAGES
 from mallnet.mqtt import MqttClient
 from mallnet.wire import encode
 from mallnet.wire.payloads import ParkingBatch
@@ -74,12 +75,20 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def sign_in_in_browser(page: Page, base: str, codes, phone: str, count: int = 1) -> None:
+def sign_in_in_browser(
+    page: Page, base: str, codes, phone: str, *, count: int = 1, wrong_first: str | None = None
+) -> None:
+    """Sign in through the pages; ``wrong_first``: type a wrong code first and expect this
+    error (and the code form again)."""
     page.goto(f"{base}/wallet")
     expect(page).to_have_url(re.compile(r"/wallet/sign-in$"))
     page.fill("#phone", phone)
     page.click("#sign-in button")
     code = codes.last(count)
+    if wrong_first is not None:
+        page.fill("#code", f"{(int(code) + 1) % 1_000_000:06d}")
+        page.click("#verify button")
+        expect(page.locator(".error")).to_have_text(wrong_first)
     page.fill("#code", code)
     page.click("#verify button")
     expect(page).to_have_url(re.compile(r"/wallet$"))
@@ -148,7 +157,7 @@ def test_the_wallet_speaks_ukrainian_and_russian(tmp_path, page, lang):
         base = str(client.base_url).rstrip("/")
         page.goto(f"{base}/wallet/sign-in?lang={lang}")
         expect(page.locator("html")).to_have_attribute("lang", lang)
-        sign_in_in_browser(page, base, codes, ANN)
+        sign_in_in_browser(page, base, codes, ANN, wrong_first=MESSAGES[lang]["err_code"])
         words = {"uk": "Бали ТРЦ", "ru": "Баллы ТРЦ"}[lang]
         expect(page.locator("#balances")).to_contain_text(words)
         page.screenshot(path=str(shots(tmp_path) / f"wallet-{lang}.png"), full_page=True)
@@ -211,7 +220,7 @@ def test_a_stuffed_form_is_refused_and_changes_nothing(tmp_path):
             content="phone=07911123456&csrf=wrong",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        assert r.status_code == 403 and "CSRF" in r.text
+        assert r.status_code == 403 and MESSAGES["en"]["err_csrf"] in r.text
 
 
 def test_the_card_rotates_before_its_token_expires(tmp_path, page):
