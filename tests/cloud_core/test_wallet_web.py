@@ -137,6 +137,8 @@ def test_a_driver_signs_in_sees_the_parking_bonus_arrive_and_shows_a_card_a_till
         expect(inbox).to_contain_text("500", timeout=15_000)  # arrived live, no reload
         expect(page.locator("#balances .pocket[data-pocket=mall] .points")).to_have_text("500")
         expect(page.locator("#balances")).to_contain_text("Mall points")
+        page.reload()  # the history table is drawn with the page
+        expect(page.locator(".history")).to_contain_text("+500")
         page.screenshot(path=str(shots(tmp_path) / "wallet-en.png"), full_page=True)
 
         # The card: decode the QR from a screenshot; it is the token a till verifies.
