@@ -23,6 +23,7 @@ from cloud_core.settings import (
 )
 from cloud_core.spending_config import SpendingSettings
 from cloud_core.store.target import SCHEMA_PATTERN, PgTarget, with_pg_target
+from cloud_core.wallet_config import WalletSettings
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -267,6 +268,11 @@ class CoreConfig(ConfigModel):
     def _database_url(cls, data: object) -> object:
         return with_pg_target(data)
 
+    wallet: WalletSettings = Field(
+        default_factory=WalletSettings,
+        description="The shoppers' own wallet: sign-in codes, devices, cookies (docs/core.md).",
+    )
+
     @field_validator("kiosks", mode="before")
     @classmethod
     def _kiosk_ids(cls, value: object) -> object:
@@ -400,6 +406,11 @@ def load_core_config(path: Path | str) -> CoreConfig:
     if config.cards is not None and config.cards.secret_file is not None:
         updates["cards"] = config.cards.model_copy(
             update={"secret_file": under(config.cards.secret_file)}
+        )
+    channel = config.wallet.channel
+    if channel.type == "http" and channel.token_file is not None:
+        updates["wallet"] = config.wallet.model_copy(
+            update={"channel": channel.model_copy(update={"token_file": under(channel.token_file)})}
         )
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(

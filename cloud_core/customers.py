@@ -222,8 +222,9 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
-    key or plate; till holds, purchases and stored till answers (``purchases.erase_spending``).
+    sessions, the wallet's sign-in codes, devices and consent, and dead letters whose payload
+    holds the customer's id, phone, e-mail, beacon key or plate; till holds, purchases and
+    stored till answers (``purchases.erase_spending``).
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -251,6 +252,9 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
         "pending_notices",
         "presence_segments",
         "kiosk_checkins",
+        "signin_codes",  # the shopper's own wallet (cloud_core/shoppers.py)
+        "customer_devices",
+        "customer_consents",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount

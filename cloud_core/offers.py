@@ -279,12 +279,18 @@ def offers_for_visit(
     trigger: Literal["visit", "parking", "checkin"],
     campaigns: Sequence[Campaign] | None = None,
 ) -> list[OfferNotice]:
-    """Record and return the offers this event earns the customer (caps respected).
+    """Record and return the offers this event earns the customer (caps respected); none
+    for a shopper who refused personal offers in their wallet (``customer_consents``).
 
     ``campaigns`` may hold every campaign, read once per ingest batch in the same
     transaction; otherwise they are read here.
     """
-    notices = []
+    notices: list[OfferNotice] = []
+    refused = conn.execute(  # the shopper said no to personal offers (their wallet's consent)
+        "SELECT 1 FROM customer_consents WHERE customer_id = ? AND offers = 0", (customer,)
+    ).fetchone()
+    if refused is not None:
+        return notices
     if campaigns is None:
         campaigns = list_campaigns(conn, active_at=ts)
     for campaign in campaigns:

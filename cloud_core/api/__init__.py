@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
+from cloud_core.api.routes.me_state import WalletState
 from cloud_core.errors import (
     CardTokenError,
     Conflict,
@@ -37,6 +38,7 @@ from cloud_core.errors import (
 )
 from cloud_core.panel.router import mount as mount_panel
 from cloud_core.store import OperationalError as DB_UNAVAILABLE
+from cloud_core.wallet_web import mount as mount_wallet
 from mallnet import __version__
 
 log = logging.getLogger(__name__)
@@ -187,7 +189,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "Roles: `admin` (the mall office), `tenant` (one business: its own stores, "
             "campaigns, pocket and statistics), `kiosk` (register customers, find the one who "
             "identified by phone with rate limits, wallets, offers; no e-mail, plates or beacon "
-            "keys) and `node`. Every error is an RFC 9457 problem (`application/problem+json`). "
+            "keys) and `node`. Shoppers sign in with a one-time code (`/auth`) and call `/me` "
+            "with their device's token (`Authorization: Bearer`). Every error is an RFC 9457 "
+            "problem (`application/problem+json`). "
             "Lists take `limit` and `offset`."
         ),
         docs_url=None,
@@ -238,6 +242,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    app.state.wallet = WalletState(ctx)  # the shopper's own API and web wallet (/me, /wallet)
+    mount_wallet(app, app.state.wallet)
 
     base_openapi = app.openapi
 

@@ -611,3 +611,38 @@ def m202_gift_certificates(db: Schema) -> None:
         CREATE INDEX gift_certificates_customer ON gift_certificates(customer_id);
         """
     )
+
+
+@migrations()
+def m120_shopper_access(db: Schema) -> None:
+    # the shopper's own wallet (cloud_core/shoppers.py): one-time sign-in codes (hashed,
+    # short-lived, attempts counted), a token per signed-in device (hashed, revocable) and
+    # the shopper's consent to personal offers; all erased with the customer
+    db.executescript(
+        """
+        CREATE TABLE signin_codes (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            salt TEXT NOT NULL,
+            code_sha256 TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX signin_codes_customer ON signin_codes(customer_id);
+        CREATE TABLE customer_devices (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX customer_devices_customer ON customer_devices(customer_id);
+        CREATE TABLE customer_consents (
+            customer_id TEXT PRIMARY KEY,
+            offers INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )

@@ -154,14 +154,21 @@ def test_the_api_key_is_a_security_scheme_every_guarded_operation_names(api):
             "in": "header",
             "name": "X-API-Key",
             "description": "Your API key (one per role and holder; see docs/core.md).",
-        }
+        },
+        "CustomerToken": {  # a shopper's own device token (the /me routes)
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A shopper's device token from `POST /auth/token` "
+            "(docs/core.md, 'Sign-in').",
+        },
     }
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
-            if path in ("/health", "/ready"):
+            if path in ("/health", "/ready", "/auth/code", "/auth/token"):
                 assert "security" not in op
                 continue
-            assert op.get("security") == [{"ApiKey": []}], f"{method} {path}"
+            scheme = "CustomerToken" if path == "/me" or path.startswith("/me/") else "ApiKey"
+            assert op.get("security") == [{scheme: []}], f"{method} {path}"
             # the key is no longer an ordinary header parameter
             assert all(p["name"] != "x-api-key" for p in op.get("parameters", []))
 

@@ -9,6 +9,7 @@ from cloud_core.api.routes import (
     certificates,
     customers,
     mall,
+    me,
     operations,
     parking,
     settlements,
@@ -29,4 +30,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     terminal.router,  # docs/core.md "Terminal"
     settlements.router,
     certificates.router,
+    me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
+    me.router,
 )
