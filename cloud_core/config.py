@@ -1,4 +1,6 @@
 """The cloud core's configuration: one pydantic model per concern, loaded once in ``app``.
+(Long: the root model and the sections it checks together; larger sections live in
+``settings``, ``spending_config``, ``wallet_config``, ``receipts_config``, ``parking_config``.)
 
 Secrets never live in the YAML: the broker password comes from ``mqtt.password_file``,
 API keys from ``api.keys_file`` or the environment variable named by ``api.keys_env``,
@@ -14,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from cloud_core.parking_config import ParkingSettings
+from cloud_core.receipts_config import ReceiptSettings
 from cloud_core.settings import (
     ApiSettings,
     CardSettings,
@@ -144,6 +147,12 @@ class StoreConfig(ConfigModel):
         description="Presence tuning the core pushes to this store's nodes (retained, with a "
         "revision that increases with every change).",
     )
+    fiscal_registers: tuple[str, ...] = Field(
+        default=(),
+        description="The store's fiscal registers, as their receipts' QR codes name them (a "
+        "Russian fiscal drive number, an Austrian Kassen-ID): a scanned receipt is found "
+        'by them (docs/core.md "Receipt QR").',
+    )
 
 
 class KioskConfig(ConfigModel):
@@ -210,6 +219,18 @@ class GameRules(ConfigModel):
     points: int = Field(default=50, ge=1, description="Coalition points for reaching the goal.")
 
 
+def _check_registers(stores: tuple[StoreConfig, ...]) -> None:
+    """A fiscal register prints one store's receipts."""
+    seen: dict[str, str] = {}
+    for store in stores:
+        for register in store.fiscal_registers:
+            if register in seen:
+                raise ValueError(
+                    f"fiscal register {register!r} is in stores {seen[register]!r} and {store.id!r}"
+                )
+            seen[register] = store.id
+
+
 class CoreConfig(ConfigModel):
     """The whole cloud core config file (`mallnet core run --config F`)."""
 
@@ -241,6 +262,10 @@ class CoreConfig(ConfigModel):
     )
     visits: VisitRules = Field(default_factory=VisitRules, description="Default visit rules.")
     game: GameRules = Field(default_factory=GameRules, description="The daily stores game.")
+    receipts: ReceiptSettings = Field(
+        default_factory=ReceiptSettings,
+        description="Shoppers scanning their receipts' QR codes (docs/core.md).",
+    )
     stores: tuple[StoreConfig, ...] = Field(default=(), description="The mall's stores.")
     kiosks: tuple[KioskConfig, ...] = Field(
         default=(),
@@ -290,6 +315,7 @@ class CoreConfig(ConfigModel):
             raise ValueError(f"unknown timezone {self.timezone!r}") from None
         seen_stores: set[str] = set()
         seen_nodes: dict[str, str] = {}
+        _check_registers(self.stores)
         for store in self.stores:
             if store.id in seen_stores:
                 raise ValueError(f"store {store.id!r} is listed twice")

@@ -12,6 +12,7 @@ from cloud_core.api.routes import (
     me,
     operations,
     parking,
+    receipts,
     settlements,
     stats,
     terminal,
@@ -30,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     terminal.router,  # docs/core.md "Terminal"
     settlements.router,
     certificates.router,
+    receipts.router,  # docs/core.md "Receipt QR"
     me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
     me.router,
 )
