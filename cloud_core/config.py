@@ -1,5 +1,5 @@
 """The cloud core's configuration: one pydantic model per concern, loaded once in ``app``.
-(Long: the root model and the sections it checks together; larger sections live in
+(long: the root model and the sections it checks together; larger sections live in
 ``settings``, ``spending_config``, ``wallet_config``, ``receipts_config``, ``parking_config``.)
 
 Secrets never live in the YAML: the broker password comes from ``mqtt.password_file``,
