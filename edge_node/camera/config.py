@@ -78,7 +78,7 @@ class ReaderSettings(ConfigModel):
         default=640, ge=160, le=4096, description="Text detector input, longer side (px)."
     )
     det_side_max: int = Field(
-        default=1280, ge=160, le=4096, description="Detector input when escalating (px)."
+        default=960, ge=160, le=4096, description="Detector input when escalating (px)."
     )
     crop_side: int = Field(
         default=480,

@@ -45,6 +45,28 @@ class TextLine:
     box: Box
 
 
+def detector_canvas(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The detector's input for an image: one of three fixed shapes per ``max_side``.
+
+    The image is scaled to fit and the rest left black. Fixed shapes keep ONNX
+    Runtime's memory arena from growing with every new frame size (varied sizes
+    took a benchmark process past 650 MB; bench/anpr.py).
+    """
+    side = max(32, round(max_side / 32) * 32)
+    short = max(32, round(side * 9 / 16 / 32) * 32)
+    mid = max(32, round(side * 3 / 4 / 32) * 32)
+    aspect = width / max(1, height)
+    if aspect >= 1.5:
+        return side, short
+    if aspect >= 1.0:
+        return side, mid
+    return mid, side
+
+
+def _bgr(image: Image8) -> Image8:
+    return cast(Image8, cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) if image.ndim == 2 else image
+
+
 class TextReader(Protocol):
     def detect(self, image: Image8, max_side: int) -> list[Quad]:
         """Text line quadrilaterals of ``image``, found at a detector input whose longer side is
@@ -116,11 +138,12 @@ class RapidOcrReader:
 
     def detect(self, image: Image8, max_side: int) -> list[Quad]:
         h, w = image.shape[:2]
-        scale = max_side / max(h, w)
-        # The detector wants sides that are multiples of 32.
-        size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))
+        canvas_w, canvas_h = detector_canvas(w, h, max_side)
+        scale = min(canvas_w / w, canvas_h / h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cast(Image8, cv2.resize(image, size, interpolation=interp))
+        resized = np.zeros((canvas_h, canvas_w, 3), np.uint8)
+        resized[: size[1], : size[0]] = cv2.resize(_bgr(image), size, interpolation=interp)
         try:
             det = self._engine._load_det_model()  # type: ignore[no-untyped-call]
             det.limit_type, det.limit_side_len = "max", 1 << 16  # our size, unchanged
@@ -130,7 +153,7 @@ class RapidOcrReader:
         boxes = getattr(out, "boxes", None)
         if boxes is None:
             return []
-        sx, sy = w / size[0], h / size[1]
+        sx, sy = w / size[0], h / size[1]  # the image sits top-left in the canvas
         quads = []
         for quad in boxes:
             pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
