@@ -33,8 +33,8 @@ class LaneSettings(ConfigModel):
     countries: tuple[str, ...] = Field(
         default=("EU", "US", "BR"),
         min_length=1,
-        description="Plate formats accepted, in priority order: countries (UA, FR, IT, ES, PL, "
-        "US, BR) or EU.",
+        description="Plate formats preferred, in priority order: countries (UA, FR, IT, ES, PL, "
+        "DE, GB, IN, US, BR) or EU. They rank reads; a plate of no listed format is still read.",
     )
 
     @field_validator("roi")

@@ -143,8 +143,8 @@ def score_text(
     if is_scene_text(raw):
         return None
     text = normalise(raw)
-    if not MIN_LEN <= len(text) <= MAX_LEN or is_furniture(text):
-        return None
+    if not MIN_LEN <= len(text) <= MAX_LEN + 3 or is_furniture(text):
+        return None  # (up to 3 more: a band code a format fit drops)
     odd = sum(1 for c in raw if not (c.isalnum() or c in _SEPARATORS))
     base = ocr_score * ODD_CHAR**odd
     if not _DIGIT.search(text):  # judged on what was read, not on what a fit makes of it
@@ -153,7 +153,8 @@ def score_text(
         base *= SHORT
     if len(set(text)) == 1:
         base *= MONOTONE
-    best = Scored(text, base * NO_FORMAT, None, layout_of(text))
+    plain = Scored(text, base * NO_FORMAT, None, layout_of(text))
+    best = plain if len(text) <= MAX_LEN else Scored(text, 0.0, None, layout_of(text))
     fitted = match_format(text, formats, max_fixes) if len(text) >= 4 else None
     if fitted is not None and _fix_is_plausible(text, fitted.plate, fitted.fixes):
         start = _start(text, fitted.plate)
@@ -164,12 +165,13 @@ def score_text(
                 weak += (a, b) not in NEAR_IDENTICAL
         head, tail = text[:start], text[start + len(fitted.plate) :]
         band = BAND_CODES.get(fitted.fmt.country, "")
-        drops = BAND_DROP ** len(head) if band and head == band else DROPPED ** len(head)
+        # The band's code, or the part of it the OCR kept ("U" of "UA"), costs little.
+        drops = BAND_DROP ** len(head) if head and head in band else DROPPED ** len(head)
         drops *= DROPPED ** len(tail)
         score = base * WEAK_FIX**weak * STRONG_FIX**strong * drops
         if score > best.score:
             best = Scored(fitted.plate, score, fitted.fmt.country, fitted.fmt.pattern, fitted.fixes)
-    return best
+    return best if best.score > 0 else None
 
 
 def _fix_is_plausible(text: str, plate: str, fixes: int) -> bool:
