@@ -11,7 +11,8 @@ own), reads each image once, and reports:
   ``mallnet.plates``, the very table the core forgives when it matches a plate),
 * **wrong**: the share of images that yield a plate that is not the car's (no read is
   not wrong: the gate abstained),
-* median and p95 ms per image, peak RSS.
+* median and p95 wall-clock ms per image, the median CPU ms of the reading process (the
+  machine is shared: CPU time is what an image costs when other jobs take the core), peak RSS.
 
 Variants, each on the same images in the same run:
 
@@ -98,9 +99,12 @@ def _score(plate: str | None, truths: Sequence[str]) -> tuple[bool, bool, bool]:
     return exact, folded, plate is not None and not folded
 
 
-def _summary(rows: list[tuple[bool, bool, bool]], times: list[float]) -> dict[str, Any]:
+def _summary(
+    rows: list[tuple[bool, bool, bool]], times: list[float], cpu: Sequence[float] = ()
+) -> dict[str, Any]:
     n = len(rows) or 1
     return {
+        "cpu_median_ms": round(statistics.median(cpu), 1) if cpu else None,
         "n": len(rows),
         "exact": round(sum(r[0] for r in rows) / n, 4),
         "folded": round(sum(r[1] for r in rows) / n, 4),
@@ -144,12 +148,14 @@ def _real_baseline(chosen: Sequence[Any], images: dict[str, Any], formats: Any) 
     read_plate(next(iter(images.values())))  # load the models outside the timings
     rows: list[Row] = []
     times: list[float] = []
+    cpu: list[float] = []
     for p in chosen:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         plate = read_plate(images[p.name])
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
         rows.append(_score(plate, p.plates))
-    return {"all": _summary(rows, times)}
+    return {"all": _summary(rows, times, cpu)}
 
 
 def _real_stages(chosen: Sequence[Any], images: dict[str, Any], formats: Any) -> dict[str, Any]:
@@ -171,17 +177,19 @@ def _real_stages(chosen: Sequence[Any], images: dict[str, Any], formats: Any) ->
     for stage, stage_settings in stages.items():
         rows: list[Row] = []
         times: list[float] = []
+        cpu: list[float] = []
         misses: list[str] = []
         reader: Any = timed if stage == "+ escalation" else engine
         for p in chosen:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             found = read_frame(images[p.name], reader, formats, stage_settings)
             times.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
             plate = found.plate if found is not None else None
             rows.append(_score(plate, p.plates))
             if not rows[-1][1]:
                 misses.append(f"{p.name}: {'|'.join(p.plates)} → {plate}")
-        out[stage] = _summary(rows, times) | {"misses": misses}
+        out[stage] = _summary(rows, times, cpu) | {"misses": misses}
     n = len(chosen) or 1
     out["stage_ms"] = {k: round(v / n, 1) for k, v in sorted(timed.ms.items())}
     out["stage_runs"] = {k: round(v / n, 2) for k, v in timed.calls.items()}
@@ -256,6 +264,7 @@ def run_synth(variant: str, frames: int, seed: int) -> dict[str, Any]:
     read_plate(warm.image)
     rows: list[Row] = []
     times: list[float] = []
+    cpu: list[float] = []
     usual: list[Row] = []
     hard: list[Row] = []
     n = len(STYLES)
@@ -265,9 +274,10 @@ def run_synth(variant: str, frames: int, seed: int) -> dict[str, Any]:
         style = STYLES[i % n]
         condition = conditions[(i // n) % len(conditions)]
         sample = make_sample(seed * 100_003 + i, style, condition)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         plate = read_plate(sample.image)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
         row = _score(plate, (sample.plate,))
         rows.append(row)
         (usual if condition in CONDITIONS else hard).append(row)
@@ -278,7 +288,7 @@ def run_synth(variant: str, frames: int, seed: int) -> dict[str, Any]:
         gate.update(warm.image)
     return {
         "variant": variant,
-        "all": _summary(rows, times),
+        "all": _summary(rows, times, cpu),
         "gate_conditions": _summary(usual, []),
         "hard_conditions": _summary(hard, []),
         "idle_gate_ms": round((time.perf_counter() - start) * 1000 / 200, 3),
@@ -304,14 +314,16 @@ def _row(label: str, r: dict[str, Any], rss: float | None = None) -> str:
     med = f"{r['median_ms']:>7.1f}ms" if r.get("median_ms") is not None else f"{'-':>9}"
     p95 = f"{r['p95_ms']:>7.1f}ms" if r.get("p95_ms") is not None else f"{'-':>9}"
     mem = f"{rss:>8.0f}" if rss is not None else f"{'':>8}"
+    cpu = f"{r['cpu_median_ms']:>7.1f}ms" if r.get("cpu_median_ms") is not None else f"{'-':>9}"
     return (
         f"{label:<34}{r['n']:>5}{r['exact']:>8.1%}{r['folded']:>8.1%}{r['wrong']:>8.1%}"
-        f"{med}{p95}{mem}"
+        f"{med}{p95}{cpu}{mem}"
     )
 
 
 HEADER = (
-    f"{'':<34}{'n':>5}{'exact':>8}{'folded':>8}{'wrong':>8}{'median':>9}{'p95':>9}{'RSS MB':>8}"
+    f"{'':<34}{'n':>5}{'exact':>8}{'folded':>8}{'wrong':>8}{'median':>9}{'p95':>9}"
+    f"{'CPU med':>9}{'RSS MB':>8}"
 )
 
 

@@ -212,7 +212,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         sys.stdout.write(f"{result['image']}: no plate read{where}\n")
     else:
         sys.stdout.write(
-            f"{result['image']}: {result['plate']} ({result['country']}, "
+            f"{result['image']}: {result['plate']} ({result['country'] or 'no listed format'}, "
             f"confidence {result['confidence']:.2f}) at {result['box']}\n"
         )
     sys.stdout.flush()

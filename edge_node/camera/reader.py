@@ -48,6 +48,7 @@ ROW_JOIN = 0.97  # a candidate joined from boxes on one row
 STACK_JOIN = 0.9  # a candidate joined from two stacked rows
 HEIGHT_POWER = 0.5  # how much a line shorter than the tallest text costs
 MIN_LINE_PX = 8  # lines shorter than this (in frame pixels) are not read
+SURE = 0.9  # a read this sure skips the second look in its plate crop
 DEFAULT_SETTINGS = ReaderSettings()
 DEFAULT_LOCALIZER = LocalizerSettings()
 
@@ -278,7 +279,7 @@ def read_frame(
         lines = detect_lines(image, reader, side, settings.max_lines)
         found = rank_lines(lines, formats, settings)
         log.debug("detector at %d px: %d lines → %s", side, len(lines), found)
-        if found is not None and settings.crop_side:
+        if found is not None and settings.crop_side and found.confidence < SURE:
             found = reread_plate(image, found, reader, formats, settings)
         if found is not None and (best is None or found.confidence > best.confidence):
             best = found
