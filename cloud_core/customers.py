@@ -22,6 +22,7 @@ from typing import Literal
 
 import phonenumbers
 
+from cloud_core import lotteries, referrals, store_qr
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -221,7 +222,8 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
+    sessions, store QR scans, referrals (made or received), the link to lottery prizes won,
+    and dead letters whose payload holds the customer's id, phone, e-mail, beacon
     key or plate.
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
@@ -258,6 +260,9 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     ).rowcount  # keys that name the customer (the daily game key)
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
+    removed["store_qr_scans"] = store_qr.erase(conn, customer)
+    removed["referrals"] = referrals.erase(conn, customer)
+    removed["lottery_winners"] = lotteries.erase(conn, customer)  # entries stay, unlinked
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

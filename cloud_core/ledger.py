@@ -31,7 +31,17 @@ from cloud_core.store.filters import Filters
 COALITION = "mall"
 """The mall's coalition pocket."""
 
-Reason = Literal["visit", "game", "parking", "checkin", "expiry", "spend", "adjustment"]
+Reason = Literal[
+    "visit",
+    "game",
+    "parking",
+    "checkin",
+    "expiry",
+    "spend",
+    "adjustment",
+    "referral",  # a referred new shopper's first visit (rules/referral.py)
+    "lottery",  # a lottery prize (lotteries.py)
+]
 
 
 def iso(moment: datetime) -> str:

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 #: that was offline sends hours old events from its outbox.
 DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
+#: How often (s) the worker looks for inbox notices the API kept (a till's redemption).
+NOTICE_POLL_S = 0.25
+
 #: The broker's PUBACK reason codes that mean it took a publish (16: no subscribers).
 PUBLISHED = (0, 16)
 
@@ -129,6 +132,9 @@ class Consumer:
         self._notices_published: list[int] = []
         self._publisher_connects = 0
         self.notices_refused = 0
+        # notices kept by other writers (the API's tills): polled past this seq
+        self._notices_polled = 0
+        self._next_notice_poll = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -182,6 +188,7 @@ class Consumer:
             except sqlite3.Error:
                 log.exception("pending notices could not be read; retrying")
                 self._publisher_connects = 0
+        self._poll_notices()
         self._collect_published()
         if self._notices_published and self._queue.empty():
             try:
@@ -321,6 +328,23 @@ class Consumer:
             self._notice_tickets[notice.seq] = self.publisher.publish(
                 notice.topic, notice.payload, qos=1
             )
+
+    def _poll_notices(self) -> None:
+        """Publish notices other writers kept (the API's redemptions, refunds, cashback):
+        what is new since the last poll and neither in flight nor acknowledged here."""
+        now = time.monotonic()
+        if now < self._next_notice_poll or not self.publisher.connected:
+            return
+        self._next_notice_poll = now + NOTICE_POLL_S
+        try:
+            new = self.applier.outbox.pending(after=self._notices_polled)
+        except sqlite3.Error:
+            log.exception("pending notices could not be read; retrying")
+            return
+        if new:
+            self._notices_polled = new[-1].seq
+            done = set(self._notices_published)
+            self._send_notices([n for n in new if n.seq not in done], skip_in_flight=True)
 
     def _collect_published(self) -> None:
         """Move acknowledged notice publishes to ``_notices_published`` (deleted with the

@@ -5,7 +5,9 @@ transaction of the credit that makes it, published with QoS 1 after the commit (
 ``Consumer``), and deleted only once the broker has acknowledged that publish (reason code
 0 or 16). On start-up and after every reconnect of the publishing connection, what is
 still pending is published again, in order; a repeat carries the same notice id, so an
-app can drop it.
+app can drop it. Notices kept by the API's writes (a till's redemption, a refund) are
+picked up by the ingest worker's poll of what is new (``pending(after=…)``), a few times a
+second.
 """
 
 from __future__ import annotations
@@ -66,12 +68,15 @@ class NoticeOutbox:
             with self.store.transaction() as conn:
                 self.forget(conn, published)
 
-    def pending(self) -> list[PendingNotice]:
-        """Every notice not yet acknowledged by the broker, oldest first."""
+    def pending(self, after: int = 0) -> list[PendingNotice]:
+        """Every notice not yet acknowledged by the broker (past ``seq`` ``after``), oldest
+        first."""
         with self.store.read() as conn:
             return [
                 PendingNotice(int(row[0]), str(row[1]), str(row[2]), bytes(row[3]))
                 for row in conn.execute(
-                    "SELECT seq, id, topic, payload FROM pending_notices ORDER BY seq"
+                    "SELECT seq, id, topic, payload FROM pending_notices WHERE seq > ?"
+                    " ORDER BY seq",
+                    (after,),
                 )
             ]

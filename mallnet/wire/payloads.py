@@ -222,7 +222,21 @@ class CreditNotice(WireModel):
     ts: UtcTime
     points: int = Field(description="Positive for credits, negative for spends and expiries.")
     pocket: EntityId = Field(description="`mall` for the coalition pocket, else the business.")
-    reason: Literal["visit", "game", "parking", "checkin", "expiry", "spend", "adjustment"]
+    reason: Literal[
+        "visit",
+        "game",
+        "parking",
+        "checkin",
+        "expiry",
+        "spend",
+        "adjustment",
+        "referral",
+        "lottery",
+    ] = Field(
+        description="Why: a credit (visit, game, parking, checkin, referral: a friend you "
+        "invited made their first visit, lottery: a prize), a write-off (spend, expiry) or an "
+        "adjustment."
+    )
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
 
 

@@ -4,7 +4,18 @@ through them in one ``BEGIN IMMEDIATE`` transaction; no router carries SQL."""
 
 from fastapi import APIRouter
 
-from cloud_core.api.routes import campaigns, customers, mall, operations, parking, stats, wallets
+from cloud_core.api.routes import (
+    campaigns,
+    customers,
+    lotteries,
+    mall,
+    operations,
+    parking,
+    referrals,
+    stats,
+    store_qr,
+    wallets,
+)
 
 #: In the order they are mounted (and listed in the OpenAPI document).
 ROUTERS: tuple[APIRouter, ...] = (
@@ -15,4 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     operations.router,
     parking.router,  # docs/parking.md
+    store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
+    referrals.router,
+    lotteries.router,
 )
