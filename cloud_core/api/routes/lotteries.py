@@ -67,6 +67,7 @@ class LotteryIn(BaseModel):
 
 
 class PrizeOut(BaseModel):
+    model_config = _example(rank=1, title="1000 points", points=1000, pocket="mall")
     rank: int = Field(description="1 for the first prize.")
     title: str = Field(description="What the winner gets.")
     points: int = Field(description="Points (0: a prize in kind).")
@@ -74,6 +75,12 @@ class PrizeOut(BaseModel):
 
 
 class WinnerOut(BaseModel):
+    model_config = _example(
+        rank=1,
+        entry="3b5d5c3712955042212316173ccf37be800ec8e1b8a1d7f4d3a4b09d2a1e6c2f",
+        title="1000 points",
+        points=1000,
+    )
     rank: int = Field(description="The prize won.")
     entry: str = Field(description="The winning entry: SHA-256 of `<lottery id>:<customer id>`.")
     title: str = Field(description="The prize.")
