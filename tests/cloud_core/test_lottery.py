@@ -111,7 +111,7 @@ def test_a_draw_is_announced_with_the_seeds_hash_drawn_once_and_recomputable(api
 
     early = client.post("/lotteries/winter/draw", headers=h("admin"))
     assert early.status_code == 409 and "takes entries until" in early.json()["detail"]
-    app.clock.advance(3600)  # type: ignore[attr-defined]
+    app.clock.advance(3600)
     r = client.post("/lotteries/winter/draw", headers=h("admin"))
     assert r.status_code == 200, r.text
     drawn = r.json()
