@@ -61,11 +61,11 @@ class Newcomer:
 def newcomer(conn: Conn, customer: str) -> Newcomer | None:
     row = conn.execute(
         "SELECT created_at,"
-        " EXISTS (SELECT 1 FROM visits WHERE customer_id = :c) AS visited,"
-        " EXISTS (SELECT 1 FROM journal WHERE customer_id = :c) AS credited,"
-        " EXISTS (SELECT 1 FROM referrals WHERE referee_id = :c) AS referred"
-        " FROM customers WHERE id = :c",
-        {"c": customer},
+        " EXISTS (SELECT 1 FROM visits WHERE customer_id = ?) AS visited,"
+        " EXISTS (SELECT 1 FROM journal WHERE customer_id = ?) AS credited,"
+        " EXISTS (SELECT 1 FROM referrals WHERE referee_id = ?) AS referred"
+        " FROM customers WHERE id = ?",
+        (customer, customer, customer, customer),
     ).fetchone()
     if row is None:
         return None
