@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from cloud_core.parking_config import ParkingSettings
-from cloud_core.schemes_config import ReferralSettings, StoreQrSettings
+from cloud_core.schemes_config import ReferralSettings, ReviewSettings, StoreQrSettings
 from cloud_core.settings import (
     ApiSettings,
     DeadLetterSettings,
@@ -244,6 +244,9 @@ class CoreConfig(ConfigModel):
     )
     referrals: ReferralSettings = Field(
         default_factory=ReferralSettings, description="Referral codes (docs/core.md)."
+    )
+    reviews: ReviewSettings = Field(
+        default_factory=ReviewSettings, description="Reviews and ratings (docs/core.md)."
     )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."

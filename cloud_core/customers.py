@@ -22,7 +22,7 @@ from typing import Literal
 
 import phonenumbers
 
-from cloud_core import lotteries, referrals, store_qr
+from cloud_core import lotteries, referrals, reviews, store_qr
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -223,6 +223,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
     sessions, store QR scans, referrals (made or received), the link to lottery prizes won,
+    reviews,
     and dead letters whose payload holds the customer's id, phone, e-mail, beacon
     key or plate.
     Nothing that names the customer is left, so the wallet's points are gone too (an
@@ -263,6 +264,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     removed["store_qr_scans"] = store_qr.erase(conn, customer)
     removed["referrals"] = referrals.erase(conn, customer)
     removed["lottery_winners"] = lotteries.erase(conn, customer)  # entries stay, unlinked
+    removed["reviews"] = reviews.erase(conn, customer)
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

@@ -95,3 +95,22 @@ class ReferralSettings(ConfigModel):
         description="A code can be applied only this long after the shopper registered, and "
         "only before the shopper's first visit or credit (an existing shopper is refused).",
     )
+
+
+class ReviewSettings(ConfigModel):
+    """Reviews and ratings of stores (docs/core.md, "Reviews and ratings")."""
+
+    enabled: bool = Field(default=True, description="Whether shoppers can review stores.")
+    invite_after_s: float = Field(
+        default=3600,
+        ge=0,
+        le=30 * 86_400,
+        description="A visit invites a review of its store this long after it (the shopper "
+        "has had time to try what they bought).",
+    )
+    invite_within_s: float = Field(
+        default=14 * 86_400,
+        gt=0,
+        le=365 * 86_400,
+        description="…and until this long after it; a review needs such a visit or a table QR.",
+    )

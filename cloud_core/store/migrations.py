@@ -437,3 +437,30 @@ def m302_lotteries(db: sqlite_utils.Database) -> None:
         CREATE INDEX lottery_winners_customer ON lottery_winners(customer_id);
         """
     )
+
+
+@migrations()
+def m303_reviews(db: sqlite_utils.Database) -> None:
+    # shoppers' reviews of stores (1-5 stars and text), moderated by the mall, replied to by
+    # the tenant; one per shopper and store
+    db.executescript(
+        """
+        CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+            text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'rejected')),
+            created_at TEXT NOT NULL,
+            moderated_at TEXT,
+            moderation_note TEXT,
+            reply TEXT,
+            replied_at TEXT,
+            UNIQUE (customer_id, store)
+        );
+        CREATE INDEX reviews_store ON reviews(store, status);
+        """
+    )

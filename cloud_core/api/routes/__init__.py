@@ -12,6 +12,7 @@ from cloud_core.api.routes import (
     operations,
     parking,
     referrals,
+    reviews,
     stats,
     store_qr,
     wallets,
@@ -29,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
     referrals.router,
     lotteries.router,
+    reviews.router,
 )
