@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_core_config(args.config)  # a ConfigError: `mallnet` says it, exit 2
     if args.only != "ingest":
         load_api_keys(config.api)
+        if config.store_qr is not None:
+            config.store_qr.key()  # readable, long enough, not a placeholder (or exit 2)
     if args.validate_config:
         log.info("%s is valid", args.config)
         return 0

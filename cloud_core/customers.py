@@ -223,8 +223,7 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
     sessions, store QR scans, referrals (made or received), the link to lottery prizes won,
-    reviews,
-    and dead letters whose payload holds the customer's id, phone, e-mail, beacon
+    reviews, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
     key or plate.
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone

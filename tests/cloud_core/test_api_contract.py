@@ -43,6 +43,8 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
             },
             {"name": "store-1", "role": "node", "node": "store-1", "key": KEYS["node"]},
         ],
+        # store QR codes configured, so their routes are fuzzed past "not configured"
+        store_qr={"secret": "contract-store-qr-secret-0123456789"},
     ) as served:
         yield served
 

@@ -238,3 +238,24 @@ def test_without_a_store_qr_config_the_routes_answer_404(tmp_path):
     with serve_api(tmp_path, API_KEYS) as (client, _app):
         r = scan(client, "c0", "mq1.shoe-hub.1.AAAAAAAAAAAAAAAAAAAAAA")
         assert r.status_code == 404 and "not configured" in r.json()["detail"]
+
+
+def test_validate_config_refuses_a_placeholder_or_missing_store_qr_secret(tmp_path, capsys):
+    from mallnet.cli import main
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys:\n  - {name: office, role: admin, key: k-admin-0123456789abcdef}\n")
+    secret = tmp_path / "store-qr.secret"
+    secret.write_text("changeme\n")
+    config = tmp_path / "core.yaml"
+    config.write_text(
+        "mall: demo\ndatabase: core.sqlite\nmqtt:\n  port: 1883\n"
+        f"api:\n  keys_file: {keys}\nstore_qr:\n  secret_file: store-qr.secret\n"
+    )
+    assert main(["core", "run", "--config", str(config), "--validate-config"]) == 2
+    assert "store QR secret must be at least 16 bytes" in capsys.readouterr().err
+    secret.unlink()
+    assert main(["core", "run", "--config", str(config), "--validate-config"]) == 2
+    assert "cannot read the store QR secret" in capsys.readouterr().err
+    secret.write_text("a-real-store-qr-secret-0123456789\n")
+    assert main(["core", "run", "--config", str(config), "--validate-config"]) == 0
