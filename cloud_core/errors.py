@@ -6,7 +6,10 @@ from mallnet.errors import MallnetError
 
 
 class CoreError(MallnetError):
-    """Base of every error the cloud core raises on purpose."""
+    """Base of every error the cloud core raises on purpose. ``problem``, when set, names
+    the kind in the API's RFC 9457 answers (``type: urn:mallnet:problem:<problem>``)."""
+
+    problem: str | None = None
 
 
 class NotFound(CoreError):
@@ -23,3 +26,65 @@ class InvalidInput(CoreError):
 
 class InsufficientPoints(CoreError):
     """A spend larger than the pocket's unexpired balance; nothing was written."""
+
+    problem = "insufficient-points"
+
+
+class CardTokenError(CoreError):
+    """A loyalty-card QR token that is forged, altered, expired or malformed."""
+
+    problem = "card-token"
+
+
+class CapExceeded(Conflict):
+    """More coalition points than the partner's share of the receipt allows."""
+
+    problem = "cap-exceeded"
+
+
+class HoldExpired(Conflict):
+    """A redemption hold that was neither committed nor released in time (points returned)."""
+
+    problem = "hold-expired"
+
+
+class HoldClosed(Conflict):
+    """A redemption hold already committed, released or refunded."""
+
+    problem = "hold-closed"
+
+
+class UnknownReceipt(NotFound):
+    """A receipt number this store has never registered a purchase or redemption for."""
+
+    problem = "unknown-receipt"
+
+
+class IdempotencyConflict(Conflict):
+    """An Idempotency-Key used before with another request body."""
+
+    problem = "idempotency-key-reused"
+
+
+class PeriodClosed(Conflict):
+    """A settlement period that is closed (frozen) or cannot be closed yet."""
+
+    problem = "period-closed"
+
+class StorageError(CoreError):
+    """The PostgreSQL backend refused a statement (``cloud_core.store.DatabaseError`` also
+    covers SQLite's own ``sqlite3.Error``)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be used now (connection lost, server shutting down, a lock or
+    serialization conflict): nothing was committed; retry later."""
+
+
+class SerializationConflict(StorageUnavailable):
+    """A SERIALIZABLE transaction lost to a concurrent one (or a deadlock): rolled back
+    whole, safe to run again."""
+
+
+class StorageIntegrityError(StorageError):
+    """A constraint (unique key, check, foreign key) refused a write."""

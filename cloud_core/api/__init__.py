@@ -10,7 +10,6 @@ internet.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from importlib.resources import files
@@ -28,8 +27,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
-from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
+from cloud_core.errors import (
+    CardTokenError,
+    Conflict,
+    CoreError,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+)
 from cloud_core.panel.router import mount as mount_panel
+from cloud_core.store import OperationalError as DB_UNAVAILABLE
 from mallnet import __version__
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ _STATUS: tuple[tuple[type[CoreError], int], ...] = (
     (Conflict, 409),
     (InsufficientPoints, 409),
     (InvalidInput, 422),
+    (CardTokenError, 422),
 )
 
 
@@ -53,9 +61,11 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     reasons: list[str] | None = None,
     headers: Mapping[str, str] | None = None,
+    kind: str | None = None,
 ) -> JSONResponse:
-    """An RFC 9457 problem response."""
+    """An RFC 9457 problem response (``kind``: its ``type`` is ``urn:mallnet:problem:<kind>``)."""
     body = Problem(
+        type=f"urn:mallnet:problem:{kind}" if kind else "about:blank",
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
@@ -83,7 +93,7 @@ def _add_problem_handlers(app: FastAPI) -> None:
     async def _core_error(request: Request, exc: CoreError) -> JSONResponse:
         code = next((c for kind, c in _STATUS if isinstance(exc, kind)), 400)
         log.info("API refused a request (%d): %s", code, exc)
-        return problem(request, code, str(exc))
+        return problem(request, code, str(exc), kind=exc.problem)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -95,12 +105,14 @@ def _add_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(request, 422, detail or "invalid request", errors=errors)
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def _database(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
         log.error("API request %s failed in the database: %s", request.url.path, exc)
         return problem(
             request, 503, "the database cannot be used now; retry", headers={"Retry-After": "5"}
         )
+
+    for unavailable in DB_UNAVAILABLE:  # locked, lost, or a serialization conflict
+        app.add_exception_handler(unavailable, _database)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -29,6 +28,7 @@ from prometheus_client import Histogram
 from cloud_core.config import CoreConfig
 from cloud_core.ingest.applier import Applier, Outgoing
 from cloud_core.ingest.notices import PendingNotice
+from cloud_core.store import DatabaseError, OperationalError
 from cloud_core.telemetry import TelemetrySink
 from mallnet.errors import MqttError
 from mallnet.mqtt import Inbound, MqttClient, PublishTicket, Will
@@ -185,7 +185,7 @@ class Consumer:
             self._publisher_connects = connects
             try:
                 self._send_notices(self.applier.outbox.pending(), skip_in_flight=True)
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("pending notices could not be read; retrying")
                 self._publisher_connects = 0
         self._poll_notices()
@@ -194,13 +194,13 @@ class Consumer:
             try:
                 self.applier.outbox.published(self._notices_published)
                 self._notices_published.clear()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("published notices could not be forgotten; retrying")
         if not self._node_configs_sent and self.publisher.connected:
             self._node_configs_sent = True
             try:
                 self._publish_node_configs()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("node configs could not be written; retrying")
                 self._node_configs_sent = False
         now = time.monotonic()
@@ -208,13 +208,13 @@ class Consumer:
             self._next_expiry = now + self._expiry_interval_s
             try:
                 self._send_notices(self.applier.jobs.expire())
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("expiry job failed; retrying later")
         if self.applier.config.kiosks and now >= self._next_offers and self.publisher.connected:
             self._next_offers = now + self._kiosk_offers_interval_s
             try:
                 self._publish_kiosk_offers()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("kiosk offers could not be read; retrying later")
 
     def _run(self) -> None:
@@ -228,7 +228,7 @@ class Consumer:
             try:
                 out = self.applier.apply(batch, published=self._notices_published)
                 self._notices_published.clear()
-            except sqlite3.OperationalError as exc:
+            except OperationalError as exc:
                 # Locked, busy or out of disk: nothing was committed and nothing acked.
                 # Put the messages back and retry soon (the broker would redeliver them
                 # to this session after a reconnect anyway).
@@ -239,7 +239,7 @@ class Consumer:
                 log.exception("a batch of %d messages failed; applying them one by one", len(batch))
                 try:
                     out = self.applier.apply_isolating(batch)
-                except sqlite3.Error as exc:
+                except DatabaseError as exc:
                     self._storage_failed(exc, taken)
                     continue
             self.storage_problem = None
@@ -255,7 +255,7 @@ class Consumer:
             self._publish(out)
             self._delays.append(time.monotonic() - taken[0][0])
 
-    def _storage_failed(self, exc: sqlite3.Error, taken: list[tuple[float, Inbound]]) -> None:
+    def _storage_failed(self, exc: Exception, taken: list[tuple[float, Inbound]]) -> None:
         """The database refused a batch (full, locked, I/O): nothing was committed, so
         nothing is acked; say so loudly, count it, keep the reason for ``/ready``, put the
         messages back and retry soon."""
@@ -374,7 +374,7 @@ class Consumer:
         try:
             self.applier.outbox.published(self._notices_published)
             self._notices_published.clear()
-        except sqlite3.Error:
+        except DatabaseError:
             log.exception("published notices could not be forgotten; sent again at start")
 
     def stats(self) -> dict[str, int]:

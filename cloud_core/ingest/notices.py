@@ -12,12 +12,11 @@ second.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloud_core.rules.common import Notice
-from cloud_core.store import Store
+from cloud_core.store import Conn, Store
 from mallnet.wire import encode
 from mallnet.wire.topics import INBOX
 
@@ -39,26 +38,22 @@ class NoticeOutbox:
         self.mall = mall
         self.store = store
 
-    def keep(
-        self, conn: sqlite3.Connection, notices: Sequence[Notice], now_iso: str
-    ) -> list[PendingNotice]:
+    def keep(self, conn: Conn, notices: Sequence[Notice], now_iso: str) -> list[PendingNotice]:
         """Write notices to ``pending_notices`` (in the caller's transaction), in order."""
         kept = []
         for notice in notices:
             topic = INBOX.topic(self.mall, notice.customer)
             payload = encode(notice.message)
-            cursor = conn.execute(
+            (seq,) = conn.execute(
                 "INSERT INTO pending_notices (id, customer_id, topic, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING seq",
                 (notice.message.id, notice.customer, topic, payload, now_iso),
-            )
-            seq = cursor.lastrowid
-            assert seq is not None
+            ).fetchone()
             kept.append(PendingNotice(seq, notice.message.id, topic, payload))
         return kept
 
     @staticmethod
-    def forget(conn: sqlite3.Connection, published: Sequence[int]) -> None:
+    def forget(conn: Conn, published: Sequence[int]) -> None:
         """Delete acknowledged notices (``seq``), in the caller's transaction."""
         conn.executemany("DELETE FROM pending_notices WHERE seq = ?", [(s,) for s in published])
 

@@ -230,14 +230,40 @@ class CreditNotice(WireModel):
         "expiry",
         "spend",
         "adjustment",
+        "cashback",
+        "redemption",
+        "release",
+        "refund",
+        "reversal",
+        "certificate",
+        "gift",
+        "goods",
         "referral",
         "lottery",
     ] = Field(
-        description="Why: a credit (visit, game, parking, checkin, referral: a friend you "
-        "invited made their first visit, lottery: a prize), a write-off (spend, expiry) or an "
-        "adjustment."
+        description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
+        "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
+        "goods: items of a goods account, `points` counting items; referral: a friend you invited "
+        "made their first visit; lottery: a prize), "
+        "a write-off "
+        "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
+        "points back (release of an unused hold, refund of a purchase)."
     )
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
+
+
+class ExpiringNotice(WireModel):
+    """Points of one pocket that expire soon (sent once per lot, `spending.expiring_notice_days`
+    before)."""
+
+    v: Version = SCHEMA_VERSION
+    type: Literal["expiring"] = "expiring"
+    id: EventId
+    ts: UtcTime
+    points: int = Field(gt=0, description="Points that will expire.")
+    pocket: EntityId = Field(description="`mall` for the coalition pocket, else the business.")
+    expires_at: UtcTime = Field(description="When they expire.")
+    text: str = Field(max_length=300, description="Ready to show.")
 
 
 class OfferNotice(WireModel):
@@ -249,4 +275,4 @@ class OfferNotice(WireModel):
     offer: OfferCard
 
 
-InboxMessage = Annotated[CreditNotice | OfferNotice, Field(discriminator="type")]
+InboxMessage = Annotated[CreditNotice | OfferNotice | ExpiringNotice, Field(discriminator="type")]

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud_core.api.routes import (
     campaigns,
+    certificates,
     customers,
     lotteries,
     mall,
@@ -13,8 +14,10 @@ from cloud_core.api.routes import (
     parking,
     referrals,
     reviews,
+    settlements,
     stats,
     store_qr,
+    terminal,
     wallets,
 )
 
@@ -27,6 +30,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     operations.router,
     parking.router,  # docs/parking.md
+    terminal.router,  # docs/core.md "Terminal"
+    settlements.router,
+    certificates.router,
     store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
     referrals.router,
     lotteries.router,
