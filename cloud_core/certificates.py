@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from cloud_core.errors import Conflict, NotFound
 from cloud_core.holds import Till
 from cloud_core.ledger import COALITION
 from cloud_core.spending_config import SpendingSettings
+from cloud_core.store import Conn, Row
 
 CERTIFICATE_DAYS = 90
 _CODE = re.compile(r"^BC(-[0-9A-F]{4}){4}$")
@@ -50,7 +50,7 @@ class Certificate:
     redeemed_at: datetime | None
 
 
-def _certificate(row: sqlite3.Row) -> Certificate:
+def _certificate(row: Row) -> Certificate:
     return Certificate(
         code=row["code"],
         business=row["business"],
@@ -66,7 +66,7 @@ def _certificate(row: sqlite3.Row) -> Certificate:
 
 
 def issue(
-    conn: sqlite3.Connection, settings: SpendingSettings, till: Till, *, points: int, now: datetime
+    conn: Conn, settings: SpendingSettings, till: Till, *, points: int, now: datetime
 ) -> Certificate:
     """A new certificate for ``points``, issued by the till's seller."""
     rules = settings.rules(till.business)
@@ -93,7 +93,7 @@ def issue(
 
 
 def redeem(
-    conn: sqlite3.Connection,
+    conn: Conn,
     settings: SpendingSettings,
     *,
     code: str,
@@ -146,7 +146,7 @@ class SellerTally:
     scanned_points: int
 
 
-def tally(conn: sqlite3.Connection, business: str) -> list[SellerTally]:
+def tally(conn: Conn, business: str) -> list[SellerTally]:
     """Per seller and store of a business: certificates issued and scanned, with points."""
     rows = conn.execute(
         "SELECT seller, store, COUNT(*) AS issued, SUM(points) AS issued_points,"

@@ -71,6 +71,7 @@ class PeriodClosed(Conflict):
 
     problem = "period-closed"
 
+
 class StorageError(CoreError):
     """The PostgreSQL backend refused a statement (``cloud_core.store.DatabaseError`` also
     covers SQLite's own ``sqlite3.Error``)."""

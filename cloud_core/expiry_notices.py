@@ -3,16 +3,16 @@ before its expiry, remembered in ``expiry_warnings`` so a lot is announced once.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 
 from cloud_core import ledger
 from cloud_core.rules.common import Notice
+from cloud_core.store import Conn
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import ExpiringNotice
 
 
-def warn_expiring(conn: sqlite3.Connection, now: datetime, days: int) -> list[Notice]:
+def warn_expiring(conn: Conn, now: datetime, days: int) -> list[Notice]:
     """Notices for lots expiring within ``days`` that were not announced yet (in the
     caller's transaction); none when ``days`` is 0."""
     if days <= 0:

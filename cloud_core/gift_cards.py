@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cloud_core import ledger
 from cloud_core.errors import Conflict, NotFound
 from cloud_core.ledger import COALITION, GIFT
+from cloud_core.store import Conn, Row
 
 _CODE = re.compile(r"^GC(-[0-9A-F]{4}){4}$")
 
@@ -42,7 +42,7 @@ class GiftCertificate:
     activated_at: datetime | None
 
 
-def _gift(row: sqlite3.Row) -> GiftCertificate:
+def _gift(row: Row) -> GiftCertificate:
     return GiftCertificate(
         code=row["code"],
         amount_cents=int(row["amount_cents"]),
@@ -54,7 +54,7 @@ def _gift(row: sqlite3.Row) -> GiftCertificate:
 
 
 def sell(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     amount_cents: int,
     businesses: tuple[str, ...],
@@ -81,7 +81,7 @@ def sell(
 
 
 def activate(
-    conn: sqlite3.Connection, *, code: str, customer: str, now: datetime
+    conn: Conn, *, code: str, customer: str, now: datetime
 ) -> tuple[GiftCertificate, ledger.Change]:
     """Put a certificate's money into the customer's ``gift`` pocket, once."""
     normal = normalise_code(code)

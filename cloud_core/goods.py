@@ -6,13 +6,13 @@ and notified."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 
 from cloud_core import ledger
 from cloud_core.errors import NotFound
 from cloud_core.holds import Till
 from cloud_core.spending_config import GoodsConfig, SpendingSettings
+from cloud_core.store import Conn
 
 
 def goods_at(settings: SpendingSettings, till: Till, goods_id: str) -> GoodsConfig:
@@ -23,7 +23,7 @@ def goods_at(settings: SpendingSettings, till: Till, goods_id: str) -> GoodsConf
 
 
 def sell(
-    conn: sqlite3.Connection,
+    conn: Conn,
     goods: GoodsConfig,
     *,
     customer: str,
@@ -46,7 +46,7 @@ def sell(
 
 
 def use(
-    conn: sqlite3.Connection,
+    conn: Conn,
     goods: GoodsConfig,
     *,
     customer: str,

@@ -13,7 +13,6 @@ nothing.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from cloud_core.errors import HoldClosed, HoldExpired, NotFound
 from cloud_core.ledger import COALITION, GIFT
 from cloud_core.rules import redemption
 from cloud_core.spending_config import SpendingSettings
+from cloud_core.store import Conn, Row
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Hold:
     closed_by: str | None
 
 
-def _hold(row: sqlite3.Row) -> Hold:
+def _hold(row: Row) -> Hold:
     return Hold(
         id=row["id"],
         customer=row["customer_id"],
@@ -72,7 +72,7 @@ def _hold(row: sqlite3.Row) -> Hold:
     )
 
 
-def get(conn: sqlite3.Connection, hold_id: str, business: str) -> Hold:
+def get(conn: Conn, hold_id: str, business: str) -> Hold:
     """A hold of this business (``NotFound`` for another's: ids are not probed)."""
     row = conn.execute(
         "SELECT * FROM holds WHERE id = ? AND business = ?", (hold_id, business)
@@ -82,14 +82,14 @@ def get(conn: sqlite3.Connection, hold_id: str, business: str) -> Hold:
     return _hold(row)
 
 
-def receipt_order(conn: sqlite3.Connection, store: str, receipt: str) -> int:
+def receipt_order(conn: Conn, store: str, receipt: str) -> int:
     row = conn.execute(
         "SELECT order_cents FROM receipts WHERE store = ? AND receipt = ?", (store, receipt)
     ).fetchone()
     return int(row["order_cents"]) if row else 0
 
 
-def receipt_usage(conn: sqlite3.Connection, store: str, receipt: str) -> tuple[int, int]:
+def receipt_usage(conn: Conn, store: str, receipt: str) -> tuple[int, int]:
     """Points (all, coalition) held or spent on a receipt."""
     row = conn.execute(
         "SELECT COALESCE(SUM(points), 0) AS points,"
@@ -100,9 +100,7 @@ def receipt_usage(conn: sqlite3.Connection, store: str, receipt: str) -> tuple[i
     return int(row["points"]), int(row["coalition"])
 
 
-def available(
-    conn: sqlite3.Connection, customer: str, pocket: str, now: datetime, at: str | None = None
-) -> int:
+def available(conn: Conn, customer: str, pocket: str, now: datetime, at: str | None = None) -> int:
     """Spendable now (``at``: only lots valid at that business, for gift money)."""
     row = conn.execute(
         "SELECT COALESCE(SUM(remaining), 0) AS n FROM lots WHERE customer_id = ?"
@@ -114,7 +112,7 @@ def available(
 
 
 def quote(
-    conn: sqlite3.Connection,
+    conn: Conn,
     settings: SpendingSettings,
     till: Till,
     *,
@@ -139,7 +137,7 @@ def quote(
 
 
 def reserve(
-    conn: sqlite3.Connection,
+    conn: Conn,
     settings: SpendingSettings,
     till: Till,
     *,
@@ -214,7 +212,7 @@ def reserve(
     return get(conn, hold_id, till.business), changes
 
 
-def _parts(conn: sqlite3.Connection, hold_id: str) -> list[sqlite3.Row]:
+def _parts(conn: Conn, hold_id: str) -> list[Row]:
     return conn.execute(
         "SELECT lot_id, pocket, funder, points FROM hold_parts WHERE hold_id = ? ORDER BY lot_id",
         (hold_id,),
@@ -222,7 +220,7 @@ def _parts(conn: sqlite3.Connection, hold_id: str) -> list[sqlite3.Row]:
 
 
 def _put_back(
-    conn: sqlite3.Connection, hold: Hold, now: datetime, reason: ledger.Reason, text: str
+    conn: Conn, hold: Hold, now: datetime, reason: ledger.Reason, text: str
 ) -> list[ledger.Change]:
     return [
         ledger.put_back(
@@ -238,7 +236,7 @@ def _put_back(
     ]
 
 
-def _close(conn: sqlite3.Connection, hold: Hold, status: str, now: datetime, by: str) -> Hold:
+def _close(conn: Conn, hold: Hold, status: str, now: datetime, by: str) -> Hold:
     conn.execute(
         "UPDATE holds SET status = ?, closed_at = ?, closed_by = ? WHERE id = ?",
         (status, ledger.iso(now), by, hold.id),
@@ -259,7 +257,7 @@ def _open(hold: Hold, now: datetime) -> None:
 
 
 def commit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     settings: SpendingSettings,
     tz: ZoneInfo,
     till: Till,
@@ -293,7 +291,7 @@ def commit(
 
 
 def release(
-    conn: sqlite3.Connection, till: Till, hold_id: str, now: datetime
+    conn: Conn, till: Till, hold_id: str, now: datetime
 ) -> tuple[Hold, list[ledger.Change]]:
     """Give a hold's points back (the sale did not happen)."""
     hold = get(conn, hold_id, till.business)
@@ -302,9 +300,7 @@ def release(
     return _close(conn, hold, "released", now, till.seller), changes
 
 
-def refund(
-    conn: sqlite3.Connection, hold: Hold, now: datetime, tz: ZoneInfo, by: str
-) -> list[ledger.Change]:
+def refund(conn: Conn, hold: Hold, now: datetime, tz: ZoneInfo, by: str) -> list[ledger.Change]:
     """Reverse a committed hold exactly: its points back into their lots, its settlement
     entries negated."""
     changes = _put_back(
@@ -315,7 +311,7 @@ def refund(
     return changes
 
 
-def on_receipt(conn: sqlite3.Connection, business: str, store: str, receipt: str) -> list[Hold]:
+def on_receipt(conn: Conn, business: str, store: str, receipt: str) -> list[Hold]:
     rows = conn.execute(
         "SELECT * FROM holds WHERE business = ? AND store = ? AND receipt = ? ORDER BY created_at",
         (business, store, receipt),
@@ -323,7 +319,7 @@ def on_receipt(conn: sqlite3.Connection, business: str, store: str, receipt: str
     return [_hold(r) for r in rows]
 
 
-def any_due(conn: sqlite3.Connection, now: datetime) -> bool:
+def any_due(conn: Conn, now: datetime) -> bool:
     return (
         conn.execute(
             "SELECT 1 FROM holds WHERE status = 'held' AND expires_epoch <= ? LIMIT 1",
@@ -333,7 +329,7 @@ def any_due(conn: sqlite3.Connection, now: datetime) -> bool:
     )
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> list[ledger.Change]:
+def expire_due(conn: Conn, now: datetime) -> list[ledger.Change]:
     """Every hold past its time: its points back into their lots, status ``expired``."""
     rows = conn.execute(
         "SELECT * FROM holds WHERE status = 'held' AND expires_epoch <= ? ORDER BY expires_epoch",

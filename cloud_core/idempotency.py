@@ -10,18 +10,18 @@ that fails stores nothing, so a retry after a refusal is judged afresh.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from datetime import datetime
 
 from cloud_core import ledger
 from cloud_core.errors import IdempotencyConflict
+from cloud_core.store import Conn
 
 
 def body_hash(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def recall(conn: sqlite3.Connection, scope: str, digest: str) -> str | None:
+def recall(conn: Conn, scope: str, digest: str) -> str | None:
     """The stored answer of this scope and key, or None if it is new."""
     row = conn.execute(
         "SELECT body_sha256, response FROM api_requests WHERE scope = ?", (scope,)
@@ -36,7 +36,7 @@ def recall(conn: sqlite3.Connection, scope: str, digest: str) -> str | None:
 
 
 def remember(
-    conn: sqlite3.Connection,
+    conn: Conn,
     scope: str,
     digest: str,
     *,

@@ -282,7 +282,7 @@ class Drawn:
 
 
 def draw(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -336,7 +336,7 @@ def draw(
 
 
 def put_back(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     lot_id: int,
     points: int,

@@ -138,7 +138,7 @@ def _check(campaign: Campaign, places: Mapping[str, Place]) -> None:
 
 
 def create_campaign(
-    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place], now: datetime
+    conn: Conn, campaign: Campaign, places: Mapping[str, Place], now: datetime
 ) -> Campaign:
     """Store a campaign as a new instance; its target places (stores, car parks) must exist
     and belong to its business (the mall's campaigns may name any). Returns it with its
@@ -201,7 +201,7 @@ def update_campaign(conn: Conn, campaign: Campaign, places: Mapping[str, Place])
     return campaign
 
 
-def delivery_count(conn: sqlite3.Connection, campaign: Campaign) -> int:
+def delivery_count(conn: Conn, campaign: Campaign) -> int:
     """Offers pushed for this instance of the campaign."""
     (count,) = conn.execute(
         "SELECT COUNT(*) FROM deliveries WHERE campaign_instance = ?", (campaign.instance,)

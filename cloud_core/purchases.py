@@ -13,7 +13,6 @@ transaction.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from cloud_core.holds import Till
 from cloud_core.ledger import COALITION
 from cloud_core.rules import redemption
 from cloud_core.spending_config import SpendingSettings
+from cloud_core.store import Conn, Row
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Purchase:
     seller: str
 
 
-def _purchase(row: sqlite3.Row) -> Purchase:
+def _purchase(row: Row) -> Purchase:
     return Purchase(
         id=row["id"],
         customer=row["customer_id"],
@@ -56,7 +56,7 @@ def _purchase(row: sqlite3.Row) -> Purchase:
 
 
 def register(
-    conn: sqlite3.Connection,
+    conn: Conn,
     settings: SpendingSettings,
     till: Till,
     *,
@@ -127,9 +127,7 @@ class Refund:
     holds: tuple[str, ...]  # the holds refunded or released
 
 
-def _reverse_cashback(
-    conn: sqlite3.Connection, purchase_row: sqlite3.Row, now: datetime
-) -> list[ledger.Change]:
+def _reverse_cashback(conn: Conn, purchase_row: Row, now: datetime) -> list[ledger.Change]:
     points = int(purchase_row["cashback_points"])
     if points <= 0:
         return []
@@ -183,7 +181,7 @@ def _reverse_cashback(
 
 
 def refund(
-    conn: sqlite3.Connection, till: Till, *, receipt: str, now: datetime, tz: ZoneInfo
+    conn: Conn, till: Till, *, receipt: str, now: datetime, tz: ZoneInfo
 ) -> tuple[Refund, list[ledger.Change]]:
     """Reverse a receipt's cashback and redemptions exactly (``UnknownReceipt`` if the store
     never saw it; ``Conflict`` if it was refunded already)."""
@@ -226,7 +224,7 @@ def refund(
     )
 
 
-def erase_spending(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
+def erase_spending(conn: Conn, customer: str) -> dict[str, int]:
     """Erase a customer's holds, purchases, expiry warnings and the stored answers of till
     writes that name them (before their lots go: these rows point at them). Settlement
     entries stay: they name partners, a hold id and a receipt, never the shopper, and what

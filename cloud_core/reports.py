@@ -223,7 +223,7 @@ def occupancy_series(
 # --- the control panel (cloud_core/panel) ----------------------------------------------
 
 
-def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[sqlite3.Row]:
+def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[Row]:
     """The newest journal rows of one kind (``grant``: credits, ``spend``: redemptions),
     of one pocket (a tenant's) or all."""
     where = Filters().add("kind = ?", kind).add("pocket = ?", pocket)
@@ -236,7 +236,7 @@ def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> li
 
 def deliveries_feed(
     conn: Conn, *, business: str | None, campaign: str | None, limit: int
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """The newest offer deliveries of the campaigns that exist now (of one business or
     campaign, or all), with the campaign's business and title."""
     where = Filters().add("c.business = ?", business).add("d.campaign_id = ?", campaign)
@@ -248,7 +248,7 @@ def deliveries_feed(
     ).fetchall()
 
 
-def parking_entries(conn: Conn, limit: int) -> list[sqlite3.Row]:
+def parking_entries(conn: Conn, limit: int) -> list[Row]:
     """The newest parking sessions by entry (or exit, for an exit-only read): no plates."""
     return conn.execute(
         "SELECT car_park, status, entry_ts, exit_ts, duration_s, free_minutes, match,"

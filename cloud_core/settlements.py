@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import secrets
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 from cloud_core import ledger
 from cloud_core.errors import InvalidInput, PeriodClosed
 from cloud_core.ledger import COALITION
+from cloud_core.store import Conn
 
 
 def period_of(moment: datetime, tz: ZoneInfo) -> str:
@@ -39,7 +39,7 @@ def check_period(period: str) -> str:
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     now: datetime,
     tz: ZoneInfo,
@@ -72,7 +72,7 @@ def record(
     )
 
 
-def reverse_hold(conn: sqlite3.Connection, *, hold_id: str, now: datetime, tz: ZoneInfo) -> int:
+def reverse_hold(conn: Conn, *, hold_id: str, now: datetime, tz: ZoneInfo) -> int:
     """Write the exact negatives of a hold's redemption entries (a refund); how many."""
     rows = conn.execute(
         "SELECT payer, payee, amount_cents, commission_cents, store, receipt"
@@ -137,7 +137,7 @@ class Report:
         )
 
 
-def _compute(conn: sqlite3.Connection, period: str) -> Report:
+def _compute(conn: Conn, period: str) -> Report:
     rows = conn.execute(
         "SELECT payer, payee, SUM(amount_cents) AS amount, SUM(commission_cents) AS commission,"
         " COUNT(*) AS n FROM settlement_entries WHERE period = ?"
@@ -171,7 +171,7 @@ def _compute(conn: sqlite3.Connection, period: str) -> Report:
     )
 
 
-def report(conn: sqlite3.Connection, period: str) -> Report:
+def report(conn: Conn, period: str) -> Report:
     """The period's report: frozen if it was closed, else summed from the entries now."""
     check_period(period)
     row = conn.execute(
@@ -191,7 +191,7 @@ def report(conn: sqlite3.Connection, period: str) -> Report:
     )
 
 
-def close(conn: sqlite3.Connection, period: str, *, now: datetime, tz: ZoneInfo, by: str) -> Report:
+def close(conn: Conn, period: str, *, now: datetime, tz: ZoneInfo, by: str) -> Report:
     """Freeze a past period's report (``PeriodClosed`` if it is already closed or not over)."""
     check_period(period)
     if period >= period_of(now, tz):

@@ -338,7 +338,7 @@ class Consumer:
         self._next_notice_poll = now + NOTICE_POLL_S
         try:
             new = self.applier.outbox.pending(after=self._notices_polled)
-        except sqlite3.Error:
+        except DatabaseError:
             log.exception("pending notices could not be read; retrying")
             return
         if new:
