@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cloud_core import ledger
-from cloud_core.errors import InvalidInput
+from cloud_core.errors import Conflict, InvalidInput
 from cloud_core.store import Conn
 
 VERSION = "mq1"
@@ -38,6 +38,14 @@ KEEP_SCANS_S = 86_400
 
 class StoreQrRefused(InvalidInput):
     """A store QR code that is forged, altered, expired, not yet valid or malformed."""
+
+    problem = "store-qr-refused"
+
+
+class StoreQrReplayed(Conflict):
+    """A store QR code the same shopper has scanned before."""
+
+    problem = "store-qr-replayed"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from tests.cloud_core.api_helpers import h
 from tests.cloud_core.helpers import START, serve_api, wallet
 from tests.cloud_core.test_store_qr import API_KEYS, SECRET, scan
 
+BOTH_BACKENDS = True  # tests using the ``database`` fixture run on SQLite and PostgreSQL
 ENTRIES = sorted(lottery.entry_of("winter", f"c{n:024x}") for n in range(50))
 SEED = "a" * 64
 
@@ -72,8 +73,8 @@ def test_verify_finds_a_swapped_seed_swapped_winners_and_unsorted_entries():
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
-    with serve_api(tmp_path, API_KEYS, store_qr={"secret": SECRET}) as served:
+def api(tmp_path, database) -> Iterator[tuple[httpx.Client, CoreApp]]:
+    with serve_api(tmp_path, API_KEYS, database=database, store_qr={"secret": SECRET}) as served:
         yield served
 
 

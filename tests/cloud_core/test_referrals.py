@@ -17,15 +17,17 @@ from tests.cloud_core.api_helpers import h
 from tests.cloud_core.helpers import START, api_client, api_config, key_of, wallet
 from tests.cloud_core.test_store_qr import API_KEYS, SECRET, beacon_visit, inbox, scan
 
+BOTH_BACKENDS = True  # tests using the ``database`` fixture run on SQLite and PostgreSQL
 REFERRER_POINTS = 100
 
 
 @pytest.fixture
-def core(tmp_path, core_settings, run_core) -> Iterator[tuple[CoreApp, httpx.Client]]:
+def core(tmp_path, core_settings, run_core, database) -> Iterator[tuple[CoreApp, httpx.Client]]:
     config = api_config(
         tmp_path,
         API_KEYS,
         core_settings,
+        database=database,
         referrals={"referrer_points": REFERRER_POINTS, "referee_points": 20, "new_within_s": 3600},
         store_qr={"secret": SECRET},
     )

@@ -16,6 +16,7 @@ from tests.cloud_core.helpers import serve_api
 from tests.cloud_core.test_store_qr import API_KEYS, KEY, SECRET, scan
 from tests.conftest import MALL
 
+BOTH_BACKENDS = True  # tests using the ``database`` fixture run on SQLite and PostgreSQL
 KEYS_WITH_SHOE = [
     *API_KEYS,
     {"name": "shoe", "role": "tenant", "business": "shoe-hub", "key": KEYS["shoe"]},
@@ -23,10 +24,11 @@ KEYS_WITH_SHOE = [
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
+def api(tmp_path, database) -> Iterator[tuple[httpx.Client, CoreApp]]:
     with serve_api(
         tmp_path,
         KEYS_WITH_SHOE,
+        database=database,
         store_qr={"secret": SECRET},
         reviews={"invite_after_s": 3600, "invite_within_s": 86400},
     ) as served:

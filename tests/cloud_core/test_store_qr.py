@@ -24,6 +24,7 @@ from tests.cloud_core.api_helpers import KEYS, h
 from tests.cloud_core.helpers import START, Walker, api_client, api_config, key_of, register, wallet
 from tests.conftest import MALL, Collector, wait_until
 
+BOTH_BACKENDS = True  # tests using the ``database`` fixture run on SQLite and PostgreSQL
 SECRET = "store-qr-test-secret-0123456789"
 KEY = SECRET.encode()
 WINDOW_S = 60
@@ -81,11 +82,14 @@ def test_a_photo_of_the_code_stops_working_after_the_grace_and_a_future_code_nev
 
 
 @pytest.fixture
-def core(tmp_path, core_settings, run_core, clock) -> Iterator[tuple[CoreApp, httpx.Client]]:
+def core(
+    tmp_path, core_settings, run_core, clock, database
+) -> Iterator[tuple[CoreApp, httpx.Client]]:
     config = api_config(
         tmp_path,
         API_KEYS,
         core_settings,
+        database=database,
         store_qr={"secret": SECRET, "window_s": WINDOW_S, "grace_windows": 1},
     )
     app = run_core(config, only=None)
@@ -182,6 +186,7 @@ def test_replayed_forged_altered_and_expired_codes_are_refused_and_credit_nothin
     assert again.status_code == 409, again.text
     assert again.headers["content-type"] == "application/problem+json"
     assert "already scanned" in again.json()["detail"]
+    assert again.json()["type"] == "urn:mallnet:problem:store-qr-replayed"
 
     for bad, why in [
         (code.replace("book-nook", "shoe-hub"), "forged or altered"),
@@ -192,6 +197,7 @@ def test_replayed_forged_altered_and_expired_codes_are_refused_and_credit_nothin
         r = scan(client, dan, bad)
         assert r.status_code == 422, r.text
         assert why in r.json()["detail"]
+        assert r.json()["type"] == "urn:mallnet:problem:store-qr-refused"
         assert code not in r.text  # never echoed
 
     clock.advance(2 * WINDOW_S)  # a photo of the code, two windows later

@@ -27,7 +27,7 @@ from cloud_core import customers, ledger, store_qr
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.deps import ERRORS, AdminOrKiosk, AdminOrTenant, Ctx, now, own_business
 from cloud_core.config import StoreConfig
-from cloud_core.errors import Conflict, NotFound
+from cloud_core.errors import NotFound
 from cloud_core.ingest.notices import NoticeOutbox
 from cloud_core.rules.store_qr import apply_scan
 from cloud_core.schemes_config import StoreQrSettings
@@ -134,7 +134,7 @@ def scan_store_qr(ctx: ApiContext, customer: str, code: str) -> StoreQrScanOut:
             ts=moment,
         )
         if result.outcome == "replayed":
-            raise Conflict("this shopper has already scanned this store QR code")
+            raise store_qr.StoreQrReplayed("this shopper has already scanned this store QR code")
         outbox.keep(conn, result.notices, ledger.iso(datetime.now(UTC)))
     return StoreQrScanOut(outcome=result.outcome, store=store.id, points=result.points)
 
@@ -143,8 +143,9 @@ def scan_store_qr(ctx: ApiContext, customer: str, code: str) -> StoreQrScanOut:
 def scan(body: StoreQrScanIn, ctx: Ctx, _caller: AdminOrKiosk) -> StoreQrScanOut:
     """Credit a pay-per-visit visit of the store whose signed, current code the shopper
     scanned: one visit per cooldown whichever way it arrives (beacon, kiosk or QR), the
-    same daily cap. Forged, altered, expired and malformed codes are refused (422); the
-    same code scanned twice by one shopper is refused (409)."""
+    same daily cap. Forged, altered, expired and malformed codes are refused (422,
+    `urn:mallnet:problem:store-qr-refused`); the same code scanned twice by one shopper is
+    refused (409, `urn:mallnet:problem:store-qr-replayed`)."""
     return scan_store_qr(ctx, body.customer, body.code)
 
 
