@@ -1,4 +1,5 @@
-"""The cloud core's configuration: one pydantic model per concern, loaded once in ``app``.
+"""The cloud core's configuration: one pydantic model per concern, loaded once in ``app``
+(long: the whole file's model and its loader with the secrets' paths belong together).
 
 Secrets never live in the YAML: the broker password comes from ``mqtt.password_file``,
 API keys from ``api.keys_file`` or the environment variable named by ``api.keys_env``,
