@@ -133,3 +133,25 @@ def test_self_referral_existing_shoppers_and_unknown_codes_are_refused(core, con
     assert client.post("/referrals", json={"customer": fay, "code": code}).status_code == 401
     bean = client.post("/referrals", json={"customer": fay, "code": code}, headers=h("bean"))
     assert bean.status_code == 403  # a tenant key may not join shoppers
+
+
+def test_a_new_shopper_registers_with_a_code_in_one_call_and_a_wrong_code_registers_nobody(core):
+    app, client = core
+    ann = shopper(client, 1)
+    code = code_of(client, ann)
+    wrong = client.post(
+        "/customers",
+        json={"phone": "+447911123007", "referral_code": "ZZZZZZZZ"},
+        headers=h("kiosk"),
+    )
+    assert wrong.status_code == 404 and "referral code" in wrong.json()["detail"]
+    r = client.post(
+        "/customers", json={"phone": "+447911123007", "referral_code": code}, headers=h("kiosk")
+    )
+    assert r.status_code == 201, r.text  # the same phone: the refused call registered nothing
+    gus = str(r.json()["id"])
+    assert join(client, gus, code).status_code == 409  # joined already, with the registration
+    assert wallet(app.config, ann) == {}
+    qr = client.get("/stores/shoe-hub/qr", headers=h("admin")).json()["code"]
+    assert scan(client, gus, qr).json()["outcome"] == "credited"
+    assert wallet(app.config, ann) == {"mall": REFERRER_POINTS}
