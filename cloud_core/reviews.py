@@ -1,12 +1,12 @@
-"""Reviews and ratings of stores: the rows, the invitations a visit makes, table QR codes.
+"""Reviews and ratings of stores: the rows, the invitations, table QR codes.
 
-A shopper may review a store they visited (a visit ``reviews.invite_after_s`` to
-``invite_within_s`` ago: the *invitation*, listed for the app) or whose table QR code they
-scanned (``mr1.<store>.<table>.<signature>``, HMAC-SHA256 under the store QR secret, not
-rotating: it is printed on a table). One review per shopper and store, 1–5 stars and a
-text; it is ``pending`` until the mall publishes or rejects it, and only published reviews
-count in a store's rating. The tenant replies. Every function runs in the caller's
-transaction.
+A shopper may review a store they visited or bought at (a visit or a till purchase
+``reviews.invite_after_s`` to ``invite_within_s`` ago: the *invitation*, listed for the
+app) or whose table QR code they scanned (``mr1.<store>.<table>.<signature>``,
+HMAC-SHA256 under the store QR secret, not rotating: it is printed on a table). One
+review per shopper and store, 1–5 stars and a text; it is ``pending`` until the mall
+publishes or rejects it, and only published reviews count in a store's rating. The
+tenant replies. Every function runs in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -62,12 +62,17 @@ class Invitation:
 def invitations(
     conn: Conn, customer: str, now: datetime, *, after_s: float, within_s: float
 ) -> list[Invitation]:
-    """Stores the customer visited ``after_s``–``within_s`` ago and has not reviewed."""
+    """Stores the customer visited (or bought at, not refunded) ``after_s``–``within_s`` ago
+    and has not reviewed."""
     rows = conn.execute(
-        "SELECT store, MAX(ts) AS last FROM visits WHERE customer_id = ? AND ts <= ? AND ts >= ?"
+        "SELECT store, MAX(ts) AS last FROM ("
+        " SELECT store, ts FROM visits WHERE customer_id = ?"
+        " UNION ALL SELECT store, ts FROM purchases WHERE customer_id = ? AND status = 'registered'"
+        ") AS seen WHERE ts <= ? AND ts >= ?"
         " AND store NOT IN (SELECT store FROM reviews WHERE customer_id = ?)"
         " GROUP BY store ORDER BY store",
         (
+            customer,
             customer,
             ledger.iso(now - timedelta(seconds=after_s)),
             ledger.iso(now - timedelta(seconds=within_s)),

@@ -155,3 +155,22 @@ def test_a_new_shopper_registers_with_a_code_in_one_call_and_a_wrong_code_regist
     qr = client.get("/stores/shoe-hub/qr", headers=h("admin")).json()["code"]
     assert scan(client, gus, qr).json()["outcome"] == "credited"
     assert wallet(app.config, ann) == {"mall": REFERRER_POINTS}
+
+
+def test_a_first_purchase_at_a_till_is_a_qualifying_trigger_too(tmp_path):
+    """The spend side's purchases call the same seam: the first of them pays the referrer."""
+    from tests.cloud_core.terminal_helpers import serve_terminal, tk
+
+    with serve_terminal(tmp_path) as (client, app):
+        ann = shopper(client, 1)
+        code = code_of(client, ann)
+        r = client.post(
+            "/customers", json={"phone": "+447911123008", "referral_code": code}, headers=h("kiosk")
+        )
+        hal = str(r.json()["id"])
+        body = {"customer": hal, "receipt": "R-1", "amount_cents": 3900}
+        assert client.post("/terminal/purchases", json=body, headers=tk("pizza")).status_code == 201
+        assert wallet(app.config, ann) == {"mall": REFERRER_POINTS}
+        body = {"customer": hal, "receipt": "R-2", "amount_cents": 1200}
+        assert client.post("/terminal/purchases", json=body, headers=tk("pizza")).status_code == 201
+        assert wallet(app.config, ann) == {"mall": REFERRER_POINTS}  # once

@@ -119,3 +119,18 @@ def test_a_table_qr_invites_a_review_without_a_visit_and_a_forged_one_is_refused
     ok = review(client, customer=cat, store="bean-bar-l1", stars=4, text="Nice", table_code=code)
     assert ok.status_code == 201, ok.text
     assert ok.json()["source"] == "table"
+
+
+def test_a_purchase_at_a_till_invites_a_review_after_the_delay(tmp_path):
+    from tests.cloud_core.terminal_helpers import serve_terminal, tk
+
+    with serve_terminal(tmp_path, reviews={"invite_after_s": 3600}) as (client, app):
+        eve = shopper(client, 5)
+        body = {"customer": eve, "receipt": "R-9", "amount_cents": 2500}
+        assert client.post("/terminal/purchases", json=body, headers=tk("pizza")).status_code == 201
+        assert client.get(f"/customers/{eve}/review-invitations", headers=h("kiosk")).json() == []
+        app.clock.advance(3600)  # type: ignore[attr-defined]  # the test Clock
+        invited = client.get(f"/customers/{eve}/review-invitations", headers=h("kiosk")).json()
+        assert [i["store"] for i in invited] == ["pizzeria-l2"]
+        r = review(client, customer=eve, store="pizzeria-l2", stars=4, text="Good pizza")
+        assert r.status_code == 201, r.text
