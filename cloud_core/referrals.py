@@ -51,7 +51,7 @@ def referrer_of_code(conn: Conn, code: str) -> str | None:
 @dataclass(frozen=True)
 class Newcomer:
     """What decides whether a shopper is new: when they registered, and whether anything
-    was ever credited to them or any visit recorded."""
+    was ever credited to them or any visit or purchase recorded."""
 
     registered_at: datetime
     active: bool
@@ -62,10 +62,11 @@ def newcomer(conn: Conn, customer: str) -> Newcomer | None:
     row = conn.execute(
         "SELECT created_at,"
         " EXISTS (SELECT 1 FROM visits WHERE customer_id = ?) AS visited,"
-        " EXISTS (SELECT 1 FROM journal WHERE customer_id = ?) AS credited,"
+        " EXISTS (SELECT 1 FROM journal WHERE customer_id = ?)"
+        " OR EXISTS (SELECT 1 FROM purchases WHERE customer_id = ?) AS credited,"
         " EXISTS (SELECT 1 FROM referrals WHERE referee_id = ?) AS referred"
         " FROM customers WHERE id = ?",
-        (customer, customer, customer, customer),
+        (customer, customer, customer, customer, customer),
     ).fetchone()
     if row is None:
         return None

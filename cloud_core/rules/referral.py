@@ -1,17 +1,18 @@
 """Referrals: a new shopper joins with a shopper's code; the referrer is rewarded once,
-on the new shopper's first qualifying visit.
+on the new shopper's first qualifying visit or purchase.
 
 ``join`` (the API's transaction) records a referral after refusing a code nobody has
 (``NotFound``), the shopper's own code, a shopper who already joined with one, and an
-existing shopper — registered more than ``referrals.new_within_s`` ago, or with any visit
-or credit already (``Conflict``). The reward's terms are fixed then.
+existing shopper — registered more than ``referrals.new_within_s`` ago, or with any visit,
+purchase or credit already (``Conflict``). The reward's terms are fixed then.
 
 ``reward_first_visit`` is the qualifying trigger's seam: ``visit_credit.credit_visit``
 calls it for every visit it records (beacon, kiosk check-in or store QR; a visit stopped
-by the cooldown is no visit), and a purchase can call it the same way. The first call for
-a pending referral moves it to ``rewarded`` (exactly once, ``referrals.mark_rewarded``) and
-credits the referrer's coalition pocket (and the new shopper's welcome points, if any)
-through ``credit``, each with its own idempotency key, with the referrer's inbox notice.
+by the cooldown is no visit), and a till's purchase (``POST /terminal/purchases``) calls
+it the same way. The first call for a pending referral moves it to ``rewarded`` (exactly
+once, ``referrals.mark_rewarded``) and credits the referrer's coalition pocket (and the
+new shopper's welcome points, if any) through ``credit``, each with its own idempotency
+key, with the referrer's inbox notice.
 """
 
 from __future__ import annotations
