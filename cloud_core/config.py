@@ -17,6 +17,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.receipts_config import ReceiptSettings
+from cloud_core.schemes_config import ReferralSettings, ReviewSettings, StoreQrSettings
 from cloud_core.settings import (
     ApiSettings,
     CardSettings,
@@ -275,6 +276,17 @@ class CoreConfig(ConfigModel):
     checkins: CheckinRules = Field(
         default_factory=CheckinRules, description="Kiosk check-ins (docs/core.md)."
     )
+    store_qr: StoreQrSettings | None = Field(
+        default=None,
+        description="Signed, rotating QR codes at store doors (no beacon needed); leave out "
+        "and store QR check-ins answer 404 (docs/core.md).",
+    )
+    referrals: ReferralSettings = Field(
+        default_factory=ReferralSettings, description="Referral codes (docs/core.md)."
+    )
+    reviews: ReviewSettings = Field(
+        default_factory=ReviewSettings, description="Reviews and ratings (docs/core.md)."
+    )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
@@ -441,6 +453,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(
             update={"token_file": under(config.telemetry.token_file)}
+        )
+    if config.store_qr is not None and config.store_qr.secret_file is not None:
+        updates["store_qr"] = config.store_qr.model_copy(
+            update={"secret_file": under(config.store_qr.secret_file)}
         )
     return config.model_copy(update=updates)
 

@@ -53,6 +53,8 @@ Reason = Literal[
     "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
     "gift",  # a prepaid gift certificate activated into the `gift` pocket (gift_cards.py)
     "goods",  # items of a goods account sold (+) or taken (-) at a till (goods.py)
+    "referral",  # a referred new shopper's first visit (rules/referral.py)
+    "lottery",  # a lottery prize (lotteries.py)
 ]
 
 

@@ -646,3 +646,114 @@ def m120_shopper_access(db: Schema) -> None:
         );
         """
     )
+
+
+# Shopper schemes (issue 12: store QR check-ins, referrals, lotteries); numbered apart.
+@migrations()
+def m300_store_qr_scans(db: Schema) -> None:
+    # one row per (shopper, store QR code) scanned: the same code scanned again by the same
+    # shopper is refused; rows older than a day are deleted as new scans come in
+    db.executescript(
+        """
+        CREATE TABLE store_qr_scans (
+            customer_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            store TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            PRIMARY KEY (customer_id, code)
+        );
+        CREATE INDEX store_qr_scans_age ON store_qr_scans(ts_epoch);
+        """
+    )
+
+
+@migrations()
+def m301_referrals(db: Schema) -> None:
+    # a shopper's referral code, and each new shopper who joined with one (the reward's
+    # terms fixed when the shopper joined; rewarded once, on the first qualifying visit)
+    db.executescript(
+        """
+        CREATE TABLE referral_codes (
+            customer_id TEXT PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE referrals (
+            referee_id TEXT PRIMARY KEY,
+            referrer_id TEXT NOT NULL,
+            referrer_points INTEGER NOT NULL,
+            referee_points INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'rewarded')),
+            created_at TEXT NOT NULL,
+            rewarded_at TEXT,
+            trigger TEXT
+        );
+        CREATE INDEX referrals_referrer ON referrals(referrer_id);
+        """
+    )
+
+
+@migrations()
+def m302_lotteries(db: Schema) -> None:
+    # draws with an auditable seed: its SHA-256 published when announced, the seed, the
+    # sorted entries and the winners once drawn (rules/lottery.py); prizes credited once
+    db.executescript(
+        """
+        CREATE TABLE lotteries (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            campaign_id TEXT,
+            stores TEXT NOT NULL,
+            opens_at TEXT NOT NULL,
+            closes_at TEXT NOT NULL,
+            prizes TEXT NOT NULL,
+            seed TEXT NOT NULL,
+            seed_sha256 TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('announced', 'drawn')),
+            created_at TEXT NOT NULL,
+            drawn_at TEXT,
+            entries TEXT
+        );
+        CREATE TABLE lottery_winners (
+            lottery_id TEXT NOT NULL,
+            rank INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            customer_id TEXT,
+            points INTEGER NOT NULL,
+            pocket TEXT NOT NULL,
+            title TEXT NOT NULL,
+            PRIMARY KEY (lottery_id, rank)
+        );
+        CREATE INDEX lottery_winners_customer ON lottery_winners(customer_id);
+        """
+    )
+
+
+@migrations()
+def m303_reviews(db: Schema) -> None:
+    # shoppers' reviews of stores (1-5 stars and text), moderated by the mall, replied to by
+    # the tenant; one per shopper and store
+    db.executescript(
+        """
+        CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+            text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'rejected')),
+            created_at TEXT NOT NULL,
+            moderated_at TEXT,
+            moderation_note TEXT,
+            reply TEXT,
+            replied_at TEXT,
+            UNIQUE (customer_id, store)
+        );
+        CREATE INDEX reviews_store ON reviews(store, status);
+        """
+    )

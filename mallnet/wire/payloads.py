@@ -238,10 +238,13 @@ class CreditNotice(WireModel):
         "certificate",
         "gift",
         "goods",
+        "referral",
+        "lottery",
     ] = Field(
         description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
         "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
-        "goods: items of a goods account, `points` counting items), "
+        "goods: items of a goods account, `points` counting items; referral: a friend you invited "
+        "made their first visit; lottery: a prize), "
         "a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
         "points back (release of an unused hold, refund of a purchase)."

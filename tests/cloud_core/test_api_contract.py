@@ -52,6 +52,8 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
             },
         ],
         cards={"secret": "card-contract-secret-0123456789"},
+        # store QR codes configured, so their routes are fuzzed past "not configured"
+        store_qr={"secret": "contract-store-qr-secret-0123456789"},
     ) as served:
         yield served
 

@@ -48,7 +48,7 @@ def redeem_once(c: httpx.Client, customer: str, receipt: str, points: int) -> in
                 if done.status_code != 503:
                     return done.status_code
         elif r.status_code != 503:
-            return r.status_code
+            return int(r.status_code)
 
 
 def hold(client, customer, receipt, order, *, coalition=0, store=0, till="pizza", key=None):

@@ -8,13 +8,17 @@ from cloud_core.api.routes import (
     campaigns,
     certificates,
     customers,
+    lotteries,
     mall,
     me,
     operations,
     parking,
     receipts,
+    referrals,
+    reviews,
     settlements,
     stats,
+    store_qr,
     terminal,
     wallets,
 )
@@ -34,4 +38,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     receipts.router,  # docs/core.md "Receipt QR"
     me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
     me.router,
+    store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
+    referrals.router,
+    lotteries.router,
+    reviews.router,
 )
