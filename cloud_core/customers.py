@@ -22,6 +22,7 @@ from typing import Literal
 
 import phonenumbers
 
+from cloud_core import gifts, promo_codes
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -221,8 +222,8 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, and dead letters whose payload holds the customer's id, phone, e-mail, beacon
-    key or plate.
+    sessions, gift purchases (their promo codes stay claimed, by nobody), and dead letters
+    whose payload holds the customer's id, phone, e-mail, beacon key or plate.
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -258,6 +259,8 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     ).rowcount  # keys that name the customer (the daily game key)
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
+    removed.update(promo_codes.erase_customer_codes(conn, customer))  # stay claimed, by nobody
+    removed.update(gifts.erase_customer_purchases(conn, customer))
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

@@ -31,7 +31,16 @@ from cloud_core.store.filters import Filters
 COALITION = "mall"
 """The mall's coalition pocket."""
 
-Reason = Literal["visit", "game", "parking", "checkin", "expiry", "spend", "adjustment"]
+Reason = Literal[
+    "visit",
+    "game",
+    "parking",
+    "checkin",
+    "expiry",
+    "spend",
+    "adjustment",
+    "gift",  # a gift of the showcase bought with points (gifts.py); kind 'spend'
+]
 
 
 def iso(moment: datetime) -> str:

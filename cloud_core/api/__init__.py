@@ -28,7 +28,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
-from cloud_core.errors import Conflict, CoreError, InsufficientPoints, InvalidInput, NotFound
+from cloud_core.errors import (
+    Conflict,
+    CoreError,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from cloud_core.panel.router import mount as mount_panel
 from mallnet import __version__
 
@@ -42,6 +49,7 @@ _STATUS: tuple[tuple[type[CoreError], int], ...] = (
     (Conflict, 409),
     (InsufficientPoints, 409),
     (InvalidInput, 422),
+    (PayloadTooLarge, 413),
 )
 
 
@@ -53,9 +61,11 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     reasons: list[str] | None = None,
     headers: Mapping[str, str] | None = None,
+    kind: str | None = None,
 ) -> JSONResponse:
-    """An RFC 9457 problem response."""
+    """An RFC 9457 problem response (``kind``: its ``type`` is ``urn:mallnet:problem:<kind>``)."""
     body = Problem(
+        type=f"urn:mallnet:problem:{kind}" if kind else "about:blank",
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
@@ -83,7 +93,7 @@ def _add_problem_handlers(app: FastAPI) -> None:
     async def _core_error(request: Request, exc: CoreError) -> JSONResponse:
         code = next((c for kind, c in _STATUS if isinstance(exc, kind)), 400)
         log.info("API refused a request (%d): %s", code, exc)
-        return problem(request, code, str(exc))
+        return problem(request, code, str(exc), kind=exc.problem)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

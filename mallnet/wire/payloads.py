@@ -222,7 +222,9 @@ class CreditNotice(WireModel):
     ts: UtcTime
     points: int = Field(description="Positive for credits, negative for spends and expiries.")
     pocket: EntityId = Field(description="`mall` for the coalition pocket, else the business.")
-    reason: Literal["visit", "game", "parking", "checkin", "expiry", "spend", "adjustment"]
+    reason: Literal[
+        "visit", "game", "parking", "checkin", "expiry", "spend", "adjustment", "gift"
+    ] = Field(description="Why; `gift`: a gift of the mall's showcase bought with points.")
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
 
 

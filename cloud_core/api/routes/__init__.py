@@ -4,7 +4,16 @@ through them in one ``BEGIN IMMEDIATE`` transaction; no router carries SQL."""
 
 from fastapi import APIRouter
 
-from cloud_core.api.routes import campaigns, customers, mall, operations, parking, stats, wallets
+from cloud_core.api.routes import (
+    campaigns,
+    customers,
+    mall,
+    operations,
+    parking,
+    promo_codes,
+    stats,
+    wallets,
+)
 
 #: In the order they are mounted (and listed in the OpenAPI document).
 ROUTERS: tuple[APIRouter, ...] = (
@@ -15,4 +24,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     operations.router,
     parking.router,  # docs/parking.md
+    promo_codes.router,  # pools and the gift showcase (docs/core.md "Promo-code pools")
+    promo_codes.wallet_router,  # a shopper's codes
 )
