@@ -12,7 +12,7 @@ from another origin. What each role sees is decided in ``views.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_core import ledger, offers
 from cloud_core.api import models as m
@@ -553,24 +555,39 @@ router.add_api_route(
 )
 
 
+class PanelHeaders:
+    """The panel's security headers on every response under ``/panel`` (a plain ASGI
+    middleware: it only adds headers to the response's start)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def add(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
+                headers["X-Frame-Options"] = "DENY"
+                if not path.startswith(f"{PREFIX}/static/"):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, add)
+
+
 def mount(app: FastAPI, ctx: ApiContext) -> None:
     """Serve the panel from this app: its routes, static files and security headers."""
     app.state.panel = PanelState(ctx, app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="panel-static")
 
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
-            response.headers["Content-Security-Policy"] = CSP
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
-            response.headers["X-Frame-Options"] = "DENY"
-            if not request.url.path.startswith(f"{PREFIX}/static/"):
-                response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(PanelHeaders)
 
     @app.get(PREFIX, include_in_schema=False)
     def _root() -> RedirectResponse:
