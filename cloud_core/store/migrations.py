@@ -1,4 +1,5 @@
-"""Every migration of the core's database, in one registry (``migrations``).
+"""Every migration of the core's database, in one registry (``migrations``), for both backends.
+long: the whole schema's history in one place, so every entry point applies all of it.
 
 Whichever entry point opens the store (``core run``, ``core expire``, ``core add-customer``,
 a test) applies all of them, whatever modules it happens to import. A new migration goes
