@@ -28,15 +28,19 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
+
+from cloud_core import promo_csv
 from cloud_core.errors import CodeAlreadyUsed, Conflict, InvalidInput, NotFound, PoolExhausted
 from cloud_core.ledger import from_iso, iso
 from cloud_core.promo_csv import Row
-from cloud_core.store import Conn
+from cloud_core.store import Conn, Store
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +320,46 @@ def finish_upload(
     return get_upload(conn, upload.pool, upload.id)
 
 
+def run_upload(store: Store, upload: Upload, body: bytes, clock: Callable[[], datetime]) -> None:
+    """The background job of an upload: judge the rows, write them ``CHUNK`` per transaction
+    (claims go on between them), then mark the upload done (or failed, with why)."""
+    chunk: list[Row] = []
+    try:
+        for row in promo_csv.parse(body):
+            chunk.append(row)
+            if len(chunk) >= CHUNK:
+                with store.transaction() as conn:
+                    upload = add_rows(conn, upload, chunk, clock())
+                chunk = []
+        with store.transaction() as conn:
+            if chunk:
+                upload = add_rows(conn, upload, chunk, clock())
+            upload = finish_upload(conn, upload, clock())
+    except Exception as exc:
+        log.exception("upload %s to pool %s failed", upload.id, upload.pool)
+        with store.transaction() as conn:
+            finish_upload(conn, upload, clock(), failed=f"stopped: {exc}"[:300])
+        return
+    log.info(
+        "upload %s to pool %s: %d added, %d duplicates in the file, %d already in the pool,"
+        " %d bad rows",
+        upload.id,
+        upload.pool,
+        upload.added,
+        upload.duplicates_in_file,
+        upload.duplicates_in_pool,
+        upload.bad,
+    )
+
+
+def latest_uploads(conn: Conn, pool_id: str, limit: int = 3) -> list[Upload]:
+    rows = conn.execute(
+        "SELECT * FROM promo_uploads WHERE pool_id = ? ORDER BY created_at DESC, id LIMIT ?",
+        (pool_id, limit),
+    ).fetchall()
+    return [_upload(r) for r in rows]
+
+
 def fail_interrupted_uploads(conn: Conn, now: datetime) -> int:
     """Uploads left ``running`` by a process that stopped (at start-up): ``failed``. The rows
     they wrote stay (each code once); uploading the file again adds the rest."""
@@ -486,6 +530,24 @@ def printable_codes(conn: Conn, pool_id: str, *, include_used: bool) -> list[Any
     if not include_used:
         sql += " AND used_at IS NULL"
     return conn.execute(sql + " ORDER BY seq", (pool_id,)).fetchall()
+
+
+_PRINT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "api" / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def printable_page(pool: Pool, rows: Sequence[Any], now: datetime) -> str:
+    """The printed list: one HTML page (its print stylesheet is the panel's static
+    ``print.css``; no script)."""
+    return _PRINT.get_template("promo_codes_print.html").render(
+        pool=pool,
+        rows=rows,
+        printed=now.strftime("%Y-%m-%d %H:%M UTC"),
+        day=lambda text: text[:10] if text else "",
+    )
 
 
 def erase_customer_codes(conn: Conn, customer: str) -> dict[str, int]:

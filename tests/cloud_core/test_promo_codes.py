@@ -6,6 +6,7 @@ that spend points and give a code atomically."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -330,9 +331,12 @@ def test_the_printed_list_is_one_page_of_the_cores_own(api):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert all(f"LATTE-{i:04d}" in html for i in range(3))
-    assert "@media print" in html and "Latte &lt;free&gt;" in html  # escaped
+    assert "Latte &lt;free&gt;" in html  # escaped
     assert "://" not in html and "<script" not in html  # nothing from outside, no script
-    assert "script-src" not in r.headers["content-security-policy"]
+    assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'self'"
+    css = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+    assert css == ["/panel/static/print.css"]
+    assert "@media print" in client.get(css[0]).text  # the core's own stylesheet
     assert html.count('class="used"') == 1
     unused = client.get("/promo-codes/pools/latte/print?include_used=false", headers=h("bean"))
     assert code not in unused.text and "LATTE-0001" in unused.text
@@ -509,3 +513,76 @@ def test_erasing_a_shopper_keeps_their_code_claimed_by_nobody(api):
         ("", None)
     ]
     assert stock(client, "latte")["free"] == 1  # never given again
+
+
+# --- the panel ---------------------------------------------------------------------------
+
+
+def panel_session(base: str, who: str) -> tuple[httpx.Client, str]:
+    """A browser-like client signed in to the panel, and its CSRF token."""
+    browser = httpx.Client(base_url=base, timeout=10)
+    r = browser.post("/panel/login", data={"key": KEYS[who]})
+    assert r.status_code == 303, r.text
+    found = re.search(r'name="csrf" value="([^"]+)"', browser.get("/panel/").text)
+    assert found is not None
+    return browser, found.group(1)
+
+
+def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
+    client, _ = api
+    make_pool(client)
+    make_pool(client, "shoe-socks", business="shoe-hub", title="Socks")
+    base = str(client.base_url)
+    office, csrf = panel_session(base, "admin")
+    page = office.get("/panel/promo-codes")
+    assert page.status_code == 200 and 'data-pool="latte"' in page.text
+    assert 'data-pool="shoe-socks"' in page.text and 'id="upload"' in page.text
+    text = b"code\nP-0001\nP-0002\nP-0001\nx\n"
+    r = office.post(
+        "/panel/promo-codes/upload",
+        data={"csrf": csrf, "pool": "latte"},
+        files={"file": ("codes.csv", text, "text/csv")},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/panel/promo-codes", r.text
+
+    def done() -> bool:
+        return 'data-state="done"' in office.get("/panel/promo-codes").text
+
+    wait_until(done, what="the upload's report on the page")
+    html = office.get("/panel/promo-codes").text
+    assert re.search(r'class="added">2<', html)
+    assert '<td class="num">4</td><td>duplicate_in_file</td>' in html  # with its line
+    assert '<td class="num">5</td><td>bad</td>' in html
+    assert stock(client, "latte")["total"] == 2
+    forged = office.post(
+        "/panel/promo-codes/upload",
+        data={"csrf": "nope", "pool": "latte"},
+        files={"file": ("codes.csv", b"P-0003\n", "text/csv")},
+    )
+    assert forged.status_code == 403
+    bad = office.post(
+        "/panel/promo-codes/upload",
+        data={"csrf": csrf, "pool": "latte"},
+        files={"file": ("codes.csv", b"\xff\xfe", "text/csv")},
+    )
+    assert bad.status_code == 422 and "UTF-8" in bad.text
+    assert stock(client, "latte")["total"] == 2
+    # the partner sees its own pool only, may print it, never upload
+    bean, bean_csrf = panel_session(base, "bean")
+    mine = bean.get("/panel/promo-codes").text
+    assert 'data-pool="latte"' in mine and "shoe-socks" not in mine and 'id="upload"' not in mine
+    printed = bean.get("/panel/promo-codes/latte/print")
+    assert printed.status_code == 200 and "P-0001" in printed.text
+    assert 'href="/panel/static/print.css"' in printed.text
+    assert "default-src 'none'" in printed.headers["content-security-policy"]
+    css = bean.get("/panel/static/print.css")
+    assert css.status_code == 200 and "@media print" in css.text
+    assert bean.get("/panel/promo-codes/shoe-socks/print").status_code == 404
+    refused = bean.post(
+        "/panel/promo-codes/upload",
+        data={"csrf": bean_csrf, "pool": "latte"},
+        files={"file": ("codes.csv", b"P-0009\n", "text/csv")},
+    )
+    assert refused.status_code == 403 and stock(client, "latte")["total"] == 2
+    office.close()
+    bean.close()

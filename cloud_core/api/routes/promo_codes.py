@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
-from pathlib import Path
 from typing import Annotated
 
-import jinja2
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -45,12 +43,6 @@ MAX_UPLOAD_BYTES = 4 * 1024 * 1024
 
 router = APIRouter(prefix="/promo-codes", tags=["promo codes"], responses=ERRORS)
 wallet_router = APIRouter(prefix="/customers", tags=["wallets"], responses=ERRORS)
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def _stock(pool: promo_codes.Pool) -> pm.StockOut:
@@ -144,37 +136,6 @@ def read_pool(pool_id: str, ctx: Ctx, caller: AdminOrTenant) -> pm.PoolOut:
 # --- uploads -----------------------------------------------------------------------------
 
 
-def _run_upload(ctx: ApiContext, upload: promo_codes.Upload, body: bytes) -> None:
-    """The background job: judge the rows, write them a chunk per transaction."""
-    chunk: list[promo_csv.Row] = []
-    try:
-        for row in promo_csv.parse(body):
-            chunk.append(row)
-            if len(chunk) >= promo_codes.CHUNK:
-                with ctx.store.transaction() as conn:
-                    upload = promo_codes.add_rows(conn, upload, chunk, now(ctx))
-                chunk = []
-        with ctx.store.transaction() as conn:
-            if chunk:
-                upload = promo_codes.add_rows(conn, upload, chunk, now(ctx))
-            upload = promo_codes.finish_upload(conn, upload, now(ctx))
-    except Exception as exc:
-        log.exception("upload %s to pool %s failed", upload.id, upload.pool)
-        with ctx.store.transaction() as conn:
-            promo_codes.finish_upload(conn, upload, now(ctx), failed=f"stopped: {exc}"[:300])
-        return
-    log.info(
-        "upload %s to pool %s: %d added, %d duplicates in the file, %d already in the pool,"
-        " %d bad rows",
-        upload.id,
-        upload.pool,
-        upload.added,
-        upload.duplicates_in_file,
-        upload.duplicates_in_pool,
-        upload.bad,
-    )
-
-
 async def _bounded_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
@@ -226,7 +187,7 @@ async def upload_codes(
             return promo_codes.start_upload(conn, pool_id, total, now(ctx))
 
     upload = await run_in_threadpool(start)
-    background.add_task(_run_upload, ctx, upload, body)
+    background.add_task(promo_codes.run_upload, ctx.store, upload, body, lambda: now(ctx))
     response.headers["Location"] = f"/promo-codes/pools/{pool_id}/uploads/{upload.id}"
     return _upload_out(upload)
 
@@ -261,13 +222,18 @@ def claim_code(
     comes back (200, `already_claimed`)."""
     moment = now(ctx)
     key = None if body.request_key is None else f"{body.customer}:{body.request_key}"
-    with ctx.store.transaction() as conn:
-        customer_store.require_customer(conn, body.customer)
-        gift = gifts.gift_of_pool(conn, pool_id)
-        if gift is not None:
-            raise Conflict(f"pool {pool_id!r} backs gift {gift.id!r}: its codes are bought")
-        got = promo_codes.claim(conn, pool_id, body.customer, moment, request_key=key)
-        left = promo_codes.get_pool(conn, pool_id).free
+
+    def attempt() -> tuple[promo_codes.Claim, int]:
+        # one whole transaction, safe to run again (a PostgreSQL serialization conflict)
+        with ctx.store.transaction() as conn:
+            customer_store.require_customer(conn, body.customer)
+            gift = gifts.gift_of_pool(conn, pool_id)
+            if gift is not None:
+                raise Conflict(f"pool {pool_id!r} backs gift {gift.id!r}: its codes are bought")
+            got = promo_codes.claim(conn, pool_id, body.customer, moment, request_key=key)
+            return got, promo_codes.get_pool(conn, pool_id).free
+
+    got, left = attempt()
     if got.outcome == "already_claimed":
         response.status_code = status.HTTP_200_OK
     return pm.ClaimOut(
@@ -315,16 +281,11 @@ def print_codes(
     pool = _own_pool(ctx, caller, pool_id)
     with ctx.store.read() as conn:
         rows = promo_codes.printable_codes(conn, pool_id, include_used=include_used)
-    html = _TEMPLATES.get_template("promo_codes_print.html").render(
-        pool=pool,
-        rows=rows,
-        printed=now(ctx).strftime("%Y-%m-%d %H:%M UTC"),
-        day=lambda text: text[:10] if text else "",
-    )
+    html = promo_codes.printable_page(pool, rows, now(ctx))
     return HTMLResponse(
         html,
         headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "Content-Security-Policy": "default-src 'none'; style-src 'self'",
             "Cache-Control": "no-store",
         },
     )
@@ -393,18 +354,24 @@ def buy_gift(
     """Takes the gift's points from the shopper's coalition pocket and gives the next unused
     code, both or neither; the shopper's inbox gets a notice of the write-off."""
     moment = now(ctx)
-    with ctx.store.transaction() as conn:
-        customer_store.require_customer(conn, body.customer)
-        bought = gifts.buy(conn, gift_id, body.customer, body.idempotency_key, moment)
-        if bought.changes:
-            NoticeOutbox(ctx.config.mall, ctx.store).keep(
-                conn, [_write_off_notice(body.customer, bought)], ledger.iso(moment)
+
+    def attempt() -> tuple[gifts.Purchase, int]:
+        # one whole transaction, safe to run again (a PostgreSQL serialization conflict)
+        with ctx.store.transaction() as conn:
+            customer_store.require_customer(conn, body.customer)
+            bought = gifts.buy(conn, gift_id, body.customer, body.idempotency_key, moment)
+            if bought.changes:
+                NoticeOutbox(ctx.config.mall, ctx.store).keep(
+                    conn, [_write_off_notice(body.customer, bought)], ledger.iso(moment)
+                )
+            available = sum(
+                b.available
+                for b in ledger.balances(conn, body.customer, moment)
+                if b.pocket == ledger.COALITION
             )
-        available = sum(
-            b.available
-            for b in ledger.balances(conn, body.customer, moment)
-            if b.pocket == ledger.COALITION
-        )
+            return bought, available
+
+    bought, available = attempt()
     if bought.outcome == "duplicate":
         response.status_code = status.HTTP_200_OK
     return pm.PurchaseOut(
