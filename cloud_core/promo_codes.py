@@ -50,6 +50,10 @@ MAX_PROBLEMS = 100
 CHUNK = 500
 #: Tries of the claim statement before a pool with free codes is called busy (PostgreSQL).
 CLAIM_TRIES = 20
+#: An upload ``running`` with no progress for this long was cut short (its process stopped):
+#: it reads as ``failed``; the codes it added stay, and uploading the file again adds the rest.
+STALE_AFTER_S = 120.0
+INTERRUPTED = "interrupted (the core stopped); upload the file again to add the rest"
 #: What an erased shopper's claimed codes keep in ``customer_id`` (claimed, by nobody).
 ERASED = ""
 
@@ -216,11 +220,18 @@ def all_stock(conn: Conn) -> list[Pool]:
 # --- uploads -----------------------------------------------------------------------------
 
 
-def _upload(row: Any) -> Upload:
+def _upload(row: Any, now: datetime | None) -> Upload:
+    state, detail = row["state"], row["detail"]
+    if (
+        state == "running"
+        and now is not None
+        and (now - from_iso(row["updated_at"])).total_seconds() > STALE_AFTER_S
+    ):
+        state, detail = "failed", INTERRUPTED
     return Upload(
         id=row["id"],
         pool=row["pool_id"],
-        state=row["state"],
+        state=state,
         total=int(row["total"]),
         done=int(row["done"]),
         added=int(row["added"]),
@@ -228,7 +239,7 @@ def _upload(row: Any) -> Upload:
         duplicates_in_pool=int(row["duplicates_in_pool"]),
         bad=int(row["bad"]),
         problems=list(json.loads(row["problems"])),
-        detail=row["detail"],
+        detail=detail,
         created_at=from_iso(row["created_at"]),
         finished_at=from_iso(row["finished_at"]) if row["finished_at"] else None,
     )
@@ -239,20 +250,21 @@ def start_upload(conn: Conn, pool_id: str, total: int, now: datetime) -> Upload:
     get_pool(conn, pool_id)
     upload_id = "u" + secrets.token_hex(8)
     conn.execute(
-        "INSERT INTO promo_uploads (id, pool_id, state, total, created_at)"
-        " VALUES (?, ?, 'running', ?, ?)",
-        (upload_id, pool_id, total, iso(now)),
+        "INSERT INTO promo_uploads (id, pool_id, state, total, created_at, updated_at)"
+        " VALUES (?, ?, 'running', ?, ?, ?)",
+        (upload_id, pool_id, total, iso(now), iso(now)),
     )
     return get_upload(conn, pool_id, upload_id)
 
 
-def get_upload(conn: Conn, pool_id: str, upload_id: str) -> Upload:
+def get_upload(conn: Conn, pool_id: str, upload_id: str, now: datetime | None = None) -> Upload:
+    """An upload as it stands (with ``now``: one cut short reads as ``failed``)."""
     row = conn.execute(
         "SELECT * FROM promo_uploads WHERE id = ? AND pool_id = ?", (upload_id, pool_id)
     ).fetchone()
     if row is None:
         raise NotFound(f"no upload {upload_id!r} to pool {pool_id!r}")
-    return _upload(row)
+    return _upload(row, now)
 
 
 def add_rows(conn: Conn, upload: Upload, rows: Sequence[Row], now: datetime) -> Upload:
@@ -291,8 +303,8 @@ def add_rows(conn: Conn, upload: Upload, rows: Sequence[Row], now: datetime) -> 
     conn.execute(
         "UPDATE promo_uploads SET done = done + ?, added = added + ?,"
         " duplicates_in_file = duplicates_in_file + ?, duplicates_in_pool ="
-        " duplicates_in_pool + ?, bad = bad + ?, problems = ? WHERE id = ?",
-        (len(rows), added, in_file, in_pool, bad, json.dumps(problems), upload.id),
+        " duplicates_in_pool + ?, bad = bad + ?, problems = ?, updated_at = ? WHERE id = ?",
+        (len(rows), added, in_file, in_pool, bad, json.dumps(problems), iso(now), upload.id),
     )
     if added:
         _restock(conn, pool, added)
@@ -314,8 +326,9 @@ def finish_upload(
     conn: Conn, upload: Upload, now: datetime, *, failed: str | None = None
 ) -> Upload:
     conn.execute(
-        "UPDATE promo_uploads SET state = ?, detail = ?, finished_at = ? WHERE id = ?",
-        ("failed" if failed else "done", failed or "", iso(now), upload.id),
+        "UPDATE promo_uploads SET state = ?, detail = ?, finished_at = ?, updated_at = ?"
+        " WHERE id = ?",
+        ("failed" if failed else "done", failed or "", iso(now), iso(now), upload.id),
     )
     return get_upload(conn, upload.pool, upload.id)
 
@@ -352,22 +365,12 @@ def run_upload(store: Store, upload: Upload, body: bytes, clock: Callable[[], da
     )
 
 
-def latest_uploads(conn: Conn, pool_id: str, limit: int = 3) -> list[Upload]:
+def latest_uploads(conn: Conn, pool_id: str, now: datetime, limit: int = 3) -> list[Upload]:
     rows = conn.execute(
         "SELECT * FROM promo_uploads WHERE pool_id = ? ORDER BY created_at DESC, id LIMIT ?",
         (pool_id, limit),
     ).fetchall()
-    return [_upload(r) for r in rows]
-
-
-def fail_interrupted_uploads(conn: Conn, now: datetime) -> int:
-    """Uploads left ``running`` by a process that stopped (at start-up): ``failed``. The rows
-    they wrote stay (each code once); uploading the file again adds the rest."""
-    return conn.execute(
-        "UPDATE promo_uploads SET state = 'failed', detail = ?, finished_at = ?"
-        " WHERE state = 'running'",
-        ("interrupted: the core stopped; upload the file again to add the rest", iso(now)),
-    ).rowcount
+    return [_upload(r, now) for r in rows]
 
 
 # --- claims ------------------------------------------------------------------------------

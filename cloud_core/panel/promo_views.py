@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime
 from typing import Any
 
 from cloud_core import gifts, promo_codes
@@ -33,6 +34,7 @@ def _upload(u: promo_codes.Upload) -> dict[str, Any]:
 
 def pools(ctx: ApiContext, who: Principal) -> list[dict[str, Any]]:
     business = who.business if who.role == "tenant" else None
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
     with ctx.store.read() as conn:
         found = promo_codes.list_pools(conn, business, limit=1000)
         out = []
@@ -51,7 +53,7 @@ def pools(ctx: ApiContext, who: Principal) -> list[dict[str, Any]]:
                     "low": p.low,
                     "low_stock": p.low_stock,
                     "gift": f"{gift.title} ({gift.points})" if gift else "",
-                    "uploads": [_upload(u) for u in promo_codes.latest_uploads(conn, p.id)],
+                    "uploads": [_upload(u) for u in promo_codes.latest_uploads(conn, p.id, now)],
                 }
             )
     return out

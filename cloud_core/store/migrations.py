@@ -406,6 +406,7 @@ def m200_promo_codes(db: sqlite_utils.Database) -> None:
             problems TEXT NOT NULL DEFAULT '[]',
             detail TEXT NOT NULL DEFAULT '',
             created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
             finished_at TEXT
         );
         CREATE INDEX promo_uploads_pool ON promo_uploads(pool_id);

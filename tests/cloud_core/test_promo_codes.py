@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud_core import ledger
+from cloud_core import ledger, promo_codes, promo_csv
 from cloud_core.app import CoreApp
 from cloud_core.store import open_store
 from tests.cloud_core.api_helpers import KEYS, h
@@ -586,3 +586,23 @@ def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
     assert refused.status_code == 403 and stock(client, "latte")["total"] == 2
     office.close()
     bean.close()
+
+
+def test_an_upload_cut_short_reads_as_failed_and_a_new_upload_adds_the_rest(api):
+    client, app = api
+    make_pool(client)
+    store = open_store(app.config.database)
+    try:  # an upload whose process stopped after its first chunk (no job is running it)
+        with store.transaction() as conn:
+            cut = promo_codes.start_upload(conn, "latte", 3, AT)
+            promo_codes.add_rows(conn, cut, list(promo_csv.parse(b"C-001\n")), AT)
+    finally:
+        store.close()
+    location = f"/promo-codes/pools/latte/uploads/{cut.id}"
+    assert client.get(location, headers=h("admin")).json()["state"] == "running"
+    app.clock.advance(promo_codes.STALE_AFTER_S + 1)
+    report = client.get(location, headers=h("admin")).json()
+    assert report["state"] == "failed" and "interrupted" in report["detail"]
+    again = upload(client, "latte", "C-001\nC-002\nC-003\n")
+    assert (again["added"], again["duplicates_in_pool"]) == (2, 1)
+    assert stock(client, "latte")["total"] == 3

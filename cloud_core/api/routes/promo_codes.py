@@ -195,7 +195,7 @@ async def upload_codes(
 @router.get("/pools/{pool_id}/uploads/{upload_id}", summary="An upload's progress and report")
 def read_upload(pool_id: str, upload_id: str, ctx: Ctx, _caller: Admin) -> pm.UploadOut:
     with ctx.store.read() as conn:
-        return _upload_out(promo_codes.get_upload(conn, pool_id, upload_id))
+        return _upload_out(promo_codes.get_upload(conn, pool_id, upload_id, now(ctx)))
 
 
 # --- claims and uses ---------------------------------------------------------------------
