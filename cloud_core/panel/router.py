@@ -88,7 +88,8 @@ class PanelState:
         )
 
     def sections(self, who: Principal) -> list[Section]:
-        paths = {getattr(r, "path", "") for r in self.app.routes}
+        # the API's own document: FastAPI keeps included routers nested in ``app.routes``
+        paths = set(self.app.openapi().get("paths", {}))
         return [
             s
             for s in SECTIONS

@@ -335,7 +335,7 @@ def test_the_printed_list_is_one_page_of_the_cores_own(api):
     assert "://" not in html and "<script" not in html  # nothing from outside, no script
     assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'self'"
     css = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
-    assert css == ["/panel/static/print.css"]
+    assert css == ["/panel/static/print.css"] and "/panel/static/favicon.svg" in html
     assert "@media print" in client.get(css[0]).text  # the core's own stylesheet
     assert html.count('class="used"') == 1
     unused = client.get("/promo-codes/pools/latte/print?include_used=false", headers=h("bean"))
@@ -536,6 +536,7 @@ def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
     office, csrf = panel_session(base, "admin")
     page = office.get("/panel/promo-codes")
     assert page.status_code == 200 and 'data-pool="latte"' in page.text
+    assert 'data-nav="/promo-codes"' in page.text  # the nav entry, now that the API serves it
     assert 'data-pool="shoe-socks"' in page.text and 'id="upload"' in page.text
     text = b"code\nP-0001\nP-0002\nP-0001\nx\n"
     r = office.post(
