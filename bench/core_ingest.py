@@ -11,13 +11,20 @@ the bare subscriber only counts them (auto ack); the core decodes, resolves rota
 applies the visit rules and ledger in batched transactions, commits, acks each message, and
 publishes receipts and inbox notices.
 
-    uv run python bench/core_ingest.py [--messages 1200] [--per-message 10] [--latency-s 3]
+`--backend postgres` keeps the core's data in a throwaway PostgreSQL 15 cluster started for the
+run (Debian's binaries, stock durability: `synchronous_commit on`) instead of one SQLite file;
+`--workers N` runs N core processes in one shared subscription on the same database (the
+throughput run drains the queued messages with all of them; the latency run uses all of them).
+
+    uv run python bench/core_ingest.py [--backend sqlite|postgres] [--workers 1]
+        [--messages 1200] [--per-message 10] [--latency-s 3]
         [--dwell-reports 4] [--strangers 0.5] [--tcp-nodelay]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -27,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -184,7 +191,11 @@ def bare_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:
     return count[0] / elapsed
 
 
-def make_config(workdir: Path, port: int) -> tuple[CoreConfig, Path]:
+def worker_ids(workers: int) -> list[str]:
+    return ["bench-core", *(f"bench-core-{i}" for i in range(2, workers + 1))]
+
+
+def make_config(workdir: Path, port: int, client_id: str, database: str) -> tuple[CoreConfig, Path]:
     stores = [
         {"id": f"store-{s}", "name": f"Store {s}", "business": f"biz-{s}", "nodes": [f"node-{s}"]}
         for s in range(THROUGHPUT_STORES + LATENCY_STORES)
@@ -193,13 +204,13 @@ def make_config(workdir: Path, port: int) -> tuple[CoreConfig, Path]:
     secret.write_text(PASSWORD)
     data = {
         "mall": MALL,
-        "database": str(workdir / "core.sqlite"),
-        "mqtt": {"port": port, "username": "bench-core", "password_file": str(secret)},
-        "ingest": {"client_id": "bench-core", "batch_max": 200, "batch_wait_ms": 1},
+        "database": database,
+        "mqtt": {"port": port, "username": client_id, "password_file": str(secret)},
+        "ingest": {"client_id": client_id, "batch_max": 200, "batch_wait_ms": 1},
         "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 100},
         "stores": stores,
     }
-    config_file = workdir / "core.yaml"
+    config_file = workdir / f"{client_id}.yaml"
     config_file.write_text(yaml.safe_dump(data))
     return CoreConfig.model_validate(data), config_file
 
@@ -303,36 +314,54 @@ def wait_ready(port: int, receipts: Receipts, log: Path) -> str:
 
 def core_rate(
     config: CoreConfig,
-    config_file: Path,
+    config_files: list[Path],
     log: Path,
     payloads: list[tuple[str, bytes]],
     event_ids: set[str],
-) -> tuple[CoreProcess, Receipts, float, float, dict[str, int]]:
-    """Events/s and messages/s the core process applies (ack after commit) from its queued
-    session: from the start of its first batch to the arrival of the last receipt."""
+) -> tuple[list[CoreProcess], Receipts, float, float, dict[str, int]]:
+    """Events/s and messages/s the core processes apply (ack after commit) from their queued
+    sessions: from the start of the first batch to the arrival of the last receipt."""
     port = config.mqtt.port
     receipts = Receipts(port)
-    core = CoreProcess(config_file, log)
-    probe_id = wait_ready(port, receipts, log)
-    core.stop()  # its session (and shared subscription) stays: messages queue for it
+    probes = []
+    for config_file in config_files:  # one at a time: each one's session and subscription
+        core = CoreProcess(config_file, log)
+        probes.append(wait_ready(port, receipts, log))
+        core.stop()  # its session (and shared subscription) stays: messages queue for it
     publish_all(port, payloads)
-    core = CoreProcess(config_file, log)
-    if not wait_for(lambda: event_ids <= receipts.ids, 60):
+    cores = [CoreProcess(config_file, log) for config_file in config_files]
+    if not wait_for(lambda: event_ids <= receipts.ids, 120):
         raise RuntimeError(f"core did not apply everything: {log.read_text()[-2000:]}")
     end = receipts.last
     store = open_store(config.database)
     try:
+        marks = ", ".join("?" for _ in probes)
         rows = store.conn.execute(
-            "SELECT outcome, COUNT(*), MIN(ts) FROM processed_events WHERE event_id != ?"
-            " GROUP BY outcome",
-            (probe_id,),
+            "SELECT outcome, COUNT(*), MIN(ts) FROM processed_events"
+            f" WHERE event_id NOT IN ({marks}) GROUP BY outcome",
+            probes,
         ).fetchall()
     finally:
         store.close()
     stats = {r[0]: r[1] for r in rows}
     start = min(datetime.fromisoformat(r[2]).timestamp() for r in rows)
     elapsed = end - start
-    return core, receipts, len(event_ids) / elapsed, len(payloads) / elapsed, stats
+    return cores, receipts, len(event_ids) / elapsed, len(payloads) / elapsed, stats
+
+
+@contextlib.contextmanager
+def database_for(backend: str, workdir: Path) -> Iterator[str]:
+    """The core's database for this run: a SQLite file, or a throwaway PostgreSQL cluster."""
+    if backend == "sqlite":
+        yield str(workdir / "core.sqlite")
+        return
+    from tests.postgres import cluster, missing
+
+    reason = missing()
+    if reason is not None:
+        raise SystemExit(f"--backend postgres: {reason}")
+    with cluster() as pg:
+        yield pg.new_database()
 
 
 def latency(port: int, ids: dict[str, int], seconds: float) -> list[float]:
@@ -404,66 +433,20 @@ def latency(port: int, ids: dict[str, int], seconds: float) -> list[float]:
     return got
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=1200)
-    parser.add_argument("--per-message", type=int, default=10)
-    parser.add_argument("--latency-s", type=float, default=3.0)
-    parser.add_argument(
-        "--dwell-reports", type=int, default=4, help="dwell events per walk (one per minute)"
-    )
-    parser.add_argument(
-        "--strangers", type=float, default=0.5, help="share of walks by tags nobody registered"
-    )
-    parser.add_argument(
-        "--tcp-nodelay",
-        action="store_true",
-        help="run the broker with set_tcp_nodelay true (no Nagle delay before manual acks)",
-    )
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-        workdir = Path(tmp)
-        broker_class = _NoDelayBroker if args.tcp_nodelay else DevBroker
-        broker = broker_class(workdir / "broker", mall=MALL)
-        broker.start()
-        # every client is a core-role identity bound to its own client id (the core's own
-        # user refuses any id but its worker's: bench-core, -out, -api)
-        latency_nodes = range(THROUGHPUT_STORES, THROUGHPUT_STORES + LATENCY_STORES)
-        for client_id in (*BENCH_CLIENTS, *(f"bench-node-{s}" for s in latency_nodes)):
-            broker.add_user(client_id, PASSWORD, role=Role.CORE)
-        core: CoreProcess | None = None
-        try:
-            config, config_file = make_config(workdir, broker.port)
-            customers = max(1000, int(args.latency_s * 100 * 10 / LATENCY_STORES) + 10)
-            ids = register(config, customers)
-            workload = (args.per_message, args.messages, args.dwell_reports, args.strangers)
-            payloads = walks_payloads(customers, *workload)
-            event_ids = {
-                e.id for _, data in payloads for e in PresenceBatch.model_validate_json(data).events
-            }
-            bare = bare_rate(broker.port, walks_payloads(customers, *workload))
-            core, receipts, core_events, core_msgs, stats = core_rate(
-                config, config_file, workdir / "core.log", payloads, event_ids
-            )
-            core.stop()  # a fresh core process for the latency run, so its own figures are its
-            core = CoreProcess(config_file, workdir / "core.log")
-            wait_ready(broker.port, receipts, workdir / "core.log")
-            receipts.client.stop()
-            lat = latency(broker.port, ids, args.latency_s)
-        finally:
-            if core is not None:
-                core.stop()
-            broker.stop()
-        totals = [
-            line
-            for line in (workdir / "core.log").read_text().splitlines()
-            if "ingest totals: " in line
-        ]
-        inside = json.loads(totals[-1].split("ingest totals: ", 1)[1]) if totals else {}
+def report(
+    args: argparse.Namespace,
+    *,
+    bare: float,
+    core_events: float,
+    core_msgs: float,
+    stats: dict[str, int],
+    lat: list[float],
+    inside: dict[str, int],
+) -> None:
     lat_ms = sorted(x * 1000 for x in lat)
     p50 = statistics.median(lat_ms) if lat_ms else float("nan")
     p99 = lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))] if lat_ms else float("nan")
+    print(f"backend: {args.backend}, {args.workers} core worker(s) on one database")
     print(
         f"workload: walks of enter + {args.dwell_reports} dwell reports + exit, "
         f"{args.strangers:.0%} by strangers, {args.per_message} events/message, "
@@ -491,6 +474,8 @@ def main() -> int:
         json.dumps(
             {
                 "figure": "core presence events/s applied (ack after commit)",
+                "backend": args.backend,
+                "workers": args.workers,
                 "core_events_per_s": round(core_events),
                 "core_msgs_per_s": round(core_msgs),
                 "baseline": "bare paho subscriber msgs/s, same broker, same run",
@@ -505,6 +490,85 @@ def main() -> int:
                 "latency_rate_events_per_s": 1000,
             }
         )
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="core processes, one database")
+    parser.add_argument("--messages", type=int, default=1200)
+    parser.add_argument("--per-message", type=int, default=10)
+    parser.add_argument("--latency-s", type=float, default=3.0)
+    parser.add_argument(
+        "--dwell-reports", type=int, default=4, help="dwell events per walk (one per minute)"
+    )
+    parser.add_argument(
+        "--strangers", type=float, default=0.5, help="share of walks by tags nobody registered"
+    )
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="run the broker with set_tcp_nodelay true (no Nagle delay before manual acks)",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-core-") as tmp,
+        database_for(args.backend, Path(tmp)) as database,
+    ):
+        workdir = Path(tmp)
+        workers = worker_ids(args.workers)
+        broker_class = _NoDelayBroker if args.tcp_nodelay else DevBroker
+        broker = broker_class(workdir / "broker", mall=MALL)
+        broker.start()
+        # every client is a core-role identity bound to its own client id (the core's own
+        # user refuses any id but its worker's: bench-core, -out, -api)
+        latency_nodes = range(THROUGHPUT_STORES, THROUGHPUT_STORES + LATENCY_STORES)
+        clients = (*BENCH_CLIENTS, *workers[1:], *(f"bench-node-{s}" for s in latency_nodes))
+        for client_id in clients:
+            broker.add_user(client_id, PASSWORD, role=Role.CORE)
+        cores: list[CoreProcess] = []
+        try:
+            configs = [make_config(workdir, broker.port, w, database) for w in workers]
+            config = configs[0][0]
+            config_files = [path for _, path in configs]
+            customers = max(1000, int(args.latency_s * 100 * 10 / LATENCY_STORES) + 10)
+            ids = register(config, customers)
+            workload = (args.per_message, args.messages, args.dwell_reports, args.strangers)
+            payloads = walks_payloads(customers, *workload)
+            event_ids = {
+                e.id for _, data in payloads for e in PresenceBatch.model_validate_json(data).events
+            }
+            bare = bare_rate(broker.port, walks_payloads(customers, *workload))
+            cores, receipts, core_events, core_msgs, stats = core_rate(
+                config, config_files, workdir / "core.log", payloads, event_ids
+            )
+            for core in cores:  # fresh core processes for the latency run: their own figures
+                core.stop()
+            cores = [CoreProcess(path, workdir / "core.log") for path in config_files]
+            for _ in cores:
+                wait_ready(broker.port, receipts, workdir / "core.log")
+            receipts.client.stop()
+            lat = latency(broker.port, ids, args.latency_s)
+        finally:
+            for core in cores:
+                core.stop()
+            broker.stop()
+        totals = [
+            line
+            for line in (workdir / "core.log").read_text().splitlines()
+            if "ingest totals: " in line
+        ]
+        inside = json.loads(totals[-1].split("ingest totals: ", 1)[1]) if totals else {}
+    report(
+        args,
+        bare=bare,
+        core_events=core_events,
+        core_msgs=core_msgs,
+        stats=stats,
+        lat=lat,
+        inside=inside,
     )
     return 0
 

@@ -33,7 +33,7 @@ from cloud_core.errors import CoreError
 from cloud_core.ingest import Applier, Consumer, subscriptions
 from cloud_core.metrics import WorkerCollector
 from cloud_core.readiness import CoreStatusWatch, readiness
-from cloud_core.store import Store, open_store
+from cloud_core.store import Store, connect_store, open_store
 from cloud_core.telemetry import TelemetrySink, make_sink
 from mallnet import __version__
 from mallnet.dynsec import CORE_API, CORE_OUT
@@ -79,7 +79,7 @@ class CoreApp:
             self.consumer.start()
         if self.only != "ingest":
             keys = KeyRing(load_api_keys(self.config.api))
-            api_store = Store(self.config.database)
+            api_store = connect_store(self.config.database)
             self._stores.append(api_store)
             connections: dict[str, MqttClient] = {}
             consumer = self.consumer

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.set_defaults(handler=_run)
 
-    expire = sub.add_parser("expire", help="run the points expiry job once")
+    expire = sub.add_parser("expire", help="run the points and till-hold expiry job once")
     expire.add_argument("--config", required=True, help="core config YAML")
     expire.set_defaults(handler=_expire)
 
@@ -114,7 +114,7 @@ def serve(app: CoreApp) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
-    from cloud_core import ledger
+    from cloud_core import holds, ledger
     from cloud_core.store import open_store
 
     config = load_core_config(args.config)
@@ -122,6 +122,7 @@ def _expire(args: argparse.Namespace) -> int:
     try:
         with store.transaction() as conn:
             changes = ledger.expire_due(conn, datetime.now(UTC))
+            changes += holds.expire_due(conn, datetime.now(UTC))
     finally:
         store.close()
     log.info("expired %d lots", len(changes))
@@ -176,9 +177,23 @@ def _demo_config(args: argparse.Namespace) -> int:
         {"name": business, "role": "tenant", "business": business, "key": key}
         for business, key in tenant_keys.items()
     ]
+    till_keys = {s["id"]: f"k-till-{secrets.token_urlsafe(24)}" for s in stores}
+    key_entries += [
+        {
+            "name": f"till-{s['id']}",
+            "role": "terminal",
+            "business": s["business"],
+            "store": s["id"],
+            "seller": "demo-seller",
+            "key": till_keys[s["id"]],
+        }
+        for s in stores
+    ]
     _write_secret(workdir / "api-keys.yaml", yaml.safe_dump({"keys": key_entries}))
     for role, key in keys.items():
         _write_secret(workdir / f"{role}.key", key + "\n")
+    for store_id, key in till_keys.items():
+        _write_secret(workdir / f"terminal-{store_id}.key", key + "\n")
     config = {
         "mall": args.mall,
         "database": str(workdir / "core.sqlite"),
@@ -195,6 +210,8 @@ def _demo_config(args: argparse.Namespace) -> int:
     }
     (workdir / "core.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     log.info(
-        "wrote %s, %s and the admin/kiosk keys", workdir / "core.yaml", workdir / "api-keys.yaml"
+        "wrote %s, %s and the admin/kiosk/terminal keys",
+        workdir / "core.yaml",
+        workdir / "api-keys.yaml",
     )
     return 0

@@ -16,10 +16,13 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.settings import (
     ApiSettings,
+    CardSettings,
     DeadLetterSettings,
     IngestSettings,
     TelemetrySettings,
 )
+from cloud_core.spending_config import SpendingSettings
+from cloud_core.store.target import SCHEMA_PATTERN, PgTarget, with_pg_target
 from mallnet.config import ConfigModel, MqttSettings, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
@@ -28,6 +31,7 @@ Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 __all__ = [
     "ApiSettings",
+    "CardSettings",
     "CheckinRules",
     "CoreConfig",
     "DeadLetterSettings",
@@ -209,7 +213,16 @@ class CoreConfig(ConfigModel):
     """The whole cloud core config file (`mallnet core run --config F`)."""
 
     mall: Ident = Field(description="Mall id: the `{mall}` segment of every topic.")
-    database: Path = Field(description="SQLite file (WAL); created with its migrations.")
+    database: Path | PgTarget = Field(
+        description="SQLite file (WAL; the default) or a `postgresql://` URL (then the tables "
+        "live in schema `database_schema`); created with its migrations."
+    )
+    database_schema: str | None = Field(
+        default=None,
+        pattern=SCHEMA_PATTERN,
+        description="PostgreSQL: this mall's schema "
+        "(default `mall_<mall id>`, `-` as `_`); connections see only it.",
+    )
     timezone: str = Field(default="UTC", description="IANA zone that defines the mall's 'day'.")
     default_region: str = Field(
         default="GB",
@@ -239,6 +252,20 @@ class CoreConfig(ConfigModel):
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
+    spending: SpendingSettings = Field(
+        default_factory=SpendingSettings,
+        description="Tills, redemption caps, cashback, holds, settlements (docs/core.md).",
+    )
+    cards: CardSettings | None = Field(
+        default=None,
+        description="The shoppers' signed loyalty-card QR tokens; leave out and terminals "
+        "identify shoppers by phone only (docs/core.md).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_url(cls, data: object) -> object:
+        return with_pg_target(data)
 
     @field_validator("kiosks", mode="before")
     @classmethod
@@ -249,6 +276,8 @@ class CoreConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.database_schema is not None and not isinstance(self.database, PgTarget):
+            raise ValueError("database_schema is for a postgresql:// database only")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -338,7 +367,9 @@ def load_core_config(path: Path | str) -> CoreConfig:
     def under(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    updates: dict[str, object] = {"database": under(config.database)}
+    updates: dict[str, object] = {}
+    if isinstance(config.database, Path):
+        updates["database"] = under(config.database)
     if config.mqtt.password_file is not None:
         updates["mqtt"] = config.mqtt.model_copy(
             update={"password_file": under(config.mqtt.password_file)}
@@ -352,6 +383,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
                 for name in ("hash_secret_file", "validation_secret_file")
                 if (path := getattr(config.parking, name)) is not None
             }
+        )
+    if config.cards is not None and config.cards.secret_file is not None:
+        updates["cards"] = config.cards.model_copy(
+            update={"secret_file": under(config.cards.secret_file)}
         )
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -22,10 +21,12 @@ from typing import Literal
 
 import phonenumbers
 
-from cloud_core import gifts, promo_codes
+from cloud_core import promo_codes, showcase
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
+from cloud_core.purchases import erase_spending
+from cloud_core.store import Conn, Row
 from mallnet import identity
 from mallnet.plates import fold_plate, normalise_plate
 
@@ -52,26 +53,26 @@ def new_customer_id() -> str:
     return "c" + secrets.token_hex(12)
 
 
-def _bump_keys(conn: sqlite3.Connection, *, removal: bool = False) -> None:
+def _bump_keys(conn: Conn, *, removal: bool = False) -> None:
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'key_generation'")
     if removal:
         conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'key_removals'")
 
 
-def key_generation(conn: sqlite3.Connection) -> int:
+def key_generation(conn: Conn) -> int:
     """Goes up with every beacon key attached or removed (the resolver reloads on a change)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'key_generation'").fetchone()
     return int(row[0]) if row else 0
 
 
-def key_removals(conn: sqlite3.Connection) -> int:
+def key_removals(conn: Conn) -> int:
     """Goes up when keys are removed (erasure): then the resolver reloads every key."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'key_removals'").fetchone()
     return int(row[0]) if row else 0
 
 
 def register_customer(
-    conn: sqlite3.Connection,
+    conn: Conn,
     phone: str,
     *,
     default_region: str,
@@ -91,8 +92,8 @@ def register_customer(
     return customer, e164
 
 
-def require_customer(conn: sqlite3.Connection, customer: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = conn.execute(
+def require_customer(conn: Conn, customer: str) -> Row:
+    row: Row | None = conn.execute(
         "SELECT id, phone, email, created_at FROM customers WHERE id = ?", (customer,)
     ).fetchone()
     if row is None:
@@ -101,7 +102,7 @@ def require_customer(conn: sqlite3.Connection, customer: str) -> sqlite3.Row:
 
 
 def attach_beacon_key(
-    conn: sqlite3.Connection, customer: str, key_hex: str | None = None, now: datetime | None = None
+    conn: Conn, customer: str, key_hex: str | None = None, now: datetime | None = None
 ) -> tuple[int, str]:
     """Attach a beacon key (a fresh one if none given); returns (key id, key hex)."""
     require_customer(conn, customer)
@@ -112,16 +113,16 @@ def attach_beacon_key(
         raise InvalidInput(str(exc)) from None
     if conn.execute("SELECT 1 FROM beacon_keys WHERE key_hex = ?", (key_hex,)).fetchone():
         raise Conflict("this beacon key is already attached")
-    cur = conn.execute(
-        "INSERT INTO beacon_keys (customer_id, key_hex, created_at) VALUES (?, ?, ?)",
+    (key_id,) = conn.execute(
+        "INSERT INTO beacon_keys (customer_id, key_hex, created_at) VALUES (?, ?, ?) RETURNING id",
         (customer, key_hex, iso(now or datetime.now(UTC))),
-    )
+    ).fetchone()
     _bump_keys(conn)
-    return int(cur.lastrowid or 0), key_hex
+    return int(key_id), key_hex
 
 
 def attach_vehicle(
-    conn: sqlite3.Connection,
+    conn: Conn,
     customer: str,
     plate: str,
     country: str | None = None,
@@ -143,7 +144,7 @@ def attach_vehicle(
     return normal
 
 
-def customer_of_plate(conn: sqlite3.Connection, plate: str) -> str | None:
+def customer_of_plate(conn: Conn, plate: str) -> str | None:
     """The customer a vehicle belongs to (for parking rules)."""
     row = conn.execute("SELECT customer_id FROM vehicles WHERE plate = ?", (plate,)).fetchone()
     return str(row[0]) if row else None
@@ -160,7 +161,7 @@ class PlateMatch:
     plate: str | None = None  # the registered plate matched
 
 
-def match_plate(conn: sqlite3.Connection, read: str, *, fuzzy: bool = True) -> PlateMatch:
+def match_plate(conn: Conn, read: str, *, fuzzy: bool = True) -> PlateMatch:
     """The registered vehicle a read belongs to.
 
     Exact first. Otherwise (``fuzzy``) a registered plate that differs from the read only
@@ -201,7 +202,7 @@ def _names_customer(payload: bytes, needles: Iterable[str], plates: Iterable[str
 
 
 def erase_dead_letters(
-    conn: sqlite3.Connection, customer: str, values: Iterable[str], plates: Iterable[str]
+    conn: Conn, customer: str, values: Iterable[str], plates: Iterable[str]
 ) -> int:
     """Delete the dead letters whose payload holds any of the customer's values (id, phone,
     e-mail, beacon keys) or plates (also as written, with spaces or hyphens)."""
@@ -216,14 +217,15 @@ def erase_dead_letters(
     return len(doomed)
 
 
-def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
+def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     """Erase everything personal about a customer; returns rows removed per table.
 
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
     sessions, gift purchases (their promo codes stay claimed, by nobody), and dead letters
-    whose payload holds the customer's id, phone, e-mail, beacon key or plate.
+    whose payload holds the customer's id, phone, e-mail, beacon key or plate; till holds,
+    purchases and stored till answers (``purchases.erase_spending``).
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -257,10 +259,11 @@ def erase_customer(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
     removed["idempotency"] = conn.execute(
         "DELETE FROM idempotency WHERE key LIKE ?", (f"%{customer}%",)
     ).rowcount  # keys that name the customer (the daily game key)
+    removed |= erase_spending(conn, customer)  # till holds and purchases point at the lots
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
     removed.update(promo_codes.erase_customer_codes(conn, customer))  # stay claimed, by nobody
-    removed.update(gifts.erase_customer_purchases(conn, customer))
+    removed.update(showcase.erase_customer_purchases(conn, customer))
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed
@@ -364,7 +367,7 @@ class TagResolver:
             return Resolution(None)
 
 
-def load_keys_after(conn: sqlite3.Connection, after: int) -> list[tuple[int, str, bytes]]:
+def load_keys_after(conn: Conn, after: int) -> list[tuple[int, str, bytes]]:
     """Beacon keys with an id above ``after``: (id, customer, key bytes)."""
     return [
         (int(row[0]), str(row[1]), bytes.fromhex(row[2]))
@@ -374,7 +377,7 @@ def load_keys_after(conn: sqlite3.Connection, after: int) -> list[tuple[int, str
     ]
 
 
-def load_all_keys(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+def load_all_keys(conn: Conn) -> list[tuple[str, bytes]]:
     return [
         (str(row[0]), bytes.fromhex(row[1]))
         for row in conn.execute("SELECT customer_id, key_hex FROM beacon_keys")

@@ -30,6 +30,67 @@ class InsufficientPoints(CoreError):
     problem = "insufficient-points"
 
 
+class CardTokenError(CoreError):
+    """A loyalty-card QR token that is forged, altered, expired or malformed."""
+
+    problem = "card-token"
+
+
+class CapExceeded(Conflict):
+    """More coalition points than the partner's share of the receipt allows."""
+
+    problem = "cap-exceeded"
+
+
+class HoldExpired(Conflict):
+    """A redemption hold that was neither committed nor released in time (points returned)."""
+
+    problem = "hold-expired"
+
+
+class HoldClosed(Conflict):
+    """A redemption hold already committed, released or refunded."""
+
+    problem = "hold-closed"
+
+
+class UnknownReceipt(NotFound):
+    """A receipt number this store has never registered a purchase or redemption for."""
+
+    problem = "unknown-receipt"
+
+
+class IdempotencyConflict(Conflict):
+    """An Idempotency-Key used before with another request body."""
+
+    problem = "idempotency-key-reused"
+
+
+class PeriodClosed(Conflict):
+    """A settlement period that is closed (frozen) or cannot be closed yet."""
+
+    problem = "period-closed"
+
+
+class StorageError(CoreError):
+    """The PostgreSQL backend refused a statement (``cloud_core.store.DatabaseError`` also
+    covers SQLite's own ``sqlite3.Error``)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be used now (connection lost, server shutting down, a lock or
+    serialization conflict): nothing was committed; retry later."""
+
+
+class SerializationConflict(StorageUnavailable):
+    """A SERIALIZABLE transaction lost to a concurrent one (or a deadlock): rolled back
+    whole, safe to run again."""
+
+
+class StorageIntegrityError(StorageError):
+    """A constraint (unique key, check, foreign key) refused a write."""
+
+
 class PoolExhausted(Conflict):
     """A promo-code pool with no unclaimed code left; nothing was written."""
 

@@ -7,15 +7,15 @@ caller's (ingest) transaction. ``kiosk_checkins`` is erased with the customer
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Literal
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 
 
 def customer_named(
-    conn: sqlite3.Connection, kind: Literal["customer", "phone", "receipt"], value: str
+    conn: Conn, kind: Literal["customer", "phone", "receipt"], value: str
 ) -> str | None:
     """The customer a token names: by id (``customer``, ``receipt``) or by E.164 phone."""
     column = "phone" if kind == "phone" else "id"
@@ -26,9 +26,7 @@ def customer_named(
     return None if row is None else str(row[0])
 
 
-def customers_nearby(
-    conn: sqlite3.Connection, kiosk: str, epoch: float, window_s: float
-) -> set[str]:
+def customers_nearby(conn: Conn, kiosk: str, epoch: float, window_s: float) -> set[str]:
     """The different customers ``kiosk`` checked in within ``window_s`` either side."""
     return {
         str(row[0])
@@ -42,7 +40,7 @@ def customers_nearby(
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     event_id: str,
     kiosk: str,

@@ -1,4 +1,5 @@
-"""The loyalty ledger: pockets, lots with expiry, an append-only journal, idempotency keys.
+"""The loyalty ledger: pockets, lots with expiry, an append-only journal, idempotency keys
+(long: the ledger's write primitives and its invariant check belong together).
 
 A customer's wallet has pockets: one per business (points earned there are spent only
 there) and the mall's coalition pocket ``mall``. Points are granted as *lots* that may
@@ -15,21 +16,26 @@ which is how rule checks (a cap, a cooldown) and the write they guard share one
 transaction. Nothing here commits.
 
 For other rules (parking bonuses, check-ins) use ``grant`` for plain credits and
-``grant_limited`` for "at most N per customer per day" credits.
+``grant_limited`` for "at most N per customer per day" credits. The till's two-phase
+redemptions (``holds.py``) use ``draw`` and ``put_back``: a ``spend`` row moves points out
+of a lot (negative) or back into the same lot (positive, reason ``release``/``refund``), so
+the invariants above hold through holds, releases and refunds.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from cloud_core.errors import InsufficientPoints, InvalidInput
+from cloud_core.store import Conn, Row
 from cloud_core.store.filters import Filters
 
 COALITION = "mall"
 """The mall's coalition pocket."""
+GIFT = "gift"
+"""Prepaid gift certificates' money (cents), valid at the businesses each lot names."""
 
 Reason = Literal[
     "visit",
@@ -39,7 +45,15 @@ Reason = Literal[
     "expiry",
     "spend",
     "adjustment",
-    "gift",  # a gift of the showcase bought with points (gifts.py); kind 'spend'
+    "cashback",  # a purchase's points back (purchases.py)
+    "redemption",  # points reserved at a till (holds.py); kind 'spend'
+    "release",  # a released or expired hold's points, back into their lots; kind 'spend', +
+    "refund",  # a refunded purchase's redeemed points, back into their lots; kind 'spend', +
+    "reversal",  # a refunded purchase's cashback, taken back; kind 'spend'
+    "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
+    "gift",  # a prepaid gift certificate activated into the `gift` pocket (gift_cards.py)
+    "goods",  # items of a goods account sold (+) or taken (-) at a till (goods.py)
+    "showcase",  # a gift of the showcase bought with points (showcase.py); kind 'spend'
 ]
 
 
@@ -90,19 +104,19 @@ class Balance:
     next_expiry: datetime | None
 
 
-def claim_key(conn: sqlite3.Connection, key: str, now: datetime, outcome: str) -> bool:
+def claim_key(conn: Conn, key: str, now: datetime, outcome: str) -> bool:
     """Record an idempotency key; False if it was already used (then write nothing)."""
     if not key:
         raise InvalidInput("an idempotency key is required")
     cur = conn.execute(
-        "INSERT OR IGNORE INTO idempotency (key, ts, outcome) VALUES (?, ?, ?)",
+        "INSERT INTO idempotency (key, ts, outcome) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (key, iso(now), outcome),
     )
     return cur.rowcount == 1
 
 
 def _journal(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     now: datetime,
     customer: str,
@@ -123,7 +137,7 @@ def _journal(
 
 
 def grant(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -133,18 +147,31 @@ def grant(
     now: datetime,
     expires_at: datetime | None = None,
     text: str = "",
+    funder: str | None = None,
+    valid_at: tuple[str, ...] = (),
 ) -> GrantResult:
-    """Credit ``points`` to a pocket as a new lot; ``duplicate`` if the key was used."""
+    """Credit ``points`` to a pocket as a new lot; ``duplicate`` if the key was used.
+    ``funder``: the business that pays for these points when they are spent at another
+    (None: the mall for the coalition pocket, the pocket's business otherwise)."""
     if points <= 0:
         raise InvalidInput(f"a grant must be positive, got {points}")
     if not claim_key(conn, idem_key, now, "grant"):
         return GrantResult("duplicate")
-    cur = conn.execute(
-        "INSERT INTO lots (customer_id, pocket, granted, remaining, expires_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (customer, pocket, points, points, iso(expires_at) if expires_at else None, iso(now)),
-    )
-    lot_id = int(cur.lastrowid or 0)
+    row = conn.execute(
+        "INSERT INTO lots (customer_id, pocket, granted, remaining, expires_at, created_at,"
+        " funder, valid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            customer,
+            pocket,
+            points,
+            points,
+            iso(expires_at) if expires_at else None,
+            iso(now),
+            funder,
+            "," + ",".join(valid_at) + "," if valid_at else None,
+        ),
+    ).fetchone()
+    lot_id = int(row["id"])
     change = _journal(
         conn,
         now=now,
@@ -161,7 +188,7 @@ def grant(
 
 
 def grant_limited(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -203,14 +230,14 @@ def grant_limited(
     if result.outcome == "granted":
         conn.execute(
             "INSERT INTO daily_grants (customer_id, rule, day, count) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = count + 1",
+            " ON CONFLICT (customer_id, rule, day) DO UPDATE SET count = daily_grants.count + 1",
             (customer, rule, day),
         )
     return result
 
 
 def spend(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,
@@ -228,44 +255,118 @@ def spend(
         raise InvalidInput(f"a spend must be positive, got {points}")
     if conn.execute("SELECT 1 FROM idempotency WHERE key = ?", (idem_key,)).fetchone():
         return SpendResult("duplicate", 0)
+    drawn = draw(
+        conn,
+        customer=customer,
+        pocket=pocket,
+        points=points,
+        idem_key=idem_key,
+        now=now,
+        reason=reason,
+        text=text,
+    )
+    claim_key(conn, idem_key, now, "spend")
+    changes = [d.change for d in drawn]
+    return SpendResult("spent", points, tuple(changes))
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Points ``draw`` took from one lot, and who funds them."""
+
+    lot_id: int
+    points: int
+    funder: str
+    change: Change
+
+
+def draw(
+    conn: Conn,
+    *,
+    customer: str,
+    pocket: str,
+    points: int,
+    idem_key: str,
+    now: datetime,
+    reason: Reason,
+    text: str = "",
+    at: str | None = None,
+) -> list[Drawn]:
+    """Take ``points`` from the pocket's unexpired lots, earliest expiry first (no key is
+    claimed: the caller's own record makes it idempotent); ``at``: only lots valid at that
+    business (gift money). ``InsufficientPoints`` (nothing written) if they do not cover it."""
+    if points <= 0:
+        raise InvalidInput(f"a spend must be positive, got {points}")
     lots = conn.execute(
-        "SELECT id, remaining FROM lots WHERE customer_id = ? AND pocket = ? AND remaining > 0"
-        " AND (expires_at IS NULL OR expires_at > ?)"
+        "SELECT id, remaining, funder FROM lots WHERE customer_id = ? AND pocket = ?"
+        " AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
+        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)"
         " ORDER BY expires_at IS NULL, expires_at, id",
-        (customer, pocket, iso(now)),
+        (customer, pocket, iso(now), at, f"%,{at},%"),
     ).fetchall()
     available = sum(int(lot["remaining"]) for lot in lots)
     if available < points:
         raise InsufficientPoints(
             f"pocket {pocket!r} holds {available} spendable points, {points} asked"
         )
-    claim_key(conn, idem_key, now, "spend")
     left = points
-    changes = []
+    drawn = []
     for lot in lots:
         if left == 0:
             break
         take = min(left, int(lot["remaining"]))
         conn.execute("UPDATE lots SET remaining = remaining - ? WHERE id = ?", (take, lot["id"]))
-        changes.append(
-            _journal(
-                conn,
-                now=now,
-                customer=customer,
-                pocket=pocket,
-                delta=-take,
-                kind="spend",
-                reason=reason,
-                lot_id=int(lot["id"]),
-                idem_key=idem_key,
-                text=text,
-            )
+        change = _journal(
+            conn,
+            now=now,
+            customer=customer,
+            pocket=pocket,
+            delta=-take,
+            kind="spend",
+            reason=reason,
+            lot_id=int(lot["id"]),
+            idem_key=idem_key,
+            text=text,
         )
+        funder = lot["funder"] or (COALITION if pocket in (COALITION, GIFT) else pocket)
+        drawn.append(Drawn(int(lot["id"]), take, funder, change))
         left -= take
-    return SpendResult("spent", points, tuple(changes))
+    return drawn
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
+def put_back(
+    conn: Conn,
+    *,
+    lot_id: int,
+    points: int,
+    idem_key: str,
+    now: datetime,
+    reason: Reason,
+    text: str = "",
+) -> Change:
+    """Return ``points`` into the lot they were drawn from (a released hold, a refund); a
+    lot that expired meanwhile keeps them until the expiry job zeroes it again."""
+    row = conn.execute(
+        "UPDATE lots SET remaining = remaining + ? WHERE id = ? RETURNING customer_id, pocket",
+        (points, lot_id),
+    ).fetchone()
+    if row is None:
+        raise InvalidInput(f"no lot {lot_id}")
+    return _journal(
+        conn,
+        now=now,
+        customer=row["customer_id"],
+        pocket=row["pocket"],
+        delta=points,
+        kind="spend",
+        reason=reason,
+        lot_id=lot_id,
+        idem_key=idem_key,
+        text=text,
+    )
+
+
+def expire_due(conn: Conn, now: datetime) -> list[Change]:
     """Zero every lot whose expiry has passed, one journal row each (the expiry job)."""
     due = conn.execute(
         "SELECT id, customer_id, pocket, remaining FROM lots"
@@ -274,7 +375,8 @@ def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
     ).fetchall()
     changes = []
     for lot in due:
-        key = f"expire:{lot['id']}"
+        # a lot can expire twice: points of a hold released after its expiry come back
+        key = f"expire:{lot['id']}:{iso(now)}"
         if not claim_key(conn, key, now, "expire"):
             continue  # cannot happen while remaining > 0, kept as a guard
         conn.execute("UPDATE lots SET remaining = 0 WHERE id = ?", (lot["id"],))
@@ -295,7 +397,7 @@ def expire_due(conn: sqlite3.Connection, now: datetime) -> list[Change]:
     return changes
 
 
-def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Balance]:
+def balances(conn: Conn, customer: str, now: datetime) -> list[Balance]:
     """Per pocket: the journal balance, what is spendable now, and the next expiry."""
     rows = conn.execute(
         "SELECT pocket, SUM(remaining) AS balance,"
@@ -317,7 +419,7 @@ def balances(conn: sqlite3.Connection, customer: str, now: datetime) -> list[Bal
 
 
 def history(
-    conn: sqlite3.Connection,
+    conn: Conn,
     customer: str,
     pocket: str | None = None,
     limit: int = 100,
@@ -325,7 +427,7 @@ def history(
     offset: int = 0,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """The customer's journal, newest first, optionally for one pocket and a time range
     (``since`` inclusive, ``until`` exclusive); one page of ``limit`` rows from ``offset``."""
     where = (
@@ -340,7 +442,7 @@ def history(
     return conn.execute(sql, [*where.params, limit, offset]).fetchall()
 
 
-def check_invariants(conn: sqlite3.Connection) -> list[str]:
+def check_invariants(conn: Conn) -> list[str]:
     """Every broken ledger invariant, as text (an empty list means the ledger is sound)."""
     problems = []
     for row in conn.execute(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cloud_core import ledger, promo_codes, reports
-from cloud_core.store import Store
+from cloud_core.store import DatabaseTarget, Row, Store
 
 if TYPE_CHECKING:
     from cloud_core.ingest import Consumer
@@ -53,6 +52,7 @@ WORKER_COUNTERS = {
     "points": "Points granted.",
     "notices_refused": "Inbox notice publishes the broker refused (kept, sent again).",
     "replays_seen": "Beacon ids seen again after their rotation window (replays).",
+    "conflict_retries": "Batches run again after a serialization conflict (PostgreSQL).",
 }
 NOT_COUNTERS = {"notices_in_flight", "delay_p50_us", "delay_p99_us"}
 
@@ -78,7 +78,11 @@ class DatabaseCollector(Collector):
     """Database-derived metrics (a few small queries per scrape, in one read transaction)."""
 
     def __init__(
-        self, store: Store, database: Path, clock: Callable[[], float], refused: Counter[int]
+        self,
+        store: Store,
+        database: DatabaseTarget,
+        clock: Callable[[], float],
+        refused: Counter[int],
     ) -> None:
         self._store = store
         self._database = database
@@ -110,15 +114,7 @@ class DatabaseCollector(Collector):
             sorted(seen.dead_letter_counts.items()),
         )
         yield from self._nodes(seen.nodes)
-        sizes = GaugeMetricFamily(
-            "mallnet_database_size_bytes", "The SQLite database file and its WAL.", labels=["file"]
-        )
-        for file, path in (("database", self._database), ("wal", Path(f"{self._database}-wal"))):
-            try:
-                sizes.add_metric([file], os.stat(path).st_size)
-            except FileNotFoundError:
-                sizes.add_metric([file], 0)
-        yield sizes
+        yield self._sizes()
         yield _labelled(
             CounterMetricFamily(
                 "mallnet_api_refused", "4xx answers of this API process.", labels=["status"]
@@ -147,7 +143,29 @@ class DatabaseCollector(Collector):
         yield codes
         yield low
 
-    def _nodes(self, rows: Iterable[sqlite3.Row]) -> Iterator[Metric]:
+    def _sizes(self) -> Metric:
+        sizes = GaugeMetricFamily(
+            "mallnet_database_size_bytes",
+            "The SQLite database file and its WAL (PostgreSQL: the mall schema's tables).",
+            labels=["file"],
+        )
+        if not isinstance(self._database, Path):
+            with self._store.read() as conn:
+                (size,) = conn.execute(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                ).fetchone()
+            sizes.add_metric(["database"], int(size))
+            return sizes
+        for file, path in (("database", self._database), ("wal", Path(f"{self._database}-wal"))):
+            try:
+                sizes.add_metric([file], os.stat(path).st_size)
+            except FileNotFoundError:
+                sizes.add_metric([file], 0)
+        return sizes
+
+    def _nodes(self, rows: Iterable[Row]) -> Iterator[Metric]:
         """Per node (and kiosk, gate): its retained status and its last health report."""
         now = self._clock()
 
@@ -242,7 +260,7 @@ class WorkerCollector(Collector):
 
 
 def registry_for(
-    store: Store, database: Path, clock: Callable[[], float], refused: Counter[int]
+    store: Store, database: DatabaseTarget, clock: Callable[[], float], refused: Counter[int]
 ) -> CollectorRegistry:
     """A fresh registry with the database collector (the worker's is added by the app)."""
     registry = CollectorRegistry(auto_describe=False)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from typing import Literal, Protocol
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import COALITION, from_iso, iso
 from cloud_core.parking_config import CarPark
-from cloud_core.store import Conn
+from cloud_core.store import Conn, Row
 from cloud_core.store.filters import Filters
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import OfferCard, OfferNotice
@@ -106,7 +105,7 @@ class Campaign:
         return place.id in self.stores or (place.zone is not None and place.zone in self.zones)
 
 
-def _from_row(row: sqlite3.Row) -> Campaign:
+def _from_row(row: Row) -> Campaign:
     return Campaign(
         id=row["id"],
         business=row["business"],
@@ -139,7 +138,7 @@ def _check(campaign: Campaign, places: Mapping[str, Place]) -> None:
 
 
 def create_campaign(
-    conn: sqlite3.Connection, campaign: Campaign, places: Mapping[str, Place], now: datetime
+    conn: Conn, campaign: Campaign, places: Mapping[str, Place], now: datetime
 ) -> Campaign:
     """Store a campaign as a new instance; its target places (stores, car parks) must exist
     and belong to its business (the mall's campaigns may name any). Returns it with its
@@ -202,7 +201,7 @@ def update_campaign(conn: Conn, campaign: Campaign, places: Mapping[str, Place])
     return campaign
 
 
-def delivery_count(conn: sqlite3.Connection, campaign: Campaign) -> int:
+def delivery_count(conn: Conn, campaign: Campaign) -> int:
     """Offers pushed for this instance of the campaign."""
     (count,) = conn.execute(
         "SELECT COUNT(*) FROM deliveries WHERE campaign_instance = ?", (campaign.instance,)
@@ -210,7 +209,7 @@ def delivery_count(conn: sqlite3.Connection, campaign: Campaign) -> int:
     return int(count)
 
 
-def get_campaign(conn: sqlite3.Connection, campaign_id: str) -> Campaign:
+def get_campaign(conn: Conn, campaign_id: str) -> Campaign:
     row = conn.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
     if row is None:
         raise NotFound(f"no campaign {campaign_id!r}")
@@ -218,7 +217,7 @@ def get_campaign(conn: sqlite3.Connection, campaign_id: str) -> Campaign:
 
 
 def list_campaigns(
-    conn: sqlite3.Connection,
+    conn: Conn,
     business: str | None = None,
     active_at: datetime | None = None,
     *,
@@ -245,14 +244,12 @@ def list_campaigns(
     return [_from_row(row) for row in conn.execute(sql, params)]
 
 
-def delete_campaign(conn: sqlite3.Connection, campaign_id: str) -> None:
+def delete_campaign(conn: Conn, campaign_id: str) -> None:
     get_campaign(conn, campaign_id)
     conn.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
 
 
-def _in_segment(
-    conn: sqlite3.Connection, segment: Segment, customer: str, ts: datetime, day: str
-) -> bool:
+def _in_segment(conn: Conn, segment: Segment, customer: str, ts: datetime, day: str) -> bool:
     if segment == "all":
         return True
     if segment == "new":
@@ -272,7 +269,7 @@ def _in_segment(
 
 
 def offers_for_visit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     place: Place,
@@ -306,8 +303,8 @@ def offers_for_visit(
         if count >= campaign.cap_count:
             continue
         cur = conn.execute(
-            "INSERT OR IGNORE INTO deliveries (campaign_id, campaign_instance, customer_id, ts,"
-            " ts_epoch, trigger, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deliveries (campaign_id, campaign_instance, customer_id, ts,"
+            " ts_epoch, trigger, event_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (campaign.id, campaign.instance, customer, iso(ts), ts.timestamp(), trigger, event_id),
         )
         if cur.rowcount == 1:

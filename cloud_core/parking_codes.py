@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 
 _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-([0-9a-f]{12})$")
 
@@ -43,7 +43,7 @@ class Validation:
 
 
 def validate_free_parking(
-    conn: sqlite3.Connection,
+    conn: Conn,
     key: bytes,
     *,
     code: str,

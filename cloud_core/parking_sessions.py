@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 from mallnet.plates import normalise_plate
 from mallnet.wire.payloads import ParkingEvent
 
@@ -29,7 +29,7 @@ def plate_hash(key: bytes, plate: str) -> str:
     return UNREGISTERED_PREFIX + digest
 
 
-def is_inside(conn: sqlite3.Connection, car_park: str, vehicle: str) -> bool:
+def is_inside(conn: Conn, car_park: str, vehicle: str) -> bool:
     """Whether the vehicle has an open session at the car park."""
     return (
         conn.execute(
@@ -41,13 +41,14 @@ def is_inside(conn: sqlite3.Connection, car_park: str, vehicle: str) -> bool:
     )
 
 
-def count_car(conn: sqlite3.Connection, car_park: str, step: int, event: ParkingEvent) -> int:
+def count_car(conn: Conn, car_park: str, step: int, event: ParkingEvent) -> int:
     """Move the car park's count by ``step`` (never below zero), keep the new count as a
     row of the occupancy series, and return it."""
     conn.execute(
         "INSERT INTO parking_state (car_park, occupied) VALUES (?, ?)"
-        " ON CONFLICT (car_park) DO UPDATE SET occupied = MAX(0, occupied + ?)",
-        (car_park, max(0, step), step),
+        " ON CONFLICT (car_park) DO UPDATE SET occupied = CASE"
+        " WHEN parking_state.occupied + ? < 0 THEN 0 ELSE parking_state.occupied + ? END",
+        (car_park, max(0, step), step, step),
     )
     (occupied,) = conn.execute(
         "SELECT occupied FROM parking_state WHERE car_park = ?", (car_park,)
@@ -69,7 +70,7 @@ class EarlyExit:
 
 
 def early_exit(
-    conn: sqlite3.Connection, car_park: str, vehicle: str, entry_epoch: float, window_s: float
+    conn: Conn, car_park: str, vehicle: str, entry_epoch: float, window_s: float
 ) -> EarlyExit | None:
     """The first ``exit_only`` session of the vehicle within ``window_s`` after an entry."""
     row = conn.execute(
@@ -81,9 +82,7 @@ def early_exit(
     return None if row is None else EarlyExit(int(row[0]), float(row[1]))
 
 
-def pair_entry(
-    conn: sqlite3.Connection, exit_: EarlyExit, event: ParkingEvent, customer: str | None
-) -> None:
+def pair_entry(conn: Conn, exit_: EarlyExit, event: ParkingEvent, customer: str | None) -> None:
     """Close an ``exit_only`` session with the entry that arrived after it."""
     epoch = event.ts.timestamp()
     conn.execute(
@@ -103,7 +102,7 @@ def pair_entry(
 
 
 def open_session(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     car_park: str,
     vehicle: str,
@@ -140,7 +139,7 @@ class OpenSession:
     free_minutes: int
 
 
-def open_session_of(conn: sqlite3.Connection, car_park: str, vehicle: str) -> OpenSession | None:
+def open_session_of(conn: Conn, car_park: str, vehicle: str) -> OpenSession | None:
     """The vehicle's latest open session at the car park."""
     row = conn.execute(
         "SELECT id, entry_epoch, free_minutes FROM parking_sessions"
@@ -152,7 +151,7 @@ def open_session_of(conn: sqlite3.Connection, car_park: str, vehicle: str) -> Op
 
 
 def close_session(
-    conn: sqlite3.Connection, session: int, event: ParkingEvent, duration_s: float, free: bool
+    conn: Conn, session: int, event: ParkingEvent, duration_s: float, free: bool
 ) -> None:
     conn.execute(
         "UPDATE parking_sessions SET status = 'closed', exit_event = ?, exit_gate = ?,"
@@ -170,7 +169,7 @@ def close_session(
 
 
 def keep_exit_only(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     car_park: str,
     vehicle: str,
@@ -196,7 +195,7 @@ def keep_exit_only(
     )
 
 
-def purge_unregistered(conn: sqlite3.Connection, before: datetime) -> int:
+def purge_unregistered(conn: Conn, before: datetime) -> int:
     """Forget unregistered vehicles' sessions that ended (or began) before ``before``."""
     cur = conn.execute(
         "DELETE FROM parking_sessions WHERE customer_id IS NULL"
@@ -207,7 +206,7 @@ def purge_unregistered(conn: sqlite3.Connection, before: datetime) -> int:
     return int(cur.rowcount)
 
 
-def erase_parking(conn: sqlite3.Connection, customer: str) -> int:
+def erase_parking(conn: Conn, customer: str) -> int:
     """Forget an erased customer's parking sessions (call with ``customers.erase_customer``)."""
     conn.execute(
         "DELETE FROM parking_validations WHERE session_id IN"

@@ -19,8 +19,8 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
+from cloud_core.store import DatabaseTarget, PgTarget
 from mallnet.config import MqttSettings
 from mallnet.mqtt import Inbound, MqttClient
 from mallnet.wire import WireError, decode
@@ -33,12 +33,18 @@ log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 16 * 1024 * 1024
 
 
-def database_problem(path: Path, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
-    """Why the database at ``path`` cannot take a write now, or None.
+def database_problem(target: DatabaseTarget, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
+    """Why the database at ``target`` cannot take a write now, or None.
 
-    Takes the write lock (``BEGIN IMMEDIATE``, waiting at most a second) and gives it
-    back at once; checks that its folder is writable and has space left.
+    SQLite: takes the write lock (``BEGIN IMMEDIATE``, waiting at most a second) and gives
+    it back at once; checks that its folder is writable and has space left. PostgreSQL:
+    connects (at most two seconds) and checks it is a primary with the mall's schema.
     """
+    if isinstance(target, PgTarget):
+        from cloud_core.store.postgres import database_problem as pg_problem
+
+        return pg_problem(target)
+    path = target
     folder = path.parent
     if not os.access(folder, os.W_OK):
         return "the database folder is not writable"
@@ -120,7 +126,7 @@ class CoreStatusWatch:
 
 
 def readiness(
-    database: Path,
+    database: DatabaseTarget,
     connections: dict[str, MqttClient],
     watch: CoreStatusWatch | None = None,
 ) -> Callable[[], list[str]]:

@@ -7,32 +7,31 @@ a function takes the filters it is given (a tenant's business, its nodes) as dat
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
-from cloud_core.store import Conn
+from cloud_core.store import Conn, Row
 from cloud_core.store.filters import Filters
 
 # --- customers --------------------------------------------------------------------------
 
 
-def customer_of_phone(conn: sqlite3.Connection, e164: str) -> str | None:
+def customer_of_phone(conn: Conn, e164: str) -> str | None:
     """The customer registered with this (normalised) phone number."""
     row = conn.execute("SELECT id FROM customers WHERE phone = ?", (e164,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def beacon_key_count(conn: sqlite3.Connection, customer: str) -> int:
+def beacon_key_count(conn: Conn, customer: str) -> int:
     (keys,) = conn.execute(
         "SELECT COUNT(*) FROM beacon_keys WHERE customer_id = ?", (customer,)
     ).fetchone()
     return int(keys)
 
 
-def plates_of(conn: sqlite3.Connection, customer: str) -> list[str]:
+def plates_of(conn: Conn, customer: str) -> list[str]:
     return [
         str(r[0])
         for r in conn.execute(
@@ -49,7 +48,7 @@ class Credit:
     text: str
 
 
-def recent_credits(conn: sqlite3.Connection, customer: str, limit: int) -> list[Credit]:
+def recent_credits(conn: Conn, customer: str, limit: int) -> list[Credit]:
     """A wallet's last ``limit`` grants, newest first (what a self-service screen may show)."""
     rows = conn.execute(
         "SELECT ts, pocket, delta, text FROM journal WHERE customer_id = ? AND kind = 'grant'"
@@ -66,9 +65,7 @@ class Expiring:
     earliest: datetime
 
 
-def expiring_between(
-    conn: sqlite3.Connection, customer: str, start: datetime, end: datetime
-) -> list[Expiring]:
+def expiring_between(conn: Conn, customer: str, start: datetime, end: datetime) -> list[Expiring]:
     """Per pocket: the points of open lots expiring after ``start`` and by ``end``, and the
     earliest such expiry."""
     rows = conn.execute(
@@ -82,18 +79,18 @@ def expiring_between(
 # --- nodes and statistics ---------------------------------------------------------------
 
 
-def nodes(conn: sqlite3.Connection) -> dict[str, sqlite3.Row]:
+def nodes(conn: Conn) -> dict[str, Row]:
     """Every node's row (status, last health, last seen) by id."""
     return {r["id"]: r for r in conn.execute("SELECT * FROM nodes")}
 
 
 def visit_stats(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     business: str | None = None,
     day: str | None = None,
     store: str | None = None,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Visits, customers and points per store and local day (optionally of one business)."""
     where = Filters().add("business = ?", business).add("day = ?", day).add("store = ?", store)
     columns = (
@@ -106,7 +103,7 @@ def visit_stats(
 
 
 def footfall(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     among: Sequence[str] | None = None,
     node: str | None = None,
@@ -114,7 +111,7 @@ def footfall(
     until: str | None = None,
     limit: int,
     offset: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Footfall rows by hour, then node: of the nodes ``among`` (all if None), from the
     hour ``from_hour`` (``2026-11-23T10:00Z``), hours starting before ``until``."""
     where = Filters()
@@ -130,9 +127,7 @@ def footfall(
 # --- operations -------------------------------------------------------------------------
 
 
-def dead_letters(
-    conn: sqlite3.Connection, *, before_id: int | None, node: str | None, limit: int
-) -> list[sqlite3.Row]:
+def dead_letters(conn: Conn, *, before_id: int | None, node: str | None, limit: int) -> list[Row]:
     """Dead letters, newest first (a page: those older than ``before_id``)."""
     where = Filters().add("id < ?", before_id).add("node = ?", node)
     return conn.execute(
@@ -141,8 +136,8 @@ def dead_letters(
     ).fetchall()
 
 
-def dead_letter(conn: sqlite3.Connection, dead_letter_id: int) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
+def dead_letter(conn: Conn, dead_letter_id: int) -> Row | None:
+    row: Row | None = conn.execute(
         "SELECT * FROM dead_letters WHERE id = ?", (dead_letter_id,)
     ).fetchone()
     return row
@@ -155,7 +150,7 @@ class IngestTotals:
     dead_letters_by_node: dict[str, dict[str, int]]
 
 
-def ingest_totals(conn: sqlite3.Connection) -> IngestTotals:
+def ingest_totals(conn: Conn) -> IngestTotals:
     """Processed events by outcome, dead letters kept, and per-node dead-letter counts."""
     outcomes = {
         str(r[0]): int(r[1])
@@ -187,7 +182,7 @@ class Session:
     match: str
 
 
-def sessions_of(conn: sqlite3.Connection, customer: str, limit: int = 50) -> list[Session]:
+def sessions_of(conn: Conn, customer: str, limit: int = 50) -> list[Session]:
     """A customer's parking sessions, newest first."""
     rows = conn.execute(
         "SELECT id, car_park, customer_id, status, entry_ts, exit_ts, duration_s, free_minutes,"
@@ -213,7 +208,7 @@ def sessions_of(conn: sqlite3.Connection, customer: str, limit: int = 50) -> lis
 
 
 def occupancy_series(
-    conn: sqlite3.Connection, car_park: str, since: datetime | None = None
+    conn: Conn, car_park: str, since: datetime | None = None
 ) -> list[tuple[datetime, int]]:
     """The car park's occupancy after each entry and exit since ``since``, oldest first."""
     start = since.timestamp() if since is not None else float("-inf")
@@ -228,7 +223,7 @@ def occupancy_series(
 # --- the control panel (cloud_core/panel) ----------------------------------------------
 
 
-def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[sqlite3.Row]:
+def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> list[Row]:
     """The newest journal rows of one kind (``grant``: credits, ``spend``: redemptions),
     of one pocket (a tenant's) or all."""
     where = Filters().add("kind = ?", kind).add("pocket = ?", pocket)
@@ -241,7 +236,7 @@ def journal_feed(conn: Conn, *, kind: str, pocket: str | None, limit: int) -> li
 
 def deliveries_feed(
     conn: Conn, *, business: str | None, campaign: str | None, limit: int
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """The newest offer deliveries of the campaigns that exist now (of one business or
     campaign, or all), with the campaign's business and title."""
     where = Filters().add("c.business = ?", business).add("d.campaign_id = ?", campaign)
@@ -253,7 +248,7 @@ def deliveries_feed(
     ).fetchall()
 
 
-def parking_entries(conn: Conn, limit: int) -> list[sqlite3.Row]:
+def parking_entries(conn: Conn, limit: int) -> list[Row]:
     """The newest parking sessions by entry (or exit, for an exit-only read): no plates."""
     return conn.execute(
         "SELECT car_park, status, entry_ts, exit_ts, duration_s, free_minutes, match,"
@@ -282,10 +277,10 @@ class Monitoring:
     notices_pending: int
     dead_letters_by_node: dict[str, int]  # rows kept in dead_letters
     dead_letter_counts: dict[tuple[str, str], int]  # (node, what) the bounds dropped/ignored
-    nodes: list[sqlite3.Row]  # id, state, last_seen, last_health
+    nodes: list[Row]  # id, state, last_seen, last_health
 
 
-def monitoring(conn: sqlite3.Connection) -> Monitoring:
+def monitoring(conn: Conn) -> Monitoring:
     (pending,) = conn.execute("SELECT COUNT(*) FROM pending_notices").fetchone()
     kept = {
         str(r[0]): int(r[1])

@@ -7,12 +7,16 @@ sections and re-exports them); apart only to keep each module to one screenful o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, HttpUrl, StringConstraints
+from pydantic import Field, HttpUrl, SecretStr, StringConstraints, model_validator
 
 from mallnet.config import ConfigModel
+from mallnet.errors import ConfigError
 from mallnet.wire.topics import ID_PATTERN
+
+MIN_SECRET_BYTES = 16
+PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "example", "xxxx")
 
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
@@ -139,3 +143,46 @@ class TelemetrySettings(ConfigModel):
     queue_max: int = Field(
         default=100_000, ge=1, description="Points held while the server is slow; then dropped."
     )
+
+
+def read_secret(path: Path | None, inline: SecretStr | None, what: str) -> bytes:
+    """A secret from its file (or, in development, inline); ``ConfigError`` if it cannot be
+    read, is shorter than 16 bytes or is an obvious placeholder."""
+    if path is not None:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    elif inline is not None:
+        secret = inline.get_secret_value()
+    else:
+        raise ConfigError(f"no {what}")
+    if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in PLACEHOLDERS:
+        raise ConfigError(
+            f"the {what} must be at least {MIN_SECRET_BYTES} bytes and not a placeholder"
+        )
+    return secret.encode()
+
+
+class CardSettings(ConfigModel):
+    """The shoppers' loyalty-card QR tokens (``cloud_core/cards.py``)."""
+
+    secret_file: Path | None = Field(
+        default=None, description="File with the secret that signs card tokens (mode 0600)."
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="Inline secret; development only, prefer secret_file."
+    )
+    ttl_s: int = Field(
+        default=120, ge=10, le=86_400, description="Seconds a card token stays valid."
+    )
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> Self:
+        if self.secret_file is None and self.secret is None:
+            raise ValueError("cards needs secret_file (or secret in development)")
+        return self
+
+    def key(self) -> bytes:
+        """The card-token HMAC key; raises ``ConfigError`` if unusable."""
+        return read_secret(self.secret_file, self.secret, "card secret")

@@ -7,15 +7,15 @@ qualifying visit with the points it paid. Every function runs in the caller's tr
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
+from cloud_core.store import Conn
 
 
 def join_presence(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     store: str,
@@ -67,7 +67,7 @@ class DayState:
 
 
 def day_state(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     store: str,
@@ -76,10 +76,11 @@ def day_state(
     around: tuple[float, float],
 ) -> DayState:
     recent, earned, stores, here = conn.execute(
-        "SELECT COALESCE(MAX(store = :store AND ts_epoch > :lo AND ts_epoch < :hi), 0),"
+        "SELECT COALESCE(MAX(CASE WHEN store = :store AND ts_epoch > :lo AND ts_epoch < :hi"
+        " THEN 1 ELSE 0 END), 0),"
         " COALESCE(SUM(CASE WHEN day = :day AND business = :business THEN points END), 0),"
         " COUNT(DISTINCT CASE WHEN day = :day THEN store END),"
-        " COALESCE(MAX(day = :day AND store = :store), 0)"
+        " COALESCE(MAX(CASE WHEN day = :day AND store = :store THEN 1 ELSE 0 END), 0)"
         " FROM visits WHERE customer_id = :customer"
         " AND (day = :day OR (store = :store AND ts_epoch > :lo AND ts_epoch < :hi))",
         {
@@ -95,7 +96,7 @@ def day_state(
 
 
 def record_visit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     event_id: str,
     customer: str,
@@ -113,6 +114,6 @@ def record_visit(
     )
 
 
-def forget_stays_before(conn: sqlite3.Connection, epoch: float) -> None:
+def forget_stays_before(conn: Conn, epoch: float) -> None:
     """Forget stays that ended before ``epoch`` (only a stale event could join them)."""
     conn.execute("DELETE FROM presence_segments WHERE end_epoch < ?", (epoch,))

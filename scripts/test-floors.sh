@@ -23,6 +23,6 @@ KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/
   tests/mallnet/test_config.py tests/mallnet/test_wire_codec.py tests/mallnet/test_cli_errors.py \
   tests/cloud_core/test_migrations.py tests/cloud_core/test_customers.py \
   tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py tests/cloud_core/test_api_contract.py \
-  tests/cloud_core/test_metrics.py tests/cloud_core/test_panel.py \
+  tests/cloud_core/test_metrics.py tests/cloud_core/test_panel.py tests/cloud_core/test_postgres.py \
   tests/edge_node/test_outbox.py tests/edge_node/test_bleak_bluez.py \
   tests/kiosk/test_scanner.py tests/edge_node/test_camera_reader.py

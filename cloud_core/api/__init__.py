@@ -10,7 +10,6 @@ internet.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -31,6 +30,7 @@ from cloud_core.api.auth import ApiContext
 from cloud_core.api.models import FieldProblem, Problem
 from cloud_core.api.routes import ROUTERS
 from cloud_core.errors import (
+    CardTokenError,
     Conflict,
     CoreError,
     InsufficientPoints,
@@ -39,6 +39,7 @@ from cloud_core.errors import (
     PayloadTooLarge,
 )
 from cloud_core.panel.router import mount as mount_panel
+from cloud_core.store import OperationalError as DB_UNAVAILABLE
 from mallnet import __version__
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ _STATUS: tuple[tuple[type[CoreError], int], ...] = (
     (Conflict, 409),
     (InsufficientPoints, 409),
     (InvalidInput, 422),
+    (CardTokenError, 422),
     (PayloadTooLarge, 413),
 )
 
@@ -107,12 +109,14 @@ def _add_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(request, 422, detail or "invalid request", errors=errors)
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def _database(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
         log.error("API request %s failed in the database: %s", request.url.path, exc)
         return problem(
             request, 503, "the database cannot be used now; retry", headers={"Retry-After": "5"}
         )
+
+    for unavailable in DB_UNAVAILABLE:  # locked, lost, or a serialization conflict
+        app.add_exception_handler(unavailable, _database)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,10 @@ digests. Roles:
 * ``kiosk`` — a self-service screen: registers customers and finds the one who just
   identified by phone (id, masked phone and wallet only: no e-mail, no plates; phone
   lookups rate-limited per key), shows wallets and offers; never mints beacon keys;
+* ``terminal`` — one seller at one till of a tenant's store (the seeds' "registrars and
+  sellers": the key is the seller's login at that till): identifies shoppers by card token
+  or phone (rate-limited), quotes, reserves/commits/releases redemptions, registers and
+  refunds purchases at that store only; every action is recorded with the seller;
 * ``node`` — an edge node: reads its own node record;
 * ``metrics`` — a Prometheus scraper: ``GET /metrics`` only.
 """
@@ -27,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Self
+from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, status
 from prometheus_client import CollectorRegistry
@@ -38,7 +43,7 @@ from cloud_core.store import Store
 from mallnet.config import ConfigModel, parse_yaml, read_text_file, validate_data
 from mallnet.errors import ConfigError
 
-Role = Literal["admin", "tenant", "kiosk", "node", "metrics"]
+Role = Literal["admin", "tenant", "kiosk", "terminal", "node", "metrics"]
 
 
 class ApiKeyEntry(ConfigModel):
@@ -46,6 +51,15 @@ class ApiKeyEntry(ConfigModel):
     role: Role = Field(description="What the key may do.")
     business: Ident | None = Field(default=None, description="The tenant's business (tenants).")
     node: Ident | None = Field(default=None, description="The node's id (node keys).")
+    store: Ident | None = Field(
+        default=None, description="The store of a terminal's till (terminal keys)."
+    )
+    till: Ident | None = Field(
+        default=None, description="The till (terminal keys; default: the store)."
+    )
+    seller: Ident | None = Field(
+        default=None, description="The seller who logs in with this key (terminal keys)."
+    )
     key: SecretStr | None = Field(default=None, description="The key itself (development).")
     key_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the key (preferred)."
@@ -61,6 +75,8 @@ class ApiKeyEntry(ConfigModel):
             raise ValueError("a tenant key needs its business")
         if self.role == "node" and self.node is None:
             raise ValueError("a node key needs its node")
+        if self.role == "terminal" and None in (self.business, self.store, self.seller):
+            raise ValueError("a terminal key needs its business, store and seller")
         return self
 
     def digest(self) -> str:
@@ -93,12 +109,23 @@ class Principal:
     role: Role
     business: str | None = None
     node: str | None = None
+    store: str | None = None
+    till: str | None = None
+    seller: str | None = None
 
 
 class KeyRing:
     def __init__(self, keys: ApiKeysFile) -> None:
         self._by_digest = {
-            entry.digest(): Principal(entry.name, entry.role, entry.business, entry.node)
+            entry.digest(): Principal(
+                entry.name,
+                entry.role,
+                entry.business,
+                entry.node,
+                entry.store,
+                entry.till or entry.store,
+                entry.seller,
+            )
             for entry in keys.keys
         }
 
@@ -146,12 +173,17 @@ class ApiContext:
     # why the process is not ready (cloud_core/readiness.py); empty when it is
     ready: Callable[[], list[str]] = field(default=lambda: [])
     phone_lookups: RateLimiter = field(init=False)
+    # the key of the shoppers' card QR tokens (cards.secret_file), None if not configured
+    card_key: bytes | None = field(init=False)
+    tz: ZoneInfo = field(init=False)
     # what GET /metrics exposes (cloud_core/metrics.py); one registry per app
     metrics: CollectorRegistry = field(init=False)
 
     def __post_init__(self) -> None:
         api = self.config.api
         self.phone_lookups = RateLimiter(api.phone_lookups, api.phone_lookup_window_s, self.clock)
+        self.card_key = self.config.cards.key() if self.config.cards is not None else None
+        self.tz = ZoneInfo(self.config.timezone)
         self.metrics = registry_for(self.store, self.config.database, self.clock, self.refused)
 
     def limit_phone_lookups(self, caller: Principal) -> None:

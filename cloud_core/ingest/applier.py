@@ -16,7 +16,6 @@ duplicate, written nowhere, and receipted again.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,7 +42,7 @@ from cloud_core.offers import Campaign, list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.parking import ParkingRules
 from cloud_core.rules.visits import apply_visit
-from cloud_core.store import Store
+from cloud_core.store import Conn, OperationalError, Store, retrying
 from cloud_core.telemetry import Point
 from mallnet.mqtt import Inbound
 from mallnet.wire import WireError, decode
@@ -109,8 +108,13 @@ class Applier:
         """Apply messages in one transaction; returns what to publish once it committed.
 
         ``published``: pending notices (``seq``) the broker has acknowledged since the last
-        transaction, deleted in this one.
+        transaction, deleted in this one. On PostgreSQL a transaction that loses to another
+        worker's (rolled back whole) is run again, a few times (``store.retrying``).
         """
+        retried = lambda: self.record(Counter(conflict_retries=1))  # noqa: E731
+        return retrying(lambda: self._apply_once(messages, published), retried)
+
+    def _apply_once(self, messages: Sequence[Inbound], published: Sequence[int]) -> Outgoing:
         out = Outgoing(now_iso=ledger.iso(datetime.fromtimestamp(self.clock(), UTC)))
         counts: Counter[str] = Counter()
         with self.store.transaction() as conn:
@@ -150,7 +154,7 @@ class Applier:
         for message in messages:
             try:
                 out = self.apply([message])
-            except sqlite3.OperationalError:
+            except OperationalError:
                 raise
             except Exception as exc:
                 log.exception("dead-lettering a message that fails to apply: %s", message.topic)
@@ -177,9 +181,7 @@ class Applier:
             merged.event_times.extend(out.event_times)
         return merged
 
-    def _apply_one(
-        self, conn: sqlite3.Connection, message: Inbound, out: Outgoing, counts: Counter[str]
-    ) -> None:
+    def _apply_one(self, conn: Conn, message: Inbound, out: Outgoing, counts: Counter[str]) -> None:
         try:
             decoded = decode(message.topic, message.payload)
         except WireError as exc:
@@ -234,7 +236,7 @@ class Applier:
 
     def _parking_or_unknown(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         message: Inbound,
         *,
         node: str,
@@ -289,7 +291,7 @@ class Applier:
         return True
 
     @staticmethod
-    def _processed_among(conn: sqlite3.Connection, event_ids: Sequence[str]) -> set[str]:
+    def _processed_among(conn: Conn, event_ids: Sequence[str]) -> set[str]:
         """Which of these ids were applied before (one query for a whole message)."""
         marks = ",".join("?" * len(event_ids))
         return {
@@ -302,7 +304,7 @@ class Applier:
 
     def first_time(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         *,
         event_id: str,
         node: str,
@@ -331,7 +333,7 @@ class Applier:
 
     def _presence(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         *,
         node: str,
         store: StoreConfig,

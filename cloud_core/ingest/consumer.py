@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -29,6 +28,7 @@ from prometheus_client import Histogram
 from cloud_core.config import CoreConfig
 from cloud_core.ingest.applier import Applier, Outgoing
 from cloud_core.ingest.notices import PendingNotice
+from cloud_core.store import DatabaseError, OperationalError
 from cloud_core.telemetry import TelemetrySink
 from mallnet.errors import MqttError
 from mallnet.mqtt import Inbound, MqttClient, PublishTicket, Will
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 #: Upper bounds (s) of the ingest delay histogram: a live node is within a second, a node
 #: that was offline sends hours old events from its outbox.
 DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
+
+#: How often (s) the worker looks for inbox notices the API kept (a till's redemption).
+NOTICE_POLL_S = 0.25
 
 #: The broker's PUBACK reason codes that mean it took a publish (16: no subscribers).
 PUBLISHED = (0, 16)
@@ -129,6 +132,9 @@ class Consumer:
         self._notices_published: list[int] = []
         self._publisher_connects = 0
         self.notices_refused = 0
+        # notices kept by other writers (the API's tills): polled past this seq
+        self._notices_polled = 0
+        self._next_notice_poll = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -179,21 +185,22 @@ class Consumer:
             self._publisher_connects = connects
             try:
                 self._send_notices(self.applier.outbox.pending(), skip_in_flight=True)
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("pending notices could not be read; retrying")
                 self._publisher_connects = 0
+        self._poll_notices()
         self._collect_published()
         if self._notices_published and self._queue.empty():
             try:
                 self.applier.outbox.published(self._notices_published)
                 self._notices_published.clear()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("published notices could not be forgotten; retrying")
         if not self._node_configs_sent and self.publisher.connected:
             self._node_configs_sent = True
             try:
                 self._publish_node_configs()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("node configs could not be written; retrying")
                 self._node_configs_sent = False
         now = time.monotonic()
@@ -201,13 +208,13 @@ class Consumer:
             self._next_expiry = now + self._expiry_interval_s
             try:
                 self._send_notices(self.applier.jobs.expire())
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("expiry job failed; retrying later")
         if self.applier.config.kiosks and now >= self._next_offers and self.publisher.connected:
             self._next_offers = now + self._kiosk_offers_interval_s
             try:
                 self._publish_kiosk_offers()
-            except sqlite3.Error:
+            except DatabaseError:
                 log.exception("kiosk offers could not be read; retrying later")
 
     def _run(self) -> None:
@@ -221,7 +228,7 @@ class Consumer:
             try:
                 out = self.applier.apply(batch, published=self._notices_published)
                 self._notices_published.clear()
-            except sqlite3.OperationalError as exc:
+            except OperationalError as exc:
                 # Locked, busy or out of disk: nothing was committed and nothing acked.
                 # Put the messages back and retry soon (the broker would redeliver them
                 # to this session after a reconnect anyway).
@@ -232,7 +239,7 @@ class Consumer:
                 log.exception("a batch of %d messages failed; applying them one by one", len(batch))
                 try:
                     out = self.applier.apply_isolating(batch)
-                except sqlite3.Error as exc:
+                except DatabaseError as exc:
                     self._storage_failed(exc, taken)
                     continue
             self.storage_problem = None
@@ -248,7 +255,7 @@ class Consumer:
             self._publish(out)
             self._delays.append(time.monotonic() - taken[0][0])
 
-    def _storage_failed(self, exc: sqlite3.Error, taken: list[tuple[float, Inbound]]) -> None:
+    def _storage_failed(self, exc: Exception, taken: list[tuple[float, Inbound]]) -> None:
         """The database refused a batch (full, locked, I/O): nothing was committed, so
         nothing is acked; say so loudly, count it, keep the reason for ``/ready``, put the
         messages back and retry soon."""
@@ -322,6 +329,23 @@ class Consumer:
                 notice.topic, notice.payload, qos=1
             )
 
+    def _poll_notices(self) -> None:
+        """Publish notices other writers kept (the API's redemptions, refunds, cashback):
+        what is new since the last poll and neither in flight nor acknowledged here."""
+        now = time.monotonic()
+        if now < self._next_notice_poll or not self.publisher.connected:
+            return
+        self._next_notice_poll = now + NOTICE_POLL_S
+        try:
+            new = self.applier.outbox.pending(after=self._notices_polled)
+        except DatabaseError:
+            log.exception("pending notices could not be read; retrying")
+            return
+        if new:
+            self._notices_polled = new[-1].seq
+            done = set(self._notices_published)
+            self._send_notices([n for n in new if n.seq not in done], skip_in_flight=True)
+
     def _collect_published(self) -> None:
         """Move acknowledged notice publishes to ``_notices_published`` (deleted with the
         next transaction); a refused one stays pending for the next (re)connect."""
@@ -350,7 +374,7 @@ class Consumer:
         try:
             self.applier.outbox.published(self._notices_published)
             self._notices_published.clear()
-        except sqlite3.Error:
+        except DatabaseError:
             log.exception("published notices could not be forgotten; sent again at start")
 
     def stats(self) -> dict[str, int]:

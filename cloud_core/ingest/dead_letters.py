@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cloud_core import ledger
 from cloud_core.config import DeadLetterSettings
+from cloud_core.store import Conn
 from mallnet.mqtt import Inbound
 from mallnet.wire.topics import TopicError, parse_topic
 
@@ -31,16 +31,16 @@ def node_of(topic: str) -> str:
     return parts[4][:64] if len(parts) == 6 else ""
 
 
-def count_for_node(conn: sqlite3.Connection, node: str, what: str, n: int = 1) -> None:
+def count_for_node(conn: Conn, node: str, what: str, n: int = 1) -> None:
     """Add to a node's dead-letter count (``dead_letter_counts``, in the caller's transaction)."""
     conn.execute(
         "INSERT INTO dead_letter_counts (node, what, n) VALUES (?, ?, ?)"
-        " ON CONFLICT (node, what) DO UPDATE SET n = n + excluded.n",
+        " ON CONFLICT (node, what) DO UPDATE SET n = dead_letter_counts.n + excluded.n",
         (node, what, n),
     )
 
 
-def drop(conn: sqlite3.Connection, where: str, arg: object, what: str) -> int:
+def drop(conn: Conn, where: str, arg: object, what: str) -> int:
     """Delete dead letters matching ``where`` (a fixed SQL condition), counted per node."""
     dropped = conn.execute(
         f"SELECT node, COUNT(*) FROM dead_letters WHERE {where} GROUP BY node",  # noqa: S608
@@ -54,7 +54,7 @@ def drop(conn: sqlite3.Connection, where: str, arg: object, what: str) -> int:
     return sum(n for _, n in dropped)
 
 
-def ignore_retained(conn: sqlite3.Connection, message: Inbound, counts: Counter[str]) -> bool:
+def ignore_retained(conn: Conn, message: Inbound, counts: Counter[str]) -> bool:
     """A retained message on an event topic (presence, footfall, health, parking) is
     junk or a misconfigured node: a replay of it at every reconnect must credit and
     keep nothing. It is counted (per node) and acked, never applied or dead-lettered."""
@@ -81,7 +81,7 @@ class DeadLetters:
 
     def keep(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         message: Inbound,
         kind: str,
         reason: str,
@@ -134,7 +134,7 @@ class DeadLetters:
             count_for_node(conn, node, "truncated")
             count_for_node(conn, node, "truncated_bytes", size - len(kept))
 
-    def trim(self, conn: sqlite3.Connection, counts: Counter[str]) -> None:
+    def trim(self, conn: Conn, counts: Counter[str]) -> None:
         """Delete the oldest dead letters past ``max_rows`` (counted per node as evicted)."""
         row = conn.execute(
             "SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?",

@@ -2,7 +2,8 @@
 
 Each runs in its own transaction, on the ingest worker's thread between batches:
 
-- ``expire``: zero due lots (journalled, with an inbox notice each), forget presence,
+- ``expire``: zero due lots (journalled, with an inbox notice each), give back the points of
+  till holds past their time (``holds.py``), announce lots expiring soon, forget presence,
   footfall and health ids too old to matter (``processed_events`` stays bounded), forget
   stays that can no longer be joined, and drop dead letters past their age;
 - ``node_configs``: the retained presence tuning of every node whose store sets one, its
@@ -15,19 +16,19 @@ Each runs in its own transaction, on the ingest worker's thread between batches:
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cloud_core import ledger, visit_log
+from cloud_core import holds, ledger, visit_log
 from cloud_core.config import CoreConfig, StoreConfig
+from cloud_core.expiry_notices import warn_expiring
 from cloud_core.ingest import dead_letters
 from cloud_core.ingest.notices import NoticeOutbox, PendingNotice
 from cloud_core.offers import list_campaigns
 from cloud_core.rules.common import Notice
 from cloud_core.rules.credit import change_notice
-from cloud_core.store import Store
+from cloud_core.store import Conn, Store
 from mallnet.wire.payloads import KioskOffers, KioskSettings, NodeConfig, PresenceTuning
 
 
@@ -70,6 +71,9 @@ class Jobs:
                 Notice(c.customer, change_notice(c, f"{-c.delta} points expired in {c.pocket}"))
                 for c in changes
             ]
+            released = holds.expire_due(conn, now)
+            notices += [Notice(c.customer, change_notice(c, c.text)) for c in released]
+            notices += warn_expiring(conn, now, self.config.spending.expiring_notice_days)
             pending = self.outbox.keep(conn, notices, ledger.iso(now))
             aged = now - timedelta(seconds=self.config.ingest.dead_letters.max_age_s)
             expired_letters = dead_letters.drop(conn, "ts < ?", ledger.iso(aged), "expired")
@@ -122,7 +126,7 @@ class Jobs:
         return KioskOffers(ts=now, offers=tuple(cards[:200]))
 
 
-def _revision(conn: sqlite3.Connection, key: str, payload: str) -> int:
+def _revision(conn: Conn, key: str, payload: str) -> int:
     """The revision of ``key``'s pushed config: up by one whenever ``payload`` changes."""
     row = conn.execute(
         "SELECT revision, payload FROM node_configs WHERE node = ?", (key,)

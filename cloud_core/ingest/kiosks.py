@@ -5,12 +5,12 @@ any check-in batch here."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from cloud_core.offers import list_campaigns
 from cloud_core.rules.checkins import apply_checkin
+from cloud_core.store import Conn
 from mallnet.mqtt import Inbound
 from mallnet.wire.payloads import CheckinBatch
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def apply_checkins(
     applier: Applier,
-    conn: sqlite3.Connection,
+    conn: Conn,
     message: Inbound,
     *,
     kiosk: str,

@@ -6,14 +6,13 @@ point to send after the commit; claims, staleness and dispatch stay in ``applier
 
 from __future__ import annotations
 
-import sqlite3
-
 from cloud_core import ledger
+from cloud_core.store import Conn
 from cloud_core.telemetry import Point
 from mallnet.wire.payloads import DeviceStatus, FootfallEvent, HealthReport
 
 
-def record_status(conn: sqlite3.Connection, status: DeviceStatus, now_iso: str) -> None:
+def record_status(conn: Conn, status: DeviceStatus, now_iso: str) -> None:
     """A node's retained status (online/offline since when, software); an older one is ignored."""
     conn.execute(
         "INSERT INTO nodes (id, state, since, software, last_seen) VALUES (?, ?, ?, ?, ?)"
@@ -30,7 +29,7 @@ def record_status(conn: sqlite3.Connection, status: DeviceStatus, now_iso: str) 
     )
 
 
-def record_health(conn: sqlite3.Connection, mall: str, report: HealthReport) -> Point:
+def record_health(conn: Conn, mall: str, report: HealthReport) -> Point:
     """A node's latest health report (``nodes.last_health``) and its telemetry point."""
     conn.execute(
         "INSERT INTO nodes (id, last_health, last_seen) VALUES (?, ?, ?)"
@@ -54,16 +53,14 @@ def record_health(conn: sqlite3.Connection, mall: str, report: HealthReport) -> 
     return Point("node_health", {"mall": mall, "node": report.node}, fields, report.ts)
 
 
-def record_footfall(
-    conn: sqlite3.Connection, mall: str, node: str, store: str, window: FootfallEvent
-) -> Point:
+def record_footfall(conn: Conn, mall: str, node: str, store: str, window: FootfallEvent) -> Point:
     """Add one footfall window to the node's hourly row, and its telemetry point."""
     hour = window.window_start.strftime("%Y-%m-%dT%H:00Z")
     conn.execute(
         "INSERT INTO footfall (node, hour, unique_tags, adverts, windows)"
         " VALUES (?, ?, ?, ?, 1) ON CONFLICT (node, hour) DO UPDATE SET"
-        " unique_tags = unique_tags + excluded.unique_tags,"
-        " adverts = adverts + excluded.adverts, windows = windows + 1",
+        " unique_tags = footfall.unique_tags + excluded.unique_tags,"
+        " adverts = footfall.adverts + excluded.adverts, windows = footfall.windows + 1",
         (node, hour, window.unique_tags, window.adverts),
     )
     return Point(

@@ -8,7 +8,7 @@ import email.policy
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud_core import gifts, promo_codes
+from cloud_core import promo_codes, showcase
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.errors import NotFound
 from cloud_core.ledger import iso
@@ -39,7 +39,7 @@ def pools(ctx: ApiContext, who: Principal) -> list[dict[str, Any]]:
         found = promo_codes.list_pools(conn, business, limit=1000)
         out = []
         for p in found:
-            gift = gifts.gift_of_pool(conn, p.id)
+            gift = showcase.gift_of_pool(conn, p.id)
             out.append(
                 {
                     "id": p.id,

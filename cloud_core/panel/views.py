@@ -9,7 +9,6 @@ so a page and its data endpoint can never show more than the API would.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.config import StoreConfig
 from cloud_core.errors import NotFound
 from cloud_core.ledger import from_iso
+from cloud_core.store import Row
 
 #: A node that sent nothing (no health report, no status change) for this long is "quiet".
 QUIET_AFTER_S = 180.0
@@ -118,7 +118,7 @@ def store_days(ctx: ApiContext, who: Principal, series: dict[str, Any]) -> list[
 # --- the feed ----------------------------------------------------------------------------
 
 
-def _journal(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+def _journal(rows: list[Row]) -> list[dict[str, Any]]:
     return [
         {
             "ts": r["ts"],
@@ -145,7 +145,7 @@ def feed(ctx: ApiContext, who: Principal) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _delivery(r: sqlite3.Row) -> dict[str, Any]:
+def _delivery(r: Row) -> dict[str, Any]:
     return {
         "ts": r["ts"],
         "customer": short_id(r["customer_id"]),

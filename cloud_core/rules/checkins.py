@@ -31,7 +31,6 @@ customer; the rows are ``cloud_core/kiosk_checkins.py``'s). ``parse_token``, ``t
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,6 +42,7 @@ from cloud_core.offers import Campaign
 from cloud_core.rules.common import Notice, local_day
 from cloud_core.rules.credit import DailyLimit, credit
 from cloud_core.rules.visit_credit import credit_visit
+from cloud_core.store import Conn
 from mallnet.wire.payloads import CheckinEvent
 
 Outcome = Literal[
@@ -121,7 +121,7 @@ def over_limit(customer: str, others: Collection[str], rules: CheckinRules) -> b
 
 
 def apply_checkin(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     kiosk: KioskConfig,
     event: CheckinEvent,
@@ -160,7 +160,7 @@ def apply_checkin(
 
 
 def _decide(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     kiosk: KioskConfig,
     event: CheckinEvent,

@@ -9,12 +9,12 @@ except ``change_notice`` for ledger changes made outside the rules (expiry).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from cloud_core import ledger
 from cloud_core.rules.common import Notice
+from cloud_core.store import Conn
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import CreditNotice
 
@@ -53,7 +53,7 @@ def change_notice(change: ledger.Change, text: str) -> CreditNotice:
 
 
 def credit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     pocket: str,

@@ -32,7 +32,6 @@ applies at most once, like a visit). What it decides, the storage modules write
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -43,6 +42,7 @@ from cloud_core.offers import CarParkPlace, offers_for_visit
 from cloud_core.parking_config import CarPark, ParkingSettings
 from cloud_core.rules.common import Notice, local_day
 from cloud_core.rules.credit import DailyLimit, credit
+from cloud_core.store import Conn
 from cloud_core.telemetry import Point
 from mallnet.wire.payloads import ParkingEvent
 
@@ -76,7 +76,7 @@ class ParkingRules:
     def vehicle_key(self, plate: str) -> str:
         return parking_sessions.plate_hash(self._key, plate)
 
-    def apply(self, conn: sqlite3.Connection, *, node: str, event: ParkingEvent) -> ParkingResult:
+    def apply(self, conn: Conn, *, node: str, event: ParkingEvent) -> ParkingResult:
         park = self.parks[node]
         if event.confidence < self.settings.min_confidence:
             match = PlateMatch("none")
@@ -100,9 +100,7 @@ class ParkingRules:
             return ParkingResult(f"entry_{kind}", telemetry=points)
         return self._welcome(conn, park, event, match.customer, points)
 
-    def _occupancy(
-        self, conn: sqlite3.Connection, park: CarPark, event: ParkingEvent, vehicle: str
-    ) -> Point:
+    def _occupancy(self, conn: Conn, park: CarPark, event: ParkingEvent, vehicle: str) -> Point:
         """Count the car in or out. An entry of a vehicle already inside (an open session:
         the gate saw it twice, or its exit was missed) is not another car."""
         step = 1 if event.kind == "entry" else -1
@@ -118,7 +116,7 @@ class ParkingRules:
 
     def _entry(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         *,
         park: CarPark,
         event: ParkingEvent,
@@ -138,7 +136,7 @@ class ParkingRules:
 
     def _welcome(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         park: CarPark,
         event: ParkingEvent,
         customer: str,
@@ -179,9 +177,7 @@ class ParkingRules:
             notices.append(Notice(customer, offer))
         return ParkingResult(outcome, granted, tuple(notices), telemetry)
 
-    def _exit(
-        self, conn: sqlite3.Connection, park: CarPark, event: ParkingEvent, vehicle: str, kind: str
-    ) -> str:
+    def _exit(self, conn: Conn, park: CarPark, event: ParkingEvent, vehicle: str, kind: str) -> str:
         session = parking_sessions.open_session_of(conn, park.id, vehicle)
         if session is None:
             unregistered = vehicle.startswith(parking_sessions.UNREGISTERED_PREFIX)

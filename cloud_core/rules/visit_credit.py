@@ -20,7 +20,6 @@ One module for both ways of visiting, so there is one cooldown and one cap.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -32,6 +31,7 @@ from cloud_core.config import GameRules, StoreConfig, VisitRules
 from cloud_core.offers import Campaign, get_campaign, offers_for_visit
 from cloud_core.rules.common import Notice, local_day
 from cloud_core.rules.credit import DailyLimit, credit
+from cloud_core.store import Conn
 
 Outcome = Literal["short", "cooldown", "credited", "capped"]
 
@@ -54,7 +54,7 @@ def expiry_of(rules: VisitRules, ts: datetime, tz: ZoneInfo) -> datetime | None:
 
 
 def credit_visit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     store: StoreConfig,
@@ -153,9 +153,7 @@ def credit_visit(
     return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
 
 
-def _campaign(
-    conn: sqlite3.Connection, campaigns: Sequence[Campaign] | None, campaign_id: str
-) -> Campaign:
+def _campaign(conn: Conn, campaigns: Sequence[Campaign] | None, campaign_id: str) -> Campaign:
     for campaign in campaigns or ():
         if campaign.id == campaign_id:
             return campaign

@@ -30,7 +30,6 @@ in ``rules/visit_credit.py``, which a kiosk check-in at a store also uses
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -39,12 +38,13 @@ from cloud_core import visit_log
 from cloud_core.config import GameRules, StoreConfig, VisitRules
 from cloud_core.offers import Campaign
 from cloud_core.rules.visit_credit import VisitResult, credit_visit
+from cloud_core.store import Conn
 
 __all__ = ["VisitResult", "apply_visit"]
 
 
 def apply_visit(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     customer: str,
     store: StoreConfig,

@@ -1,4 +1,5 @@
-"""The core's SQLite connection: WAL, write transactions, migrations under a file lock.
+"""The core's SQLite connection (the default backend; PostgreSQL: ``postgres.py``): WAL,
+write transactions, migrations under a file lock.
 
 Every write runs in ``Store.transaction()``, which starts with ``BEGIN IMMEDIATE``:
 the write lock is taken before the first read, so a rule check (a cooldown, a cap)
@@ -25,27 +26,31 @@ from pathlib import Path
 
 import sqlite_utils
 
+from cloud_core.store.base import Conn, Store
 from cloud_core.store.migrations import migrations
 
 log = logging.getLogger(__name__)
 
 
-class Store:
-    """One connection to the core's database. Use one per thread."""
+class SqliteStore(Store):
+    """One connection to the core's SQLite database. Use one per thread."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 30_000) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
+        self.raw = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA secure_delete=ON")
-        self.db = sqlite_utils.Database(self.conn)
+        self.raw.row_factory = sqlite3.Row
+        self.raw.execute("PRAGMA journal_mode=WAL")
+        self.raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self.raw.execute("PRAGMA synchronous=NORMAL")
+        self.raw.execute("PRAGMA foreign_keys=ON")
+        self.raw.execute("PRAGMA secure_delete=ON")
+        self.conn: Conn = self.raw
+        self.db = sqlite_utils.Database(self.raw)
         self._lock = threading.RLock()
 
     def migrate(self) -> None:
@@ -54,56 +59,50 @@ class Store:
         with lock_path.open("a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
-                pending = [m.name for m in migrations.pending(self.db)]
+                sqlite_set = migrations.for_sqlite()
+                pending = [m.name for m in sqlite_set.pending(self.db)]
                 if pending:
                     log.info("applying migrations %s to %s", pending, self.path)
-                migrations.apply(self.db)
+                sqlite_set.apply(self.db)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Conn]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.raw.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
-                if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    self.conn.execute("ROLLBACK")
+                if self.raw.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self.raw.execute("ROLLBACK")
                 raise
             try:
-                self.conn.execute("COMMIT")
+                self.raw.execute("COMMIT")
             except sqlite3.Error:  # e.g. the disk is full: nothing is committed
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                if self.raw.in_transaction:
+                    self.raw.execute("ROLLBACK")
                 raise
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Conn]:
         """A consistent read snapshot (``BEGIN DEFERRED``)."""
         with self._lock:
-            self.conn.execute("BEGIN")
+            self.raw.execute("BEGIN")
             try:
                 yield self.conn
             finally:
-                self.conn.execute("ROLLBACK")
+                self.raw.execute("ROLLBACK")
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate it (outside any transaction);
         False if a reader kept part of it (then it is copied at a later checkpoint)."""
         with self._lock:
-            busy, _log, _copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy, _log, _copied = self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
             log.warning("WAL checkpoint of %s incomplete: a reader is still active", self.path)
         return not busy
 
     def close(self) -> None:
-        self.conn.close()
-
-
-def open_store(path: Path) -> Store:
-    """Open (creating and migrating as needed) the database at ``path``."""
-    store = Store(path)
-    store.migrate()
-    return store
+        self.raw.close()

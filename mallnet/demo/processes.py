@@ -88,22 +88,45 @@ class Processes:
 
 class Api:
     def __init__(self, port: int, key: str) -> None:
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.key = key
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        return self.answer(method, path, body, idempotency_key=idempotency_key)[1]
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        refused: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        """Status and JSON body; a status in ``refused`` is an answer, any other error raises."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"X-API-Key": self.key, "Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         request = urllib.request.Request(  # noqa: S310 - loopback http only
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"X-API-Key": self.key, "Content-Type": "application/json"},
+            self.base + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            raise DemoError(f"API {method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+            text = exc.read()
+            if exc.code in refused:
+                return exc.code, json.loads(text or b"null")
+            raise DemoError(f"API {method} {path}: {exc.code} {text[:300]!r}") from None
 
     def wait_healthy(self, timeout: float, alive: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ import yaml
 
 from mallnet.broker import DevBroker, free_port
 from mallnet.config import MqttSettings
-from mallnet.demo import cast
+from mallnet.demo import cast, till
 from mallnet.demo.inbox import Inbox
 from mallnet.demo.processes import Api, DemoError, Processes, write_secret
 from mallnet.demo.verdict import Verdict, judge, parse_truth
@@ -103,6 +103,7 @@ class Demo:
             "entry_bonus": cast.PARKING_BONUS,
             "hash_secret_file": secret.name,
         }
+        config["spending"] = till.spending_rules()
         config["kiosks"] = [{"id": cast.KIOSK}]
         config["checkins"] = {"kiosk_visit_points": cast.KIOSK_VISIT_POINTS}
         core_yaml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -269,12 +270,28 @@ class Demo:
 
     def announce(self) -> None:
         core = self.workdir / "core"
+        keys = yaml.safe_load((core / "api-keys.yaml").read_text(encoding="utf-8"))["keys"]
+        tenant = cast.STORES[0]
+        tenant_key = next(k["key"] for k in keys if k.get("business") == tenant.business)
+        write_secret(core / f"{tenant.business}.key", tenant_key)
+        base = f"http://127.0.0.1:{self.api_port}"
         log.info(
-            "the mall is open: API http://127.0.0.1:%s (docs at /docs); admin key in %s, "
-            "Bean Bar's tenant key in %s; Ctrl-C closes it",
-            self.api_port,
+            "the mall is open: control panel %s/panel — sign in with the key in %s (the mall's "
+            "office) or in %s (%s, a tenant); API %s/docs; Ctrl-C closes it",
+            base,
             core / "admin.key",
-            core / "api-keys.yaml",
+            core / f"{tenant.business}.key",
+            tenant.name,
+            base,
+        )
+
+    def till_sale(self) -> bool:
+        """Once Ann's parking bonus is in, she pays part of an order with it (``till``)."""
+        if not self.inbox.wait(lambda: self.inbox.count("parking") >= 1, 90):
+            raise DemoError("the parking bonus did not arrive within 90 s")
+        assert self.api is not None
+        return till.till_sale(
+            self.workdir / "core", self.api, cast.phone_of(cast.SHOPPER_NAMES.index(cast.DRIVER))
         )
 
     def progress(self) -> str:
@@ -376,6 +393,7 @@ def run(workdir: Path, duration_s: float | None, *, quiet: bool = False) -> int:
         demo.start_gate()
         demo.start_kiosk()
         demo.announce()
+        sold = demo.till_sale()
         try:
             demo.stay_open(time.monotonic() + horizon - (time.time() - demo.replay_started))
         except KeyboardInterrupt:
@@ -388,7 +406,9 @@ def run(workdir: Path, duration_s: float | None, *, quiet: bool = False) -> int:
             log.error("the car at the gate earned %d entry bonuses", demo.inbox.count("parking"))
         if not checked_in:
             log.error("the kiosk credited %d check-ins", demo.inbox.count("checkin"))
-        return 0 if verdict.ok and parked and checked_in else 1
+        if not sold:
+            log.error("the sale at %s's till did not go as the rules say", till.TILL_STORE.name)
+        return 0 if verdict.ok and parked and checked_in and sold else 1
     except DemoError as exc:
         _failure(demo, exc)
         return 1

@@ -223,9 +223,46 @@ class CreditNotice(WireModel):
     points: int = Field(description="Positive for credits, negative for spends and expiries.")
     pocket: EntityId = Field(description="`mall` for the coalition pocket, else the business.")
     reason: Literal[
-        "visit", "game", "parking", "checkin", "expiry", "spend", "adjustment", "gift"
-    ] = Field(description="Why; `gift`: a gift of the mall's showcase bought with points.")
+        "visit",
+        "game",
+        "parking",
+        "checkin",
+        "expiry",
+        "spend",
+        "adjustment",
+        "cashback",
+        "redemption",
+        "release",
+        "refund",
+        "reversal",
+        "certificate",
+        "gift",
+        "goods",
+        "showcase",
+    ] = Field(
+        description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
+        "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
+        "goods: items of a goods account, `points` counting items), "
+        "a write-off "
+        "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
+        "points back (release of an unused hold, refund of a purchase); showcase: a gift of "
+        "the mall's showcase bought with points (its promo code in `text`)."
+    )
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
+
+
+class ExpiringNotice(WireModel):
+    """Points of one pocket that expire soon (sent once per lot, `spending.expiring_notice_days`
+    before)."""
+
+    v: Version = SCHEMA_VERSION
+    type: Literal["expiring"] = "expiring"
+    id: EventId
+    ts: UtcTime
+    points: int = Field(gt=0, description="Points that will expire.")
+    pocket: EntityId = Field(description="`mall` for the coalition pocket, else the business.")
+    expires_at: UtcTime = Field(description="When they expire.")
+    text: str = Field(max_length=300, description="Ready to show.")
 
 
 class OfferNotice(WireModel):
@@ -237,4 +274,4 @@ class OfferNotice(WireModel):
     offer: OfferCard
 
 
-InboxMessage = Annotated[CreditNotice | OfferNotice, Field(discriminator="type")]
+InboxMessage = Annotated[CreditNotice | OfferNotice | ExpiringNotice, Field(discriminator="type")]

@@ -10,6 +10,7 @@ KEYS = {
     "bean": "k-bean-bar-0123456789abcdef",
     "shoe": "k-shoe-hub-0123456789abcdef",
     "node": "k-node-store-1-0123456789",
+    "till": "k-till-bean-bar-tom-0123456789",
 }
 
 

@@ -1,22 +1,86 @@
-"""Fixtures for the cloud core: an in-process core on the real broker, core-side clients."""
+"""Fixtures for the cloud core: an in-process core on the real broker, core-side clients,
+and the database a test's core uses.
+
+``database`` is a fresh SQLite file, or — in a module that sets ``BOTH_BACKENDS = True``,
+where every test that uses it runs once per backend — a fresh PostgreSQL database on the
+session's throwaway cluster (``pg_cluster``, tests/postgres.py).
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from cloud_core.app import CoreApp
 from cloud_core.config import CoreConfig
+from cloud_core.store import DatabaseTarget, PgTarget
+from cloud_core.store.target import schema_for_mall
 from mallnet.broker import DevBroker
 from mallnet.config import MqttSettings
 from mallnet.mqtt import MqttClient
 from mallnet.wire import encode
 from mallnet.wire.payloads import DeviceStatus
 from mallnet.wire.topics import STATUS
+from tests import postgres
 from tests.cloud_core.helpers import Clock, add_core, core_mqtt, make_config
 from tests.conftest import MALL, wait_until
+from tests.postgres import PgCluster
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_BACKENDS", False):
+        metafunc.parametrize("db_backend", BACKENDS)
+
+
+@pytest.fixture
+def db_backend() -> str:
+    """The backend of ``database`` (parametrised in ``BOTH_BACKENDS`` modules)."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL 15 cluster for the session (skips if it cannot run here)."""
+    reason = postgres.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.cluster({"fsync": "off", "full_page_writes": "off"}) as pg:
+        yield pg
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, tmp_path: Path, db_backend: str) -> DatabaseTarget:
+    """Where this test's core keeps its data: a fresh SQLite file or PostgreSQL database."""
+    if db_backend == "postgres":
+        pg: PgCluster = request.getfixturevalue("pg_cluster")
+        return PgTarget(pg.new_database(), schema_for_mall(MALL))
+    return tmp_path / "core.sqlite"
+
+
+@pytest.fixture
+def new_database(
+    request: pytest.FixtureRequest, tmp_path: Path, db_backend: str
+) -> Callable[[], DatabaseTarget]:
+    """Fresh databases on demand (one per Hypothesis example): SQLite files, or schemas of
+    one PostgreSQL database."""
+    count = itertools.count()
+    url: list[str] = []
+
+    def make() -> DatabaseTarget:
+        n = next(count)
+        if db_backend == "postgres":
+            if not url:
+                url.append(request.getfixturevalue("pg_cluster").new_database())
+            return PgTarget(url[0], f"example_{n}")
+        return tmp_path / f"core-{n}.sqlite"
+
+    return make
 
 
 @pytest.fixture
@@ -30,8 +94,8 @@ def core_settings(broker: DevBroker) -> MqttSettings:
 
 
 @pytest.fixture
-def core_config(tmp_path, core_settings) -> CoreConfig:
-    return make_config(tmp_path, core_settings)
+def core_config(tmp_path, core_settings, database) -> CoreConfig:
+    return make_config(tmp_path, core_settings, database=database)
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def core_mqtt(broker: DevBroker) -> MqttSettings:
 def make_config(tmp_path: Path, mqtt: MqttSettings | None = None, **overrides: Any) -> CoreConfig:
     data: dict[str, Any] = {
         "mall": MALL,
-        "database": str(tmp_path / "core.sqlite"),
+        "database": tmp_path / "core.sqlite",
         "mqtt": (mqtt or MqttSettings()).model_dump(mode="json", exclude={"username"}),
         "visits": {"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 30},
         "game": {"stores": 3, "points": 50},

@@ -11,7 +11,7 @@ import pytest
 
 from cloud_core import ledger
 from cloud_core.app import CoreApp
-from cloud_core.store import open_store
+from cloud_core.store import SqliteStore, open_store
 from tests.cloud_core.api_helpers import KEYS, h, register
 from tests.cloud_core.helpers import START, Clock, make_config, serve_api
 
@@ -371,7 +371,8 @@ def test_erasing_a_customer_removes_everything_personal(api):
         store.close()
     store = open_store(app.config.database)
     try:
-        dump = "\n".join(store.conn.iterdump())
+        assert isinstance(store, SqliteStore)
+        dump = "\n".join(store.raw.iterdump())
     finally:
         store.close()
     assert "+447911123456" not in dump and customer not in dump

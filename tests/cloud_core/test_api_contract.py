@@ -42,7 +42,16 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
                 "key_sha256": hashlib.sha256(KEYS["shoe"].encode()).hexdigest(),
             },
             {"name": "store-1", "role": "node", "node": "store-1", "key": KEYS["node"]},
+            {
+                "name": "bean-till-tom",
+                "role": "terminal",
+                "business": "bean-bar",
+                "store": "bean-bar-l1",
+                "seller": "tom",
+                "key": KEYS["till"],
+            },
         ],
+        cards={"secret": "card-contract-secret-0123456789"},
     ) as served:
         yield served
 
@@ -331,7 +340,7 @@ def test_dead_letters_are_listed_in_bounded_pages_with_a_preview(api):
     assert stats["dead_letters_by_node"] == {"store-0": {"evicted": 7}}
 
 
-ROLES = ("admin", "kiosk", "bean", "node")
+ROLES = ("admin", "kiosk", "bean", "node", "till")
 
 
 def test_schemathesis_finds_no_server_error_and_no_contract_mismatch_for_any_role(

@@ -25,10 +25,12 @@ from tests.cloud_core.helpers import (
 )
 from tests.conftest import MALL
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and on PostgreSQL (conftest.py)
+
 
 @pytest.fixture
-def setup(tmp_path):
-    config = make_config(tmp_path)
+def setup(tmp_path, database):
+    config = make_config(tmp_path, database=database)
     store = open_store(config.database)
     with store.transaction() as conn:
         customer, _ = customers.register_customer(conn, "+44 7911 123001", default_region="GB")

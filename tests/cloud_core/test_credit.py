@@ -14,9 +14,12 @@ from mallnet.wire.payloads import CreditNotice
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and on PostgreSQL (conftest.py)
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = open_store(tmp_path / "core.sqlite")
+def store(database):
+    store = open_store(database)
     yield store
     store.close()
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import signal
 import time
 
-from cloud_core.store import open_store
+from cloud_core import customers
+from cloud_core.store import PgTarget, open_store
+from cloud_core.store.target import schema_for_mall
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
 from tests.cloud_core.core_process import start_core, write_config
@@ -170,3 +172,84 @@ def test_a_broker_restart_loses_no_visit_and_credits_none_twice(
     wait_until(receipted, timeout=20, what="the visit after the restart")
     assert wallet(config, customers[0]) == {"bean-bar": 10}
     assert wallet(config, customers[1]) == {"bean-bar": 10}
+
+
+def test_two_workers_on_postgresql_one_killed_mid_batch_credit_every_visit_once(
+    tmp_path, broker, connect, pg_cluster
+):
+    """Two core processes share one PostgreSQL database and one shared subscription; one is
+    SIGKILLed inside a batch's transaction. The node resends what is not receipted (as the
+    edge outbox does): every visit is credited exactly once, and the journal equals the
+    wallets."""
+    url = pg_cluster.new_database()
+    target = PgTarget(url, schema_for_mall(MALL))
+    config = make_config(tmp_path, database=target)  # the same database, for the helpers
+    shoppers = range(1, 41)
+    store = open_store(target)
+    try:
+        with store.transaction() as conn:
+            ids = {}
+            for n in shoppers:
+                ids[n], _ = customers.register_customer(
+                    conn, f"+44 7911 123{n:03d}", default_region="GB"
+                )
+                customers.attach_beacon_key(conn, ids[n], key_of(n).hex())
+    finally:
+        store.close()
+    configs = {
+        cid: write_config(
+            tmp_path, broker, client_id=cid, database=url, daily_cap=1000, batch_max=4
+        )
+        for cid in ("core-a", "core-b")
+    }
+    receipts, node = receipts_collector(connect, "store-1")
+    walker = Walker("store-1")
+    now = time.time()
+    payloads = {}
+    for n in shoppers:
+        event = walker.event(key_of(n), now + n / 1000)
+        payloads[event.id] = encode(walker.batch([event]))
+    victim_log = tmp_path / "core-a.log"
+    victim = start_core(configs["core-a"], victim_log, kill_in_batch=2)
+    survivor = start_core(configs["core-b"], tmp_path / "core-b.log")
+    sent_at: dict[str, float] = {}
+
+    def all_receipted() -> bool:
+        got = set(receipted_ids(receipts))
+        at = time.monotonic()
+        for event_id, payload in payloads.items():
+            if event_id not in got and at - sent_at.get(event_id, -10.0) > 1.0:
+                sent_at[event_id] = at  # resend what is not receipted, once a second
+                node.publish(PRESENCE.topic(MALL, "store-1"), payload)
+        return got >= set(payloads)
+
+    try:
+        wait_until(all_receipted, timeout=90, what="receipts for every visit")
+        wait_until(lambda: victim.poll() is not None, timeout=30, what="the killed worker")
+    finally:
+        for core in (victim, survivor):
+            if core.poll() is None:
+                core.send_signal(signal.SIGTERM)
+        assert survivor.wait(20) == 0, (tmp_path / "core-b.log").read_text()
+        victim.wait(20)
+    assert victim.returncode == -signal.SIGKILL, victim_log.read_text()
+    assert "SIGKILL inside batch 2" in victim_log.read_text()
+    for n in shoppers:
+        assert wallet(config, ids[n]) == {"bean-bar": 10}  # checks the ledger's invariants too
+    store = open_store(target)
+    try:
+        with store.read() as conn:
+            journal = dict(
+                conn.execute("SELECT customer_id, SUM(delta) FROM journal GROUP BY customer_id")
+            )
+            lots = dict(
+                conn.execute("SELECT customer_id, SUM(remaining) FROM lots GROUP BY customer_id")
+            )
+            (visits,) = conn.execute("SELECT COUNT(*) FROM visits").fetchone()
+            outcomes = dict(
+                conn.execute("SELECT outcome, COUNT(*) FROM processed_events GROUP BY outcome")
+            )
+    finally:
+        store.close()
+    assert journal == lots == {ids[n]: 10 for n in shoppers}  # the journal equals the wallets
+    assert visits == len(shoppers) and outcomes == {"credited": len(shoppers)}

@@ -22,6 +22,8 @@ from tests.cloud_core.helpers import (
 )
 from tests.conftest import MALL, Collector, wait_until
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and on PostgreSQL (conftest.py)
+
 
 def test_replayed_walks_credit_the_expected_points_with_notices_and_offers(
     core_config, run_core, connect, core_client, clock

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,9 +18,12 @@ CUSTOMERS = ("c1", "c2")
 POCKETS = ("mall", "bean-bar", "shoe-hub")
 
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and on PostgreSQL (conftest.py)
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "ledger.sqlite")
+def store(database):
+    s = open_store(database)
     yield s
     s.close()
 
@@ -179,15 +180,18 @@ expire_op = st.tuples(st.just("expire"), st.none(), st.none(), st.none(), st.non
 operations = st.lists(st.one_of(grant_op, spend_op, tick_op, expire_op), min_size=1, max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(ops=operations)
-def test_ledger_matches_the_model_and_keeps_its_invariants(ops):
-    with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(Path(tmp) / "l.sqlite")
-        try:
-            _run_model(store, ops)
-        finally:
-            store.close()
+def test_ledger_matches_the_model_and_keeps_its_invariants(new_database, ops):
+    store = open_store(new_database())
+    try:
+        _run_model(store, ops)
+    finally:
+        store.close()
 
 
 def _run_model(store, ops):  # noqa: PLR0912 - one branch per operation, kept together

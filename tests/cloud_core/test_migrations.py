@@ -92,5 +92,5 @@ def test_core_expire_on_a_fresh_database_makes_every_table_core_run_makes(tmp_pa
     run_tables, run_applied = _schema(database(run_config))
     assert expire_tables == run_tables
     assert {"parking_sessions", "parking_validations", "presence_segments"} <= expire_tables
-    registry = migrations.pending(sqlite_utils.Database(memory=True))
+    registry = migrations.for_sqlite().pending(sqlite_utils.Database(memory=True))
     assert expire_applied == run_applied == sorted(m.name for m in registry)

@@ -458,11 +458,11 @@ def test_a_gift_costs_its_points_and_gives_the_next_code_both_or_neither(api):
     wallet = client.get(f"/customers/{ann}/promo-codes", headers=h("kiosk")).json()
     assert [w["code"] for w in wallet] == ["GIFT-0000"]
     history = client.get(f"/customers/{ann}/history", headers=h("admin")).json()
-    assert history[0]["delta"] == -200 and history[0]["reason"] == "gift"
+    assert history[0]["delta"] == -200 and history[0]["reason"] == "showcase"
     assert "GIFT-0000" in history[0]["text"]
     notices = db_rows(app, "SELECT customer_id, payload FROM pending_notices")
     assert len(notices) == 1 and notices[0][0] == ann  # the write-off reaches the inbox
-    assert b'"points":-200' in notices[0][1] and b'"reason":"gift"' in notices[0][1]
+    assert b'"points":-200' in notices[0][1] and b'"reason":"showcase"' in notices[0][1]
 
 
 def test_concurrent_purchases_of_the_last_gifts_spend_only_for_codes_given(api):
@@ -495,7 +495,7 @@ def test_concurrent_purchases_of_the_last_gifts_spend_only_for_codes_given(api):
             assert ledger.check_invariants(conn) == []
     finally:
         store.close()
-    assert db_rows(app, "SELECT COUNT(*) FROM gift_purchases") == [(3,)]
+    assert db_rows(app, "SELECT COUNT(*) FROM showcase_purchases") == [(3,)]
 
 
 def test_erasing_a_shopper_keeps_their_code_claimed_by_nobody(api):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from cloud_core import customers as customer_store
 from cloud_core import ledger, offers
 from cloud_core.ingest import Applier
-from cloud_core.store import open_store
+from cloud_core.store import DatabaseTarget, open_store
 from mallnet.mqtt import Inbound
 from mallnet.wire import encode
 from mallnet.wire.topics import PRESENCE
@@ -48,9 +48,13 @@ JOIN_GAP_S = 120.0
 MIN_DWELL_S = 60.0
 
 
-def _setup(tmp: Path):
+BOTH_BACKENDS = True  # runs on SQLite and on PostgreSQL (conftest.py)
+
+
+def _setup(tmp: Path, database: DatabaseTarget):
     config = make_config(
         tmp,
+        database=database,
         visits={"points": 10, "min_dwell_s": 60, "cooldown_s": 3600, "daily_cap": 25},
         game={"stores": 3, "points": 50},
         stores=[
@@ -102,16 +106,20 @@ def _setup(tmp: Path):
     return config, store, customers
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(specs=st.lists(event_spec, min_size=1, max_size=30), batch=st.integers(1, 5))
 # a shopper back every 30 minutes: the campaign's cap, cooldown and daily cap all bite
 @example(specs=[(1, "store-1", m, 240.0) for m in (0, 30, 60, 90, 120)], batch=2)
 # a stay across a tag rotation (10:10), seen by both Bean Bar nodes, arriving late piece first:
 # 50 s + 50 s, each short alone
 @example(specs=[(1, "store-1b", 11, 50.0), (1, "store-1", 9, 50.0)], batch=1)
-def test_cooldowns_caps_game_expiry_and_pockets_hold(specs, batch):
+def test_cooldowns_caps_game_expiry_and_pockets_hold(new_database, specs, batch):
     with tempfile.TemporaryDirectory() as tmp:
-        config, store, customers = _setup(Path(tmp))
+        config, store, customers = _setup(Path(tmp), new_database())
         try:
             _check(config, store, customers, specs, batch)
         finally:

@@ -6,12 +6,15 @@ from fastapi import APIRouter
 
 from cloud_core.api.routes import (
     campaigns,
+    certificates,
     customers,
     mall,
     operations,
     parking,
     promo_codes,
+    settlements,
     stats,
+    terminal,
     wallets,
 )
 
@@ -24,6 +27,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     operations.router,
     parking.router,  # docs/parking.md
+    terminal.router,  # docs/core.md "Terminal"
+    settlements.router,
+    certificates.router,
     promo_codes.router,  # pools and the gift showcase (docs/core.md "Promo-code pools")
     promo_codes.wallet_router,  # a shopper's codes
 )

@@ -128,10 +128,11 @@ def read_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.CustomerOut:
 def erase_customer(customer: str, ctx: Ctx, _caller: Admin) -> m.ErasedOut:
     """Remove the phone, e-mail, beacon keys, vehicles, visits, deliveries, parking sessions,
     dead letters naming the customer and the wallet — from the tables and from the database
-    files (secure delete, then the WAL checkpointed and truncated)."""
+    files (SQLite: secure delete, then the WAL checkpointed and truncated; PostgreSQL: the
+    tables rewritten by VACUUM FULL)."""
     with ctx.store.transaction() as conn:
         removed = customer_store.erase_customer(conn, customer)
-    ctx.store.checkpoint()  # and from the files: no WAL frame keeps a copy
+    ctx.store.checkpoint()  # and from the files: no WAL frame / dead row keeps a copy
     return m.ErasedOut(customer=customer, removed=removed)
 
 

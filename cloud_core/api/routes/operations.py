@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -19,11 +18,12 @@ from cloud_core.api.deps import (
 from cloud_core.errors import NotFound
 from cloud_core.ledger import from_iso
 from cloud_core.metrics import CONTENT_TYPE, exposition
+from cloud_core.store import Row
 
 router = APIRouter(tags=["operations"], responses=ERRORS)
 
 
-def _dead_letter_out(row: sqlite3.Row, preview: int | None) -> m.DeadLetterOut:
+def _dead_letter_out(row: Row, preview: int | None) -> m.DeadLetterOut:
     kept = bytes(row["payload"])
     shown = kept if preview is None else kept[:preview]
     return m.DeadLetterOut(

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloud_core import customers as customer_store
-from cloud_core import gifts, ledger, promo_codes, promo_csv
+from cloud_core import ledger, promo_codes, promo_csv, showcase
 from cloud_core.api import promo_models as pm
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.api.deps import (
@@ -51,7 +51,7 @@ def _stock(pool: promo_codes.Pool) -> pm.StockOut:
     )
 
 
-def _pool_out(pool: promo_codes.Pool, gift: gifts.Gift | None) -> pm.PoolOut:
+def _pool_out(pool: promo_codes.Pool, gift: showcase.Gift | None) -> pm.PoolOut:
     return pm.PoolOut(
         id=pool.id,
         business=pool.business,
@@ -121,7 +121,7 @@ def list_pools(
     business = caller.business if caller.role == "tenant" else None
     with ctx.store.read() as conn:
         found = promo_codes.list_pools(conn, business, limit=limit, offset=offset)
-        backing = {p.id: gifts.gift_of_pool(conn, p.id) for p in found}
+        backing = {p.id: showcase.gift_of_pool(conn, p.id) for p in found}
     return [_pool_out(p, backing[p.id]) for p in found]
 
 
@@ -129,7 +129,7 @@ def list_pools(
 def read_pool(pool_id: str, ctx: Ctx, caller: AdminOrTenant) -> pm.PoolOut:
     pool = _own_pool(ctx, caller, pool_id)
     with ctx.store.read() as conn:
-        gift = gifts.gift_of_pool(conn, pool_id)
+        gift = showcase.gift_of_pool(conn, pool_id)
     return _pool_out(pool, gift)
 
 
@@ -227,7 +227,7 @@ def claim_code(
         # one whole transaction, safe to run again (a PostgreSQL serialization conflict)
         with ctx.store.transaction() as conn:
             customer_store.require_customer(conn, body.customer)
-            gift = gifts.gift_of_pool(conn, pool_id)
+            gift = showcase.gift_of_pool(conn, pool_id)
             if gift is not None:
                 raise Conflict(f"pool {pool_id!r} backs gift {gift.id!r}: its codes are bought")
             got = promo_codes.claim(conn, pool_id, body.customer, moment, request_key=key)
@@ -294,7 +294,7 @@ def print_codes(
 # --- gifts -------------------------------------------------------------------------------
 
 
-def _gift_out(gift: gifts.Gift, pool: promo_codes.Pool) -> pm.GiftOut:
+def _gift_out(gift: showcase.Gift, pool: promo_codes.Pool) -> pm.GiftOut:
     return pm.GiftOut(
         id=gift.id,
         pool=gift.pool,
@@ -310,7 +310,7 @@ def _gift_out(gift: gifts.Gift, pool: promo_codes.Pool) -> pm.GiftOut:
 @router.post("/gifts", status_code=status.HTTP_201_CREATED, summary="Put a gift on the showcase")
 def create_gift(body: pm.GiftIn, ctx: Ctx, _caller: Admin) -> pm.GiftOut:
     """A gift priced in coalition points, backed by a pool (its codes are sold, not claimed)."""
-    gift = gifts.Gift(
+    gift = showcase.Gift(
         id=body.id,
         pool=body.pool,
         title=body.title,
@@ -318,7 +318,7 @@ def create_gift(body: pm.GiftIn, ctx: Ctx, _caller: Admin) -> pm.GiftOut:
         points=body.points,
     )
     with ctx.store.transaction() as conn:
-        gifts.create_gift(conn, gift, now(ctx))
+        showcase.create_gift(conn, gift, now(ctx))
         pool = promo_codes.get_pool(conn, gift.pool)
     return _gift_out(gift, pool)
 
@@ -330,7 +330,7 @@ def list_gifts(
     """Every gift with its price and the codes left; a tenant sees its own business's."""
     business = caller.business if caller.role == "tenant" else None
     with ctx.store.read() as conn:
-        found = gifts.list_gifts(conn, business, limit=limit, offset=offset)
+        found = showcase.list_gifts(conn, business, limit=limit, offset=offset)
     return [_gift_out(g, p) for g, p in found]
 
 
@@ -355,11 +355,11 @@ def buy_gift(
     code, both or neither; the shopper's inbox gets a notice of the write-off."""
     moment = now(ctx)
 
-    def attempt() -> tuple[gifts.Purchase, int]:
+    def attempt() -> tuple[showcase.Purchase, int]:
         # one whole transaction, safe to run again (a PostgreSQL serialization conflict)
         with ctx.store.transaction() as conn:
             customer_store.require_customer(conn, body.customer)
-            bought = gifts.buy(conn, gift_id, body.customer, body.idempotency_key, moment)
+            bought = showcase.buy(conn, gift_id, body.customer, body.idempotency_key, moment)
             if bought.changes:
                 NoticeOutbox(ctx.config.mall, ctx.store).keep(
                     conn, [_write_off_notice(body.customer, bought)], ledger.iso(moment)
@@ -385,7 +385,7 @@ def buy_gift(
     )
 
 
-def _write_off_notice(customer: str, bought: gifts.Purchase) -> Notice:
+def _write_off_notice(customer: str, bought: showcase.Purchase) -> Notice:
     first = bought.changes[0]
     merged = ledger.Change(
         customer, first.pocket, -bought.points, first.reason, first.text, first.ts

@@ -61,10 +61,10 @@ def create_gift(conn: Conn, gift: Gift, now: datetime) -> Gift:
     """A gift backed by an existing pool (one gift per pool); ``Conflict`` if the id or the
     pool is taken."""
     promo_codes.get_pool(conn, gift.pool)
-    if conn.execute("SELECT 1 FROM gifts WHERE pool_id = ?", (gift.pool,)).fetchone():
+    if conn.execute("SELECT 1 FROM showcase_gifts WHERE pool_id = ?", (gift.pool,)).fetchone():
         raise Conflict(f"pool {gift.pool!r} backs another gift already")
     row = conn.execute(
-        "INSERT INTO gifts (id, pool_id, title, description, points, created_at)"
+        "INSERT INTO showcase_gifts (id, pool_id, title, description, points, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
         (gift.id, gift.pool, gift.title, gift.description, gift.points, iso(now)),
     ).fetchone()
@@ -75,14 +75,14 @@ def create_gift(conn: Conn, gift: Gift, now: datetime) -> Gift:
 
 
 def get_gift(conn: Conn, gift_id: str) -> Gift:
-    row = conn.execute("SELECT * FROM gifts WHERE id = ?", (gift_id,)).fetchone()
+    row = conn.execute("SELECT * FROM showcase_gifts WHERE id = ?", (gift_id,)).fetchone()
     if row is None:
         raise NotFound(f"no gift {gift_id!r}")
     return _gift(row)
 
 
 def gift_of_pool(conn: Conn, pool_id: str) -> Gift | None:
-    row = conn.execute("SELECT * FROM gifts WHERE pool_id = ?", (pool_id,)).fetchone()
+    row = conn.execute("SELECT * FROM showcase_gifts WHERE pool_id = ?", (pool_id,)).fetchone()
     return None if row is None else _gift(row)
 
 
@@ -90,7 +90,7 @@ def list_gifts(
     conn: Conn, business: str | None = None, *, limit: int = 100, offset: int = 0
 ) -> list[tuple[Gift, promo_codes.Pool]]:
     """The showcase by id, with each gift's pool (its stock); one business's when given."""
-    sql = "SELECT g.* FROM gifts g JOIN promo_pools p ON p.id = g.pool_id"
+    sql = "SELECT g.* FROM showcase_gifts g JOIN promo_pools p ON p.id = g.pool_id"
     params: list[object] = []
     if business is not None:
         sql += " WHERE p.business = ?"
@@ -103,7 +103,9 @@ def list_gifts(
 def buy(conn: Conn, gift_id: str, customer: str, request_key: str, now: datetime) -> Purchase:
     """Sell the gift to ``customer`` for its points (see the module's docstring)."""
     key = f"gift:{customer}:{request_key}"  # a key is the caller's per shopper
-    again = conn.execute("SELECT * FROM gift_purchases WHERE request_key = ?", (key,)).fetchone()
+    again = conn.execute(
+        "SELECT * FROM showcase_purchases WHERE request_key = ?", (key,)
+    ).fetchone()
     if again is not None:
         if again["gift_id"] != gift_id:
             raise Conflict("this idempotency key was used for another purchase")
@@ -127,12 +129,12 @@ def buy(conn: Conn, gift_id: str, customer: str, request_key: str, now: datetime
         points=gift.points,
         idem_key=key,
         now=now,
-        reason="gift",
+        reason="showcase",
         text=text[:300],
     )
     purchase_id = new_event_id()
     conn.execute(
-        "INSERT INTO gift_purchases (id, gift_id, customer_id, pool_id, code, points,"
+        "INSERT INTO showcase_purchases (id, gift_id, customer_id, pool_id, code, points,"
         " request_key, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (purchase_id, gift.id, customer, gift.pool, claimed.code, gift.points, key, iso(now)),
     )
@@ -143,5 +145,5 @@ def buy(conn: Conn, gift_id: str, customer: str, request_key: str, now: datetime
 
 
 def erase_customer_purchases(conn: Conn, customer: str) -> dict[str, int]:
-    n = conn.execute("DELETE FROM gift_purchases WHERE customer_id = ?", (customer,)).rowcount
-    return {"gift_purchases": n}
+    n = conn.execute("DELETE FROM showcase_purchases WHERE customer_id = ?", (customer,)).rowcount
+    return {"showcase_purchases": n}
