@@ -300,7 +300,7 @@ def draw(
     lots = conn.execute(
         "SELECT id, remaining, funder FROM lots WHERE customer_id = ? AND pocket = ?"
         " AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
-        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)"
+        " AND (valid_at IS NULL OR CAST(? AS TEXT) IS NULL OR valid_at LIKE ?)"
         " ORDER BY expires_at IS NULL, expires_at, id",
         (customer, pocket, iso(now), at, f"%,{at},%"),
     ).fetchall()

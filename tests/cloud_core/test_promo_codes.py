@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +24,13 @@ from tests.cloud_core.api_helpers import KEYS, h
 from tests.cloud_core.helpers import START, api_client, serve_api
 from tests.conftest import wait_until
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and on PostgreSQL (conftest.py)
 EXHAUSTED = "urn:mallnet:problem:promo-codes-exhausted"
 AT = datetime.fromtimestamp(START, UTC)
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
+def api(tmp_path, database) -> Iterator[tuple[httpx.Client, CoreApp]]:
     with serve_api(
         tmp_path,
         [
@@ -37,6 +39,7 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
             {"name": "bean", "role": "tenant", "business": "bean-bar", "key": KEYS["bean"]},
             {"name": "shoe", "role": "tenant", "business": "shoe-hub", "key": KEYS["shoe"]},
         ],
+        database=database,
     ) as served:
         yield served
 
@@ -518,22 +521,28 @@ def test_erasing_a_shopper_keeps_their_code_claimed_by_nobody(api):
 # --- the panel ---------------------------------------------------------------------------
 
 
-def panel_session(base: str, who: str) -> tuple[httpx.Client, str]:
-    """A browser-like client signed in to the panel, and its CSRF token."""
-    browser = httpx.Client(base_url=base, timeout=10)
+def panel_session(base: str, who: str, stack: ExitStack) -> tuple[httpx.Client, str]:
+    """A browser-like client signed in to the panel (closed with ``stack``), and its CSRF
+    token."""
+    browser = stack.enter_context(httpx.Client(base_url=base, timeout=10))
     r = browser.post("/panel/login", data={"key": KEYS[who]})
     assert r.status_code == 303, r.text
-    found = re.search(r'name="csrf" value="([^"]+)"', browser.get("/panel/").text)
+    found = re.search(r'name="csrf" value="([^"]+)"', browser.get("/panel/promo-codes").text)
     assert found is not None
     return browser, found.group(1)
 
 
 def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
+    with ExitStack() as stack:
+        panel_upload(api, stack)
+
+
+def panel_upload(api: tuple[httpx.Client, CoreApp], stack: ExitStack) -> None:
     client, _ = api
     make_pool(client)
     make_pool(client, "shoe-socks", business="shoe-hub", title="Socks")
     base = str(client.base_url)
-    office, csrf = panel_session(base, "admin")
+    office, csrf = panel_session(base, "admin", stack)
     page = office.get("/panel/promo-codes")
     assert page.status_code == 200 and 'data-pool="latte"' in page.text
     assert 'data-nav="/promo-codes"' in page.text  # the nav entry, now that the API serves it
@@ -569,7 +578,7 @@ def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
     assert bad.status_code == 422 and "UTF-8" in bad.text
     assert stock(client, "latte")["total"] == 2
     # the partner sees its own pool only, may print it, never upload
-    bean, bean_csrf = panel_session(base, "bean")
+    bean, bean_csrf = panel_session(base, "bean", stack)
     mine = bean.get("/panel/promo-codes").text
     assert 'data-pool="latte"' in mine and "shoe-socks" not in mine and 'id="upload"' not in mine
     printed = bean.get("/panel/promo-codes/latte/print")
@@ -585,8 +594,6 @@ def test_the_panel_shows_pools_uploads_with_progress_and_the_report(api):
         files={"file": ("codes.csv", b"P-0009\n", "text/csv")},
     )
     assert refused.status_code == 403 and stock(client, "latte")["total"] == 2
-    office.close()
-    bean.close()
 
 
 def test_an_upload_cut_short_reads_as_failed_and_a_new_upload_adds_the_rest(api):

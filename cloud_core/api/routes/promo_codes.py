@@ -35,6 +35,7 @@ from cloud_core.errors import Conflict, NotFound, PayloadTooLarge
 from cloud_core.ingest.notices import NoticeOutbox
 from cloud_core.rules.common import Notice
 from cloud_core.rules.credit import change_notice
+from cloud_core.store import retrying
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def claim_code(
             got = promo_codes.claim(conn, pool_id, body.customer, moment, request_key=key)
             return got, promo_codes.get_pool(conn, pool_id).free
 
-    got, left = attempt()
+    got, left = retrying(attempt)  # PostgreSQL: a lost serialization conflict runs again
     if got.outcome == "already_claimed":
         response.status_code = status.HTTP_200_OK
     return pm.ClaimOut(
@@ -371,7 +372,7 @@ def buy_gift(
             )
             return bought, available
 
-    bought, available = attempt()
+    bought, available = retrying(attempt)
     if bought.outcome == "duplicate":
         response.status_code = status.HTTP_200_OK
     return pm.PurchaseOut(
