@@ -8,8 +8,9 @@ The mall creates a pool for a partner business and uploads the partner's codes (
 * one statement takes it — ``UPDATE promo_codes SET customer_id = ? … WHERE pool_id = ? AND
   code = (SELECT … WHERE customer_id IS NULL ORDER BY seq LIMIT 1) AND customer_id IS NULL
   RETURNING code`` — inside the caller's write transaction, so two claims never get the same
-  code (SQLite: the transaction holds the write lock; PostgreSQL: the losing UPDATE re-checks
-  ``customer_id IS NULL`` and takes nothing, and the claim tries the next code);
+  code (SQLite: the transaction holds the write lock; PostgreSQL: ``SERIALIZABLE``, the loser
+  runs again through ``store.retrying``; at a weaker isolation the losing UPDATE re-checks
+  ``customer_id IS NULL``, takes nothing, and the claim tries the next code);
 * a shopper holds at most ``per_customer`` codes of a pool (default one); a claim at the cap
   gives the shopper's latest code back, and a claim repeated with the same request key gives
   the same code (idempotent);
@@ -25,6 +26,7 @@ same answer, otherwise ``CodeAlreadyUsed`` (409). Nothing here commits.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -40,7 +42,7 @@ from cloud_core import promo_csv
 from cloud_core.errors import CodeAlreadyUsed, Conflict, InvalidInput, NotFound, PoolExhausted
 from cloud_core.ledger import from_iso, iso
 from cloud_core.promo_csv import Row
-from cloud_core.store import Conn, Store
+from cloud_core.store import Conn, Store, retrying
 
 log = logging.getLogger(__name__)
 
@@ -337,17 +339,20 @@ def run_upload(store: Store, upload: Upload, body: bytes, clock: Callable[[], da
     """The background job of an upload: judge the rows, write them ``CHUNK`` per transaction
     (claims go on between them), then mark the upload done (or failed, with why)."""
     chunk: list[Row] = []
+
+    def write(so_far: Upload, rows: list[Row], last: bool) -> Upload:
+        # one whole transaction, run again on a lost serialization conflict (PostgreSQL)
+        with store.transaction() as conn:
+            done = add_rows(conn, so_far, rows, clock()) if rows else so_far
+            return finish_upload(conn, done, clock()) if last else done
+
     try:
         for row in promo_csv.parse(body):
             chunk.append(row)
             if len(chunk) >= CHUNK:
-                with store.transaction() as conn:
-                    upload = add_rows(conn, upload, chunk, clock())
+                upload = retrying(functools.partial(write, upload, chunk, False))
                 chunk = []
-        with store.transaction() as conn:
-            if chunk:
-                upload = add_rows(conn, upload, chunk, clock())
-            upload = finish_upload(conn, upload, clock())
+        upload = retrying(functools.partial(write, upload, chunk, True))
     except Exception as exc:
         log.exception("upload %s to pool %s failed", upload.id, upload.pool)
         with store.transaction() as conn:
