@@ -254,8 +254,9 @@ def test_admin_and_tenants_sign_in_and_a_tenant_sees_only_its_own(browser, panel
     assert fits, "the tablet page scrolls sideways"
     shot(bean, "panel-overview-tenant-uk-tablet.png")
     nav = bean.locator("nav a").evaluate_all("links => links.map(a => a.dataset.nav)")
-    # no parking, no dead letters; promo codes: its own pools
-    assert nav == ["/", "/feed", "/campaigns", "/nodes", "/promo-codes"]
+    # no parking, no dead letters; the features whose API serves a tenant: its promo-code
+    # pools, its settlements
+    assert nav == ["/", "/feed", "/campaigns", "/nodes", "/promo-codes", "/settlement"]
     bean.goto("/panel/nodes")
     assert bean.locator("#nodes tbody tr").evaluate_all(
         "rows => rows.map(r => r.dataset.node)"
