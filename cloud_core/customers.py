@@ -21,7 +21,7 @@ from typing import Literal
 
 import phonenumbers
 
-from cloud_core import lotteries, referrals, reviews, store_qr
+from cloud_core import lotteries, promo_codes, referrals, reviews, showcase, store_qr
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -224,7 +224,8 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
     sessions, the wallet's sign-in codes, devices and consent, store QR scans, referrals
-    (made or received), the link to lottery prizes won, reviews, and dead letters whose
+    (made or received), the link to lottery prizes won, reviews, gift purchases (their promo
+    codes stay claimed, by nobody), and dead letters whose
     payload holds the customer's id, phone, e-mail, beacon key or plate; till holds,
     purchases and stored till answers (``purchases.erase_spending``).
     Nothing that names the customer is left, so the wallet's points are gone too (an
@@ -270,6 +271,8 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     removed["referrals"] = referrals.erase(conn, customer)
     removed["lottery_winners"] = lotteries.erase(conn, customer)  # entries stay, unlinked
     removed["reviews"] = reviews.erase(conn, customer)
+    removed.update(promo_codes.erase_customer_codes(conn, customer))  # stay claimed, by nobody
+    removed.update(showcase.erase_customer_purchases(conn, customer))
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

@@ -55,6 +55,7 @@ Reason = Literal[
     "goods",  # items of a goods account sold (+) or taken (-) at a till (goods.py)
     "referral",  # a referred new shopper's first visit (rules/referral.py)
     "lottery",  # a lottery prize (lotteries.py)
+    "showcase",  # a gift of the showcase bought with points (showcase.py); kind 'spend'
 ]
 
 

@@ -757,3 +757,81 @@ def m303_reviews(db: Schema) -> None:
         CREATE INDEX reviews_store ON reviews(store, status);
         """
     )
+
+
+# Promo-code pools and the gift showcase (cloud_core/promo_codes.py, cloud_core/showcase.py).
+# Ids are made in Python (text); a pool keeps its counters (total, claimed, used) beside its
+# codes, written in the transaction that changes them, so stock is read without a scan.
+@migrations()
+def m400_promo_codes(db: Schema) -> None:
+    db.executescript(
+        """
+        CREATE TABLE promo_pools (
+            id TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            low_stock INTEGER NOT NULL CHECK (low_stock >= 0),
+            per_customer INTEGER NOT NULL CHECK (per_customer >= 1),
+            total INTEGER NOT NULL DEFAULT 0 CHECK (total >= 0),
+            claimed INTEGER NOT NULL DEFAULT 0 CHECK (claimed >= 0 AND claimed <= total),
+            used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= claimed),
+            low_alerted INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX promo_pools_business ON promo_pools(business);
+        CREATE TABLE promo_codes (
+            pool_id TEXT NOT NULL REFERENCES promo_pools(id),
+            code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            customer_id TEXT,
+            claim_key TEXT,
+            claimed_at TEXT,
+            used_at TEXT,
+            used_by TEXT,
+            use_key TEXT,
+            PRIMARY KEY (pool_id, code)
+        );
+        CREATE INDEX promo_codes_free ON promo_codes(pool_id, seq) WHERE customer_id IS NULL;
+        CREATE INDEX promo_codes_customer ON promo_codes(customer_id, pool_id);
+        CREATE UNIQUE INDEX promo_codes_claim_key ON promo_codes(pool_id, claim_key);
+        CREATE TABLE promo_uploads (
+            id TEXT PRIMARY KEY,
+            pool_id TEXT NOT NULL REFERENCES promo_pools(id),
+            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+            total INTEGER NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            added INTEGER NOT NULL DEFAULT 0,
+            duplicates_in_file INTEGER NOT NULL DEFAULT 0,
+            duplicates_in_pool INTEGER NOT NULL DEFAULT 0,
+            bad INTEGER NOT NULL DEFAULT 0,
+            problems TEXT NOT NULL DEFAULT '[]',
+            detail TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX promo_uploads_pool ON promo_uploads(pool_id);
+        CREATE TABLE showcase_gifts (
+            id TEXT PRIMARY KEY,
+            pool_id TEXT NOT NULL UNIQUE REFERENCES promo_pools(id),
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE showcase_purchases (
+            id TEXT PRIMARY KEY,
+            gift_id TEXT NOT NULL REFERENCES showcase_gifts(id),
+            customer_id TEXT NOT NULL,
+            pool_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            request_key TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL
+        );
+        CREATE INDEX showcase_purchases_customer ON showcase_purchases(customer_id);
+        """
+    )

@@ -240,6 +240,7 @@ class CreditNotice(WireModel):
         "goods",
         "referral",
         "lottery",
+        "showcase",
     ] = Field(
         description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
         "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
@@ -247,7 +248,8 @@ class CreditNotice(WireModel):
         "made their first visit; lottery: a prize), "
         "a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
-        "points back (release of an unused hold, refund of a purchase)."
+        "points back (release of an unused hold, refund of a purchase); showcase: a gift of "
+        "the mall's showcase bought with points (its promo code in `text`)."
     )
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
 

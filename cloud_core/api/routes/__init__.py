@@ -13,6 +13,7 @@ from cloud_core.api.routes import (
     me,
     operations,
     parking,
+    promo_codes,
     receipts,
     referrals,
     reviews,
@@ -42,4 +43,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     referrals.router,
     lotteries.router,
     reviews.router,
+    promo_codes.router,  # pools and the gift showcase (docs/core.md "Promo-code pools")
+    promo_codes.wallet_router,  # a shopper's codes
 )
