@@ -38,9 +38,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _outbox(args: argparse.Namespace) -> int:
-    from mallnet.config import parse_yaml, read_text_file
-
     from edge_node.outbox import outbox_report
+    from mallnet.config import parse_yaml, read_text_file
 
     config = Path(args.config)
     data, _lines = parse_yaml(read_text_file(config), str(config))
