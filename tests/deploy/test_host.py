@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,8 @@ class Deployment:
         self.workdir = workdir
         self.secrets = workdir / "secrets"
         self.inventory = workdir / "inventory.yml"
+        self.runs = 0
+        self.failed = False
 
     def write_inventory(self, trace: Path) -> None:
         units = _units_dir()
@@ -67,10 +70,12 @@ class Deployment:
                     "cloud_core_unit_src": str(units / "mallnet-core.service"),
                     "edge_node_unit_src": str(units / "mallnet-edge.service"),
                     "edge_node_replay_trace": str(trace),
-                    "edge_node_overrides": {
-                        "ibeacon": {"program_prefix": PREFIX},
-                        "source": {"type": "replay", "path": "/etc/mallnet/trace.jsonl",
-                                   "speed": 1.0, "at_end": "idle"},
+                    "edge_node_overrides": {"ibeacon": {"program_prefix": PREFIX}},
+                    "edge_node_source": {
+                        "type": "replay",
+                        "path": "/etc/mallnet/trace.jsonl",
+                        "speed": 1.0,
+                        "at_end": "idle",
                     },  # fmt: skip
                 },
                 "children": {
@@ -84,33 +89,39 @@ class Deployment:
     def play(self, playbook: str, *extra: str) -> dict[str, dict[str, int]]:
         """Run a playbook; returns the recap per host (fails the test on a failed run)."""
         env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-        done = subprocess.run(
-            [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(self.inventory), playbook, *extra],
-            cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
-        log = self.workdir / f"{playbook}.log"
-        with log.open("a", encoding="utf-8") as out:
-            out.write(done.stdout + done.stderr)
-        assert done.returncode == 0, f"{playbook} failed ({log}):\n{done.stdout[-6000:]}"
+        self.runs += 1
+        log = self.workdir / f"{self.runs:02d}-{playbook}.log"
+        with log.open("w", encoding="utf-8") as out:  # written as it runs: watch it with tail -f
+            done = subprocess.run(
+                [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(self.inventory), playbook, *extra],
+                cwd=ANSIBLE, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900, check=False,
+            )  # fmt: skip
+        output = log.read_text(encoding="utf-8")
+        self.failed |= done.returncode != 0
+        assert done.returncode == 0, f"{playbook} failed ({log}):\n{output[-6000:]}"
         recap = {}
-        for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", done.stdout, re.MULTILINE):
+        for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
             recap[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
         return recap
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    workdir = tmp_path_factory.mktemp("deploy")
+def deployment() -> Iterator[Deployment]:
+    # Our own folder: pytest's basetemp rotation (other sessions on the machine) must not
+    # remove it mid-run. Kept when a test failed (playbook logs, console), removed otherwise.
+    workdir = Path(tempfile.mkdtemp(prefix="mallnet-deploy-"))
     trace = workdir / "trace.jsonl"
     subprocess.run(
         [str(REPO / ".venv/bin/mallnet"), "edge", "simulate", "--out", str(trace),
-         "--prefix", PREFIX, "--passers", "40", "--browse", "60", "--stagger", "4", "--seed", "7"],
+         "--prefix", PREFIX, "--passers", "240", "--browse", "40", "--stagger", "5", "--seed", "7"],
         check=True, capture_output=True,
     )  # fmt: skip
     with booted_host(workdir / "host") as host:
         deploy = Deployment(host, workdir)
         deploy.write_inventory(trace)
         yield deploy
+    if not deploy.failed:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _active(host: Host, unit: str) -> str:
@@ -179,7 +190,7 @@ def _next_release_source(workdir: Path) -> Path:
 def _core_events(host: Host) -> tuple[int, int]:
     query = (
         "import sqlite3; c = sqlite3.connect('file:/var/lib/mallnet-core/core.sqlite?mode=ro', uri=True);"
-        f"print(*c.execute(\"SELECT count(*), count(DISTINCT event_id) FROM processed_events "
+        f'print(*c.execute("SELECT count(*), count(DISTINCT event_id) FROM processed_events '
         f"WHERE node='{NODE}' AND topic IN ('presence', 'footfall')\").fetchone())"
     )
     out = host.ssh(f'/opt/mallnet/current/bin/python -c "{query}"').stdout.split()

@@ -147,16 +147,27 @@ def booted_host(workdir: Path, name: str = "mallnet-testhost") -> Iterator[Host]
         hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
         console = (workdir / "console.log").open("wb")
         proc = subprocess.Popen(
-            ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-b", "-D", str(merged),
-             f"--network-namespace-path=/run/netns/{netns}", "--capability=CAP_NET_ADMIN",
-             f"--machine={name}"],  # fmt: skip
+            [
+                "systemd-nspawn",
+                "--register=no",
+                "--keep-unit",
+                "--quiet",
+                "-b",
+                "-D",
+                str(merged),
+                f"--network-namespace-path=/run/netns/{netns}",
+                "--capability=CAP_NET_ADMIN",
+                f"--machine={name}",
+            ],  # fmt: skip
             stdout=console,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         host = Host(name, there, merged, key)
         deadline = time.monotonic() + 90
-        while host.ssh("systemctl is-system-running --wait", check=False, attempts=10).returncode not in (0, 1):
+        while host.ssh(
+            "systemctl is-system-running --wait", check=False, attempts=10
+        ).returncode not in (0, 1):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the test host did not boot: see {workdir / 'console.log'}")
         yield host
