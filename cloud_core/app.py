@@ -45,6 +45,8 @@ from mallnet.wire.topics import CORE_STATUS
 log = logging.getLogger(__name__)
 
 Only = Literal["api", "ingest"] | None
+#: Longer than any batch may take (a locked database fails in seconds and is retried).
+INGEST_STALL_S = 120.0
 
 
 class CoreApp:
@@ -169,6 +171,23 @@ class CoreApp:
             offline=status("offline"),
             after_commit=self.after_commit,
         )
+
+    def health_problems(self) -> list[str]:
+        """What keeps this process from working (the systemd watchdog withholds its ping):
+        a dead or stuck ingest worker, a dead API server. A broker or database outage is not
+        one: the process rides those out itself (``/ready`` reports them)."""
+        problems = []
+        consumer = self.consumer
+        if consumer is not None:
+            stuck = time.monotonic() - consumer.turned_at
+            if not consumer.alive:
+                problems.append("the ingest worker stopped")
+            elif stuck > INGEST_STALL_S:
+                problems.append(f"the ingest worker has not turned for {stuck:.0f} s")
+        thread = self._server_thread
+        if self.only != "ingest" and (thread is None or not thread.is_alive()):
+            problems.append("the API server stopped")
+        return problems
 
     def stop(self) -> None:
         if self.server is not None:

@@ -20,6 +20,7 @@ from cloud_core.config import load_core_config
 
 if TYPE_CHECKING:
     from cloud_core.app import CoreApp
+    from mallnet.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,18 @@ def _run(args: argparse.Namespace) -> int:
         log.info("%s is valid", args.config)
         return 0
     from cloud_core.app import CoreApp
+    from mallnet.systemd import Notifier
 
-    return serve(CoreApp(config, only=args.only))
+    return serve(CoreApp(config, only=args.only), Notifier.from_environment())
 
 
-def serve(app: CoreApp) -> int:
-    """Start ``app`` and run it until SIGTERM or SIGINT, then stop it (exit code 0)."""
+def serve(app: CoreApp, notifier: Notifier | None = None) -> int:
+    """Start ``app`` and run it until SIGTERM or SIGINT, then stop it (exit code 0).
+
+    Under systemd (``notifier``, ``Type=notify``) it says READY=1 once started and, from this
+    loop, WATCHDOG=1 while ``app.health_problems()`` is empty."""
+    from mallnet.systemd import Notifier, Watchdog
+
     # The network threads and the ingest worker hand the GIL to each other for every
     # message; a 1 ms switch interval (default 5 ms) keeps that from adding latency.
     sys.setswitchinterval(0.001)
@@ -105,10 +112,20 @@ def serve(app: CoreApp) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app.start()
-    log.info("core running for mall %s (%s)", app.config.mall, app.only or "api and ingest")
+    what = app.only or "api and ingest"
+    log.info("core running for mall %s (%s)", app.config.mall, what)
+    watchdog = Watchdog(
+        notifier or Notifier(None), [lambda: "; ".join(app.health_problems()) or None]
+    )
+    watchdog.ready(
+        f"core {app.config.ingest.client_id} running for mall {app.config.mall} ({what})"
+    )
+    period = min(watchdog.interval_s or 1.0, 1.0)
     try:
-        stop.wait()
+        while not stop.wait(period):
+            watchdog.tick()
     finally:
+        watchdog.stopping()
         app.stop()
     return 0
 

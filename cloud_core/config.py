@@ -273,13 +273,28 @@ class CoreConfig(ConfigModel):
                     raise ValueError(f"node {node!r} is a store node and a car-park gate")
         if (problem := _username_problem(self.mqtt.username, self.ingest.client_id)) is not None:
             raise ValueError(f"mqtt.username: {problem}")
+        cert = self.mqtt.tls.cert_file if self.mqtt.tls is not None else None
+        worker = self.ingest.client_id
+        if cert is not None and cert.stem != worker:
+            ext = cert.suffix
+            raise ValueError(
+                f"mqtt.tls.cert_file: {cert.name!r} is not named after ingest.client_id "
+                f"{worker!r}: the worker's certificates are {worker}{ext}, {worker}-out{ext} "
+                f"and {worker}-api{ext}, side by side (`mallnet pki issue`)"
+            )
         return self
 
     def connection(self, suffix: str = "") -> tuple[MqttSettings, str]:
         """Settings and client id of one of the worker's connections (``mallnet.dynsec``'s
-        ``CORE_SUFFIXES``): each is its own broker client, username = client id."""
+        ``CORE_SUFFIXES``): each is its own broker client, username = client id. With client
+        certificates (production) each connection presents its own, CN = its client id:
+        ``mqtt.tls.cert_file`` names the ingest one (``core-1.crt``), the others lie beside
+        it (``core-1-out.crt``, ``core-1-api.crt``: ``mallnet pki issue core-1 --role core``)."""
         client_id = f"{self.ingest.client_id}{suffix}"
-        return self.mqtt.model_copy(update={"username": client_id}), client_id
+        update: dict[str, object] = {"username": client_id}
+        if self.mqtt.tls is not None:
+            update["tls"] = self.mqtt.tls.sibling(suffix)
+        return self.mqtt.model_copy(update=update), client_id
 
     def rules_for(self, store: StoreConfig) -> VisitRules:
         """The effective visit rules of a store (defaults with its overrides)."""
@@ -338,11 +353,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
     def under(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    updates: dict[str, object] = {"database": under(config.database)}
-    if config.mqtt.password_file is not None:
-        updates["mqtt"] = config.mqtt.model_copy(
-            update={"password_file": under(config.mqtt.password_file)}
-        )
+    updates: dict[str, object] = {
+        "database": under(config.database),
+        "mqtt": config.mqtt.relative_to(base),  # password file, TLS CA, certificate and key
+    }
     if config.api.keys_file is not None:
         updates["api"] = config.api.model_copy(update={"keys_file": under(config.api.keys_file)})
     if config.parking is not None:

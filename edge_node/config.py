@@ -48,6 +48,13 @@ class OutboxSettings(ConfigModel):
 
 class HealthSettings(ConfigModel):
     interval_s: float = Field(default=30, gt=0, le=3600, description="Heartbeat interval.")
+    stall_s: float = Field(
+        default=120,
+        gt=0,
+        le=3600,
+        description="Under systemd (WatchdogSec), withhold the watchdog ping once the BLE scan "
+        "or a camera has made no progress for this long, so systemd restarts the service.",
+    )
     thermal_zone: Path = Field(
         default=Path("/sys/class/thermal/thermal_zone0/temp"),
         description="Where the SoC temperature is read (millidegrees).",

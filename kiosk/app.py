@@ -26,9 +26,13 @@ from kiosk.ports import Offer
 from kiosk.ui_bridge import UiInbox
 from kiosk.viewmodel import Clock, KioskViewModel, Settings
 from mallnet.mqtt import MqttClient
+from mallnet.systemd import Notifier, Watchdog
 from mallnet.wire.payloads import KioskSettings
 
 log = logging.getLogger(__name__)
+
+#: A camera delivering no frame for this long (hung, unplugged) withholds the watchdog ping.
+CAMERA_STALL_S = 60.0
 
 
 def pushed_settings(own: Settings, pushed: KioskSettings) -> Settings:
@@ -47,9 +51,19 @@ def pushed_settings(own: Settings, pushed: KioskSettings) -> Settings:
 class KioskRuntime:
     """One kiosk: its parts, their threads, and the order they start and stop in."""
 
-    def __init__(self, config: KioskConfig, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: KioskConfig,
+        *,
+        clock: Clock = time.monotonic,
+        notifier: Notifier | None = None,
+    ) -> None:
+        """``notifier``: systemd's (``Notifier.from_environment()`` at the command line); the
+        window's own clock then says READY once shown and pings the watchdog while the camera
+        (if any) delivers frames."""
         self.config = config
         self._clock = clock
+        self.watchdog = Watchdog(notifier or Notifier(None), [self._camera_check])
         self.inbox = UiInbox()
         self.queue: CheckinQueue | None = None
         self.core: HttpCore | None = None
@@ -130,6 +144,10 @@ class KioskRuntime:
         if self.vm is not None:
             self.vm.on_delivered(ids)
 
+    def _camera_check(self) -> str | None:
+        camera = self.camera
+        return camera.problem(CAMERA_STALL_S) if camera is not None else None
+
     def drain(self) -> int:
         """Run what background threads handed to the UI thread (the window does this itself)."""
         return self.inbox.drain()
@@ -151,8 +169,9 @@ class KioskRuntime:
         try:
             from kiosk.ui.app import KioskUi
 
-            KioskUi(vm, self.inbox).run()
+            KioskUi(vm, self.inbox, watchdog=self.watchdog).run()
         finally:
+            self.watchdog.stopping()
             self.stop()
         return 0
 

@@ -67,6 +67,14 @@ class ScanThread:
         self.codes = 0
         self.decode_s = 0.0
         self.finished = threading.Event()
+        self.progress_at = time.monotonic()  # the last frame (the systemd watchdog's check)
+
+    def problem(self, stall_s: float) -> str | None:
+        """Why scanning is broken (the thread died, the camera delivers nothing), or None."""
+        if self.finished.is_set():
+            return None if self._source.finished else "the camera thread stopped"
+        age = time.monotonic() - self.progress_at
+        return f"the camera delivered no frame for {age:.0f} s" if age > stall_s else None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="kiosk-camera", daemon=True)
@@ -94,6 +102,7 @@ class ScanThread:
                 if frame is None:
                     self._stop.wait(0.01)
                     continue
+                self.progress_at = time.monotonic()
                 gray = cast(Image8, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
                 before = self._clock()
                 texts = scan_qr(gray)

@@ -30,6 +30,36 @@ def register(subparsers: Any) -> None:
         "--validate-config", action="store_true", help="check the config and exit (0 if valid)"
     )
     run.set_defaults(handler=_run)
+    schema = sub.add_parser("schema", help="write (or check) the kiosk config's JSON schema")
+    schema.add_argument(
+        "--output",
+        default=None,
+        help="the schema file (default: firmware_config/schema/kiosk.schema.json)",
+    )
+    schema.add_argument("--check", action="store_true", help="fail if the file is stale")
+    schema.set_defaults(handler=_schema)
+
+
+def schema_text() -> str:
+    """The JSON schema of ``KioskConfig`` (``firmware_config/schema/kiosk.schema.json``)."""
+    from kiosk.config import KioskConfig
+
+    return json.dumps(KioskConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from mallnet.resources import FIRMWARE_PACKAGE, data_dir
+
+    target = Path(args.output or data_dir(FIRMWARE_PACKAGE) / "schema" / "kiosk.schema.json")
+    text = schema_text()
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            log.error("%s is stale: run `mallnet kiosk schema`", target)
+            return 1
+        return 0
+    target.write_text(text, encoding="utf-8")
+    log.info("wrote %s", target)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,8 +81,9 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{args.config}: ok (kiosk {config.kiosk.id})\n")
         return 0
     from kiosk.app import KioskRuntime
+    from mallnet.systemd import Notifier
 
-    return KioskRuntime(config).run()
+    return KioskRuntime(config, notifier=Notifier.from_environment()).run()  # Type=notify
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -21,7 +21,10 @@ from mallnet.errors import ConfigError, MallnetError
 from mallnet.logs import configure_logging
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mallnet.dynsec import DynsecControl
+    from mallnet.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +73,31 @@ def _broker_add_device(args: argparse.Namespace) -> int:
     role = Role(args.role)
     mall = check_id(args.mall, "mall")
     check_identity(args.user, role)
+    if args.cert == (args.secret_out is not None):
+        log.error("give either --secret-out (a password identity) or --cert (a certificate one)")
+        return 2
+    password: str | None = None if args.cert else secrets.token_urlsafe(24)
     if args.live:
-        password = secrets.token_urlsafe(24)
         _live_control(args.live).set_identity(mall, args.user, role, password)
         where = "the running broker (applied now)"
     else:
-        password = add_device(Path(args.dynsec_file), mall, args.user, role)
+        dynsec = Path(args.dynsec_file)
+        password = add_device(dynsec, mall, args.user, role, password, certificate=args.cert)
         where = f"{args.dynsec_file} (restart Mosquitto to apply)"
-    _write_secret(Path(args.secret_out), password)
+    if password is not None:
+        _write_secret(Path(args.secret_out), password)
+    login = (
+        "it logs in with its certificate (`mallnet pki issue`)"
+        if password is None
+        else f"its password is in {args.secret_out}"
+    )
     log.info(
-        "added %s (%s; clients bound to ids %s) to %s; its password is in %s",
+        "added %s (%s; clients bound to ids %s) to %s; %s",
         args.user,
         role,
         ", ".join(client_ids(args.user, role)),
         where,
-        args.secret_out,
+        login,
     )
     return 0
 
@@ -140,6 +153,118 @@ def _broker_status(args: argparse.Namespace) -> int:
         log.error("the broker holds no status for %s", args.device)
         return 1
     sys.stdout.write(json.dumps(status, sort_keys=True) + "\n")
+    return 0
+
+
+def _ca(args: argparse.Namespace) -> CertificateAuthority:
+    from mallnet.pki import CertificateAuthority
+
+    return CertificateAuthority(Path(args.ca_dir))
+
+
+def _pki_init(args: argparse.Namespace) -> int:
+    ca = _ca(args)
+    ca.init(args.name, days=args.days)
+    log.info(
+        "CA certificate %s (give it to every device and the broker); CRL %s", ca.ca_cert, ca.crl
+    )
+    return 0
+
+
+def _iso(value: str | None) -> datetime | None:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _pki_issue(args: argparse.Namespace) -> int:
+    from mallnet.pki import CertRole
+
+    issued = _ca(args).issue(
+        args.id,
+        CertRole(args.role),
+        out=Path(args.out) if args.out else None,
+        days=args.days,
+        not_before=_iso(args.not_before),
+        not_after=_iso(args.not_after),
+        san=tuple(args.san),
+        csr=Path(args.csr) if args.csr else None,
+    )
+    for cert in issued:
+        sys.stdout.write(f"{cert.name}\t{cert.serial}\t{cert.cert}\t{cert.key or '-'}\n")
+    return 0
+
+
+def _pki_revoke(args: argparse.Namespace) -> int:
+    ca = _ca(args)
+    serials = ca.revoke(args.id, args.serial)
+    log.info(
+        "revoked %s (serial %s); copy %s to the broker's crlfile and reload it "
+        "(`systemctl reload mosquitto`)",
+        args.id,
+        ", ".join(serials),
+        ca.crl,
+    )
+    return 0
+
+
+def _pki_crl(args: argparse.Namespace) -> int:
+    ca = _ca(args)
+    crl = ca.gen_crl(args.days)
+    log.info("wrote %s, valid %d days: re-sign it before then", crl, args.days)
+    return 0
+
+
+def _pki_list(args: argparse.Namespace) -> int:
+    for entry in _ca(args).entries():
+        sys.stdout.write(
+            f"{entry.status}\t{entry.serial}\t{entry.name}\t{entry.role}\t"
+            f"{entry.not_after.isoformat()}\n"
+        )
+    return 0
+
+
+def _pi_boot_config(args: argparse.Namespace) -> int:
+    from mallnet.config import load_config
+    from mallnet.pi import (
+        PiBoot,
+        apply_cmdline,
+        apply_config_txt,
+        cmdline_args,
+        config_txt_lines,
+        update,
+        watchdog_dropin,
+    )
+
+    boot = load_config(Path(args.profile), PiBoot)
+    targets = [
+        (args.config_txt, apply_config_txt),
+        (args.cmdline, apply_cmdline),
+    ]
+    if not any(path for path, _ in targets) and not args.watchdog_conf:
+        sys.stdout.write("\n".join(config_txt_lines(boot)) + "\n")
+        sys.stdout.write(f"# cmdline.txt: {' '.join(cmdline_args(boot))}\n")
+        return 0
+    changed = []
+    for path, apply in targets:
+        if path:
+            file = Path(path)
+            old = file.read_text(encoding="utf-8") if file.exists() else ""
+            if update(file, apply(old, boot)):
+                changed.append(path)
+    dropin = watchdog_dropin(boot)
+    if args.watchdog_conf:
+        conf = Path(args.watchdog_conf)
+        if dropin is None:
+            if conf.exists():
+                conf.unlink()
+                changed.append(args.watchdog_conf)
+        elif update(conf, dropin):
+            changed.append(args.watchdog_conf)
+    sys.stdout.write(("changed: " + " ".join(changed) if changed else "unchanged") + "\n")
     return 0
 
 
@@ -230,7 +355,13 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     add.add_argument("--role", required=True, choices=roles, help="what the identity may do")
     add.add_argument("--mall", required=True, help="the mall id in topics")
     add.add_argument("--dynsec-file", default=dynsec, help=f"the broker's identities ({dynsec})")
-    add.add_argument("--secret-out", required=True, help="write the new password here (0600)")
+    add.add_argument("--secret-out", help="write the new password here (0600)")
+    add.add_argument(
+        "--cert",
+        action="store_true",
+        help="a certificate identity: no password, it logs in with the client certificate "
+        "`mallnet pki issue` made for it (production)",
+    )
     add.set_defaults(handler=_broker_add_device)
     remove = bsub.add_parser("remove-device", help="revoke a broker identity")
     remove.add_argument("user", help="the node or kiosk id")
@@ -265,6 +396,59 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     run.set_defaults(handler=_broker_run)
 
 
+def _add_pki_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mallnet.pki import CA_DAYS, CRL_DAYS, DEVICE_DAYS
+
+    pki = sub.add_parser("pki", help="the mall's certificate authority (device certificates)")
+    psub = pki.add_subparsers(dest="pki_command", required=True, metavar="ACTION")
+    default_dir = "/etc/mallnet/ca"
+    init = psub.add_parser("init-ca", help="create the CA (key, certificate, empty CRL)")
+    init.add_argument("--name", default="mallnet CA", help="the CA's common name")
+    init.add_argument("--days", type=int, default=CA_DAYS, help="the CA certificate's validity")
+    init.set_defaults(handler=_pki_init)
+    roles = ["store", "gate", "kiosk", "core", "monitor", "admin", "broker"]
+    issue = psub.add_parser("issue", help="issue a device's (or the broker's) certificate")
+    issue.add_argument("id", help="the device id (CN = broker username = client id), or a host")
+    issue.add_argument("--role", required=True, choices=roles, help="what the certificate is for")
+    issue.add_argument("--out", help="write ID.crt and ID.key here (default: CA_DIR/issued)")
+    issue.add_argument("--days", type=int, default=DEVICE_DAYS, help="validity in days")
+    issue.add_argument("--not-before", help="ISO date/time the certificate starts (tests)")
+    issue.add_argument("--not-after", help="ISO date/time it ends, past ones too (tests)")
+    issue.add_argument("--san", action="append", default=[], help="broker: another name or IP")
+    issue.add_argument("--csr", help="sign this request (key made on the device) instead")
+    issue.set_defaults(handler=_pki_issue)
+    revoke = psub.add_parser("revoke", help="revoke a device's certificates and rewrite the CRL")
+    revoke.add_argument("id", help="the device id (a core id revokes all its connections)")
+    revoke.add_argument("--serial", help="only this certificate (after a rotation)")
+    revoke.set_defaults(handler=_pki_revoke)
+    crl = psub.add_parser("crl", help="re-sign the CRL (before it expires)")
+    crl.add_argument("--days", type=int, default=CRL_DAYS, help="until the next update")
+    crl.set_defaults(handler=_pki_crl)
+    listing = psub.add_parser("list", help="every certificate issued: state, serial, id, role")
+    listing.set_defaults(handler=_pki_list)
+    for command in (init, issue, revoke, crl, listing):
+        command.add_argument(
+            "--ca-dir", default=default_dir, help=f"the CA's folder, with its key ({default_dir})"
+        )
+
+
+def _add_pi_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pi = sub.add_parser("pi", help="a Raspberry Pi's boot settings (firmware_config/pi/)")
+    psub = pi.add_subparsers(dest="pi_command", required=True, metavar="ACTION")
+    boot = psub.add_parser(
+        "boot-config", help="apply a boot profile to config.txt, cmdline.txt and the watchdog"
+    )
+    boot.add_argument("profile", help="a profile, e.g. firmware_config/pi/store-node.yaml")
+    boot.add_argument("--config-txt", help="update the mallnet block of this config.txt")
+    boot.add_argument("--cmdline", help="set the profile's arguments in this cmdline.txt")
+    boot.add_argument(
+        "--watchdog-conf",
+        help="write the systemd watchdog drop-in here "
+        "(/etc/systemd/system.conf.d/mallnet-watchdog.conf)",
+    )
+    boot.set_defaults(handler=_pi_boot_config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = _Parser(prog="mallnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mallnet {__version__}")
@@ -281,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     diag.set_defaults(handler=_diagnose)
 
     _add_broker_commands(sub)
+    _add_pki_commands(sub)
+    _add_pi_commands(sub)
 
     wire = sub.add_parser("wire", help="the MQTT wire contract")
     wsub = wire.add_subparsers(dest="wire_command", required=True, metavar="ACTION")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from mallnet.errors import ConfigError
 
@@ -118,9 +118,37 @@ def load_config(path: Path | str, model: type[M]) -> M:
 
 
 class TlsSettings(ConfigModel):
+    """TLS to the broker. In production every device and the core present a client
+    certificate of the mall's CA (``mallnet pki issue``): its CN is their broker identity, so
+    ``username`` and passwords are left out."""
+
     ca_file: Path = Field(description="CA certificate that signed the broker's certificate.")
-    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
-    key_file: Path | None = Field(default=None, description="Client private key (mutual TLS).")
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (mutual TLS; its CN is the identity)."
+    )
+    key_file: Path | None = Field(default=None, description="Client private key (mode 0600).")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together (a client certificate and its key)"
+            )
+        return self
+
+    def sibling(self, suffix: str) -> TlsSettings:
+        """The client certificate and key of another connection of the same identity, beside
+        these and named with ``suffix`` before the extension (``core-1.crt`` →
+        ``core-1-out.crt``), as ``mallnet pki issue ID --role core`` writes them."""
+        if self.cert_file is None or self.key_file is None or not suffix:
+            return self
+        cert, key = self.cert_file, self.key_file
+        return self.model_copy(
+            update={
+                "cert_file": cert.with_name(f"{cert.stem}{suffix}{cert.suffix}"),
+                "key_file": key.with_name(f"{key.stem}{suffix}{key.suffix}"),
+            }
+        )
 
 
 class MqttSettings(ConfigModel):

@@ -11,6 +11,11 @@ everything else, subscriptions included, is denied. The core's role reads and wr
 whole mall. Mosquitto 2.0.11 does not substitute ``%u``/``%c`` in these ACL topics, hence
 one role per device.
 
+Production devices log in with certificates instead of passwords (``mallnet.pki``): the TLS
+listener takes the certificate's CN as the username and as the client id, so Mosquitto never
+asks the plugin to check a password or a client id for them — the plugin only confines them.
+Their clients here have no password (``password=None``) and cannot log in any other way.
+
 The plugin reads its file only at start (SIGHUP does not reload it): after editing the
 file, restart the broker, or change a running broker live through
 ``$CONTROL/dynamic-security/v1`` (``DynsecControl``), which also rewrites the file.
@@ -174,26 +179,29 @@ def new_dynsec_config() -> dict[str, Any]:
     }
 
 
-def _client_entry(user: str, password: str, rolename: str, clientid: str) -> dict[str, Any]:
-    salt = secrets.token_bytes(12)
-    entry: dict[str, Any] = {
-        "username": user,
-        "password": hash_password(password, salt),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": PBKDF2_ITERATIONS,
-        "roles": [{"rolename": rolename}],
-        "clientid": clientid,
-    }
-    return entry
+def _client_entry(user: str, password: str | None, rolename: str, clientid: str) -> dict[str, Any]:
+    """A client of the plugin's file; without a password it can log in only by certificate."""
+    entry: dict[str, Any] = {"username": user}
+    if password is not None:
+        salt = secrets.token_bytes(12)
+        entry |= {
+            "password": hash_password(password, salt),
+            "salt": base64.b64encode(salt).decode(),
+            "iterations": PBKDF2_ITERATIONS,
+        }
+    return entry | {"roles": [{"rolename": rolename}], "clientid": clientid}
 
 
-def set_identity(doc: dict[str, Any], mall: str, user: str, role: Role, password: str) -> None:
+def set_identity(
+    doc: dict[str, Any], mall: str, user: str, role: Role, password: str | None
+) -> None:
     """Add or replace an identity in a dynamic-security document.
 
     Every client is bound to the client id equal to its username. A device or monitor is
     one client; a core identity ``X`` is one client per connection of its worker
     (``X``, ``X-out``, ``X-api``, see ``core_client_ids``) sharing ``password``, so no
     connection (nor anyone holding one of the ids) can take over another's session.
+    ``password=None`` makes a certificate identity (no password login at all).
     """
     check_identity(user, role)
     ids = client_ids(user, role)
@@ -266,11 +274,23 @@ def save_dynsec(path: Path, doc: dict[str, Any]) -> None:
         raise DynsecError(f"cannot write {path}: {exc}") from exc
 
 
-def add_device(path: Path, mall: str, user: str, role: Role, password: str | None = None) -> str:
+def add_device(
+    path: Path,
+    mall: str,
+    user: str,
+    role: Role,
+    password: str | None = None,
+    *,
+    certificate: bool = False,
+) -> str | None:
     """Add or replace an identity in a dynamic-security file; returns its password
-    (a strong random one when none is given). A running broker must be restarted
-    (or changed live with ``DynsecControl``) to see it."""
-    password = password or secrets.token_urlsafe(24)
+    (a strong random one when none is given), or None for a ``certificate`` identity
+    (no password: it logs in with a client certificate whose CN is ``user``). A running
+    broker must be restarted (or changed live with ``DynsecControl``) to see it."""
+    if not certificate:
+        password = password or secrets.token_urlsafe(24)
+    elif password is not None:
+        raise DynsecError("a certificate identity has no password")
     doc = load_dynsec(path)
     set_identity(doc, mall, user, role, password)
     save_dynsec(path, doc)
@@ -327,7 +347,8 @@ class DynsecControl:
             raise DynsecError(f"unreadable answer from the broker: {exc}") from exc
         return responses
 
-    def set_identity(self, mall: str, user: str, role: Role, password: str) -> None:
+    def set_identity(self, mall: str, user: str, role: Role, password: str | None) -> None:
+        """Create or replace an identity (``password=None``: a certificate identity)."""
         check_identity(user, role)
         rolename = role_name(mall, user, role)
         ids = client_ids(user, role)
@@ -335,11 +356,12 @@ class DynsecControl:
         if role not in SHARED_ROLES:
             deletes.append({"command": "deleteRole", "rolename": rolename})
         self.run(deletes)  # absent ones answer with an error, which is fine here
+        secret = {} if password is None else {"password": password}
         clients = [
             {
                 "command": "createClient",
                 "username": cid,
-                "password": password,
+                **secret,
                 "clientid": cid,
                 "roles": [{"rolename": rolename}],
             }

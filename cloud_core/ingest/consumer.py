@@ -123,6 +123,7 @@ class Consumer:
         self.failed_batches = 0
         self.db_full = 0  # batches refused because the database or disk is full
         self.storage_problem: str | None = None  # the last database failure, until a commit
+        self.turned_at = time.monotonic()  # the worker loop's last turn
         # pending notices (seq) published on this process's connection and not yet
         # acknowledged; and those acknowledged, to delete in the next transaction
         self._notice_tickets: dict[int, PublishTicket] = {}
@@ -210,9 +211,15 @@ class Consumer:
             except sqlite3.Error:
                 log.exception("kiosk offers could not be read; retrying later")
 
+    @property
+    def alive(self) -> bool:
+        """The worker thread runs (``turned_at`` tells whether it still turns)."""
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         self._next_expiry = self._next_offers = time.monotonic()
         while not self._stop.is_set():
+            self.turned_at = time.monotonic()  # the systemd watchdog's sign of life
             self._jobs()
             taken = self._take_batch()
             if not taken:

@@ -28,6 +28,7 @@ from edge_node.ble.sources import BeaconSource
 from edge_node.health import Snapshot
 from edge_node.uplink import Uplink
 from mallnet.mqtt import Inbound
+from mallnet.systemd import Notifier, Watchdog, stalled
 from mallnet.wire import WireError, decode
 from mallnet.wire.payloads import NodeConfig
 from mallnet.wire.topics import NODE_CONFIG
@@ -57,7 +58,10 @@ class EdgeApp:
         *,
         source: BeaconSource | None = None,
         wall: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
+        """``notifier``: systemd's (``Notifier.from_environment()`` at the command line);
+        the loop then says READY and pings the watchdog while it and the scan are healthy."""
         self.config = config
         self.wall = wall
         self.node = config.node.id
@@ -85,7 +89,9 @@ class EdgeApp:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
+        self._source_ended = False
         self.publisher.wakeup = self._wakeup
+        self.watchdog = Watchdog(notifier or Notifier(None), [self._scan_check()])
 
     # -- MQTT (network thread) ------------------------------------------------------
 
@@ -130,6 +136,13 @@ class EdgeApp:
             log.info("applied node config revision %d", pushed.revision)
 
     # -- the loop -------------------------------------------------------------------
+
+    def _scan_check(self) -> Callable[[], str | None]:
+        """The BLE scan (or replay) is making progress, unless it has legitimately ended."""
+        scan = stalled(
+            "the beacon scan", lambda: self.source.stats.beat, self.config.health.stall_s
+        )
+        return lambda: None if self._source_ended else scan()
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -180,7 +193,7 @@ class EdgeApp:
             if self.outbox.depth and self._wake is not None and not self._wake.is_set():
                 self._wake.set()
 
-    def _source_ended(self) -> float | None:
+    def _source_end(self) -> float | None:
         """Flush the engine when the source runs out; returns the drain deadline."""
         settings = self.config.source
         self.pipeline.flush(self.source.now())
@@ -199,6 +212,7 @@ class EdgeApp:
                 self._loop.add_signal_handler(sig, self.request_stop)
         self.uplink.start()
         consumer = asyncio.create_task(self._consume())
+        self.watchdog.ready(f"store node {self.node} scanning")
         ended = False
         drain_deadline: float | None = None
         next_tick = time.monotonic()
@@ -210,9 +224,11 @@ class EdgeApp:
                     exc = consumer.exception()
                     if exc is not None:
                         raise exc
-                    drain_deadline = self._source_ended()
+                    self._source_ended = True
+                    drain_deadline = self._source_end()
                 self._apply_node_configs()
                 mono = time.monotonic()
+                self.watchdog.tick(mono)
                 if mono >= next_tick:
                     next_tick = mono + 1.0
                     self.pipeline.tick(self.source.now())
@@ -224,6 +240,7 @@ class EdgeApp:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), PUMP_INTERVAL_S)
         finally:
+            self.watchdog.stopping()
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await consumer

@@ -176,6 +176,7 @@ class BleakSource:
         fruitless = 0
         try:
             while True:
+                self.stats.beat = time.monotonic()  # a hung D-Bus call stops these
                 try:
                     advert = await asyncio.wait_for(self._queue.get(), self.settings.watchdog_s)
                 except TimeoutError:

@@ -1,11 +1,10 @@
 """The store node's ``mallnet edge`` subcommands: ``run`` (or validate) a node, ``record`` and
-``simulate`` traces, ``schema`` of the node config and the tag profile."""
+``simulate`` traces (``schema`` is in ``edge_node/cli.py``: it covers the gate too)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
 import sys
@@ -15,11 +14,8 @@ from typing import Any, TextIO
 
 from mallnet import identity
 from mallnet.errors import ConfigError
-from mallnet.resources import FIRMWARE_PACKAGE, data_dir
 
 log = logging.getLogger(__name__)
-
-SCHEMA_PATH = data_dir(FIRMWARE_PACKAGE) / "schema"  # shipped in the wheel
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -32,8 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.validate_config:
         return report_valid(args.config, config.mqtt, f"node {config.node.id}")
     from edge_node.ble.app import EdgeApp
+    from mallnet.systemd import Notifier
 
-    app = EdgeApp(config)
+    app = EdgeApp(config, notifier=Notifier.from_environment())  # systemd's Type=notify
     return asyncio.run(app.run())
 
 
@@ -129,32 +126,6 @@ def _with_address(walk: Any, rng: random.Random) -> Any:
     return replace(walk, address=random_address(rng))
 
 
-def schema_texts() -> dict[str, str]:
-    """The JSON schemas of the node config and the beacon profile, by file name."""
-    from edge_node.ble.config import BeaconProfile, EdgeConfig
-
-    return {
-        name: json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
-        for name, model in (("node.schema.json", EdgeConfig), ("beacon.schema.json", BeaconProfile))
-    }
-
-
-def _schema(args: argparse.Namespace) -> int:
-    folder = Path(args.output)
-    stale = 0
-    for name, text in schema_texts().items():
-        target = folder / name
-        if args.check:
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                log.error("%s is stale: run `mallnet edge schema`", target)
-                stale += 1
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        log.info("wrote %s", target)
-    return 1 if stale else 0
-
-
 def add_store_commands(sub: Any) -> None:
     """Add the store node's commands to the ``mallnet edge`` sub-parser group."""
     run = sub.add_parser("run", help="run a node from its YAML config")
@@ -190,8 +161,3 @@ def add_store_commands(sub: Any) -> None:
     sim.add_argument("--rate", type=float, default=2.0, help="adverts per second per beacon")
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(handler=_simulate)
-
-    schema = sub.add_parser("schema", help="write (or check) the node and beacon JSON schemas")
-    schema.add_argument("--output", default=str(SCHEMA_PATH), help="folder for the schemas")
-    schema.add_argument("--check", action="store_true", help="fail if the file is stale")
-    schema.set_defaults(handler=_schema)

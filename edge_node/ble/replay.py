@@ -76,6 +76,7 @@ class ReplaySource:
                 await self._wait_until(advert.t)
                 self._trace_now = max(self._trace_now or advert.t, advert.t)
                 self.stats.adverts += 1
+                self.stats.beat = time.monotonic()
                 yield advert
         self.finished = True
 
@@ -89,4 +90,5 @@ class ReplaySource:
         anchor_trace, anchor_clock = self._anchor
         due = anchor_clock + (trace_t - anchor_trace) / self.speed
         delay = due - self._clock()
+        self.stats.beat = time.monotonic() + max(0.0, delay)  # a gap in the trace is no stall
         await self._sleep(max(0.0, delay))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -94,6 +95,10 @@ class SourceStats:
     adapter_resets: int = 0
     bad_lines: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    #: ``time.monotonic()`` of the source's last sign of life (an advert, a scanner watchdog
+    #: turn) or until when it legitimately waits (a replay's gap); the node's systemd watchdog
+    #: stops pinging when this falls too far behind (``health.stall_s``).
+    beat: float = field(default_factory=time.monotonic)
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from edge_node.camera.config import GateConfig, LaneSettings
@@ -27,6 +27,7 @@ from edge_node.health import Snapshot
 from edge_node.uplink import Uplink
 from mallnet.errors import FrameError
 from mallnet.frames.sources import FrameSource, Image8, open_source
+from mallnet.systemd import Notifier, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Lane:
     last_ts: float = 0.0
     ended: bool = False
     bad_frames: int = 0  # frames the source could not hand over (logged, counted, skipped)
+    progress_at: float = field(default_factory=time.monotonic)  # its last frame (monotonic)
 
 
 def lane_reader(
@@ -80,7 +82,10 @@ class GateApp:
         reader: TextReader | None = None,
         sources: list[FrameSource] | None = None,
         wall: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
+        """``notifier``: systemd's (``Notifier.from_environment()`` at the command line);
+        the loop then says READY and pings the watchdog while every camera delivers frames."""
         self.config = config
         self.wall = wall
         self.node = config.node.id
@@ -117,6 +122,7 @@ class GateApp:
             )
             self.lanes.append(Lane(settings, source, gate_lane))
         self._stop = False
+        self.watchdog = Watchdog(notifier or Notifier(None), [self._cameras_check])
 
     # -- the loop -------------------------------------------------------------------
 
@@ -146,6 +152,7 @@ class GateApp:
                     self._emit(lane, lane.lane.flush(lane.last_ts))
                 continue
             processed += 1
+            lane.progress_at = time.monotonic()
             lane.last_frame = frame.image
             lane.last_ts = frame.ts
             self._emit(lane, lane.lane.process(frame.image, frame.ts))
@@ -172,6 +179,16 @@ class GateApp:
             adapter_resets=0,
         )
 
+    def _cameras_check(self) -> str | None:
+        """A camera that delivered no frame for ``health.stall_s`` (hung, or lost for good)."""
+        limit, now = self.config.health.stall_s, time.monotonic()
+        stuck = [
+            f"camera {lane.settings.gate} delivered no frame for {now - lane.progress_at:.0f} s"
+            for lane in self.lanes
+            if not lane.ended and now - lane.progress_at > limit
+        ]
+        return "; ".join(stuck) or None
+
     def camera_ok(self) -> bool:
         return all(lane.ended or lane.source.health().ok for lane in self.lanes)
 
@@ -184,10 +201,13 @@ class GateApp:
         next_prune = time.monotonic()
         drain_deadline: float | None = None
         code = 0
+        lanes = ", ".join(lane.settings.gate for lane in self.lanes)
+        self.watchdog.ready(f"gate node {self.node} reading {lanes}")
         try:
             while not self._stop:
                 busy = self.step()
                 mono = time.monotonic()
+                self.watchdog.tick(mono)
                 if self.ended and drain_deadline is None and self.config.at_end == "exit":
                     log.info("all cameras ended; draining %d events", self.outbox.depth)
                     drain_deadline = mono + self.config.drain_timeout_s
@@ -201,6 +221,7 @@ class GateApp:
                 if not busy:
                     time.sleep(IDLE_SLEEP_S)
         finally:
+            self.watchdog.stopping()
             for lane in self.lanes:
                 lane.source.close()
             self.uplink.stop()

@@ -137,8 +137,9 @@ def _gate(args: argparse.Namespace) -> int:
         lanes = ", ".join(f"{lane.gate}/{lane.direction}" for lane in config.lanes)
         return report_valid(args.config, config.mqtt, f"gate node {config.node.id}: {lanes}")
     from edge_node.camera.app import GateApp
+    from mallnet.systemd import Notifier
 
-    return GateApp(config).run()
+    return GateApp(config, notifier=Notifier.from_environment()).run()  # systemd's Type=notify
 
 
 def _read_plate(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from kivy.properties import DictProperty, StringProperty
 
 from kiosk.ui_bridge import UiInbox
 from kiosk.viewmodel import KioskViewModel
+from mallnet.systemd import Watchdog
 
 KV_FILE = Path(__file__).with_name("kiosk.kv")
 ENTER_KEYS = (13, 271)  # Return and keypad Enter
@@ -31,10 +32,19 @@ class KioskUi(App):  # type: ignore[misc]  # Kivy ships no type hints
     view = DictProperty({})
     lang = StringProperty("en")
 
-    def __init__(self, vm: KioskViewModel, inbox: UiInbox, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        vm: KioskViewModel,
+        inbox: UiInbox,
+        watchdog: Watchdog | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``watchdog``: systemd's; READY once the window is up, then pinged from Kivy's own
+        clock (a hung UI loop sends nothing)."""
         super().__init__(**kwargs)
         self.title = "mallnet kiosk"
         self.inbox = inbox
+        self.watchdog = watchdog
         self.vm = vm
         self.view = vm.view()  # every key kv reads exists before the widgets are built
         self._events: list[Any] = []
@@ -52,6 +62,14 @@ class KioskUi(App):  # type: ignore[misc]  # Kivy ships no type hints
             Clock.schedule_interval(lambda _dt: self.vm.tick(), 1.0),
             Clock.schedule_interval(lambda _dt: self.inbox.drain(), 0.05),
         ]
+        watchdog = self.watchdog
+        if watchdog is not None:
+
+            def ping(_dt: float) -> None:  # returning False would unschedule it (Kivy)
+                watchdog.tick()
+
+            Clock.schedule_once(lambda _dt: watchdog.ready("kiosk showing its screen"), 0)
+            self._events.append(Clock.schedule_interval(ping, 0.25))
         return root
 
     def attach(self, vm: KioskViewModel, root: Any = None) -> None:

@@ -12,7 +12,6 @@ import yaml
 
 from edge_node.ble.app import build_source
 from edge_node.ble.bleak_source import BleakSource
-from edge_node.ble.cli import schema_texts
 from edge_node.ble.config import (
     BeaconProfile,
     BleakSourceSettings,
@@ -20,6 +19,7 @@ from edge_node.ble.config import (
     load_node_config,
 )
 from edge_node.ble.replay import ReplaySource
+from edge_node.cli import schema_texts
 from mallnet.cli import main
 from mallnet.config import load_config
 from mallnet.errors import ConfigError
