@@ -31,11 +31,6 @@ NODE = "store-a-1"
 PREFIX = "f7a3e1c2"
 
 
-def _units_dir() -> Path:
-    real = REPO / "firmware_config" / "systemd"
-    return real if (real / "mallnet-edge.service").exists() else Path(__file__).parent / "units"
-
-
 class Deployment:
     def __init__(self, host: Host, workdir: Path) -> None:
         self.host = host
@@ -46,7 +41,6 @@ class Deployment:
         self.failed = False
 
     def write_inventory(self, trace: Path) -> None:
-        units = _units_dir()
         host_vars = {
             "ansible_host": self.host.address,
             "ansible_user": "root",
@@ -67,8 +61,6 @@ class Deployment:
                     "cloud_core_stores": [
                         {"id": "store-a", "name": "Store A", "business": "shop-a", "zone": "l1"}
                     ],
-                    "cloud_core_unit_src": str(units / "mallnet-core.service"),
-                    "edge_node_unit_src": str(units / "mallnet-edge.service"),
                     "edge_node_replay_trace": str(trace),
                     "edge_node_overrides": {"ibeacon": {"program_prefix": PREFIX}},
                     "edge_node_source": {

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 PACKAGES = (
     "python3,python3-venv,python3-apt,openssh-server,sudo,iproute2,ca-certificates,"
     "systemd,systemd-sysv,dbus,mosquitto,mosquitto-clients,openssl,chrony,"
-    "unattended-upgrades,nftables"
+    "unattended-upgrades,nftables,bluez"
 )
 SUITE = "bookworm"
 
@@ -68,9 +68,9 @@ def cached_rootfs() -> Path:
     done = root / ".mallnet-testhost"
     if done.exists():
         return root
-    if root.exists():
-        shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
+    for stale in root.parent.glob(f"rootfs-{SUITE}-*"):  # older package lists, half-made roots
+        shutil.rmtree(stale)
     log.info("debootstrap %s into %s (cached for later runs)", SUITE, root)
     subprocess.run(
         ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(root), _mirror()],
