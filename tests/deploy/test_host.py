@@ -8,6 +8,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -45,7 +47,9 @@ class Deployment:
             "ansible_host": self.host.address,
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.host.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": (
+                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+            ),
             "mallnet_store": "store-a",
         }
         inventory = {
@@ -62,13 +66,19 @@ class Deployment:
                         {"id": "store-a", "name": "Store A", "business": "shop-a", "zone": "l1"}
                     ],
                     "edge_node_replay_trace": str(trace),
+                    # Identities the certificate test connects as (never the node's own id: a
+                    # second client with it would take over the node's session).
+                    "broker_extra_identities": [
+                        {"id": "store-probe", "role": "store"},
+                        {"id": "store-revoked", "role": "store"},
+                    ],
                     "edge_node_overrides": {"ibeacon": {"program_prefix": PREFIX}},
                     "edge_node_source": {
                         "type": "replay",
                         "path": "/etc/mallnet/trace.jsonl",
                         "speed": 1.0,
                         "at_end": "idle",
-                    },  # fmt: skip
+                    },
                 },
                 "children": {
                     group: {"hosts": {NODE: host_vars}}
@@ -85,9 +95,20 @@ class Deployment:
         log = self.workdir / f"{self.runs:02d}-{playbook}.log"
         with log.open("w", encoding="utf-8") as out:  # written as it runs: watch it with tail -f
             done = subprocess.run(
-                [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(self.inventory), playbook, *extra],
-                cwd=ANSIBLE, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900, check=False,
-            )  # fmt: skip
+                [
+                    str(REPO / ".venv/bin/ansible-playbook"),
+                    "-i",
+                    str(self.inventory),
+                    playbook,
+                    *extra,
+                ],
+                cwd=ANSIBLE,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=900,
+                check=False,
+            )
         output = log.read_text(encoding="utf-8")
         self.failed |= done.returncode != 0
         assert done.returncode == 0, f"{playbook} failed ({log}):\n{output[-6000:]}"
@@ -104,10 +125,26 @@ def deployment() -> Iterator[Deployment]:
     workdir = Path(tempfile.mkdtemp(prefix="mallnet-deploy-"))
     trace = workdir / "trace.jsonl"
     subprocess.run(
-        [str(REPO / ".venv/bin/mallnet"), "edge", "simulate", "--out", str(trace),
-         "--prefix", PREFIX, "--passers", "240", "--browse", "40", "--stagger", "5", "--seed", "7"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            str(REPO / ".venv/bin/mallnet"),
+            "edge",
+            "simulate",
+            "--out",
+            str(trace),
+            "--prefix",
+            PREFIX,
+            "--passers",
+            "240",
+            "--browse",
+            "40",
+            "--stagger",
+            "5",
+            "--seed",
+            "7",
+        ],
+        check=True,
+        capture_output=True,
+    )
     with booted_host(workdir / "host") as host:
         deploy = Deployment(host, workdir)
         deploy.write_inventory(trace)
@@ -128,6 +165,98 @@ def test_site_converges_and_services_run_under_systemd(deployment: Deployment) -
     assert current.startswith("/opt/mallnet/releases/0.1.0-")
     # The secrets reached the node and nowhere else in the log; the firewall holds.
     assert "policy drop" in deployment.host.ssh("nft list chain inet mallnet input").stdout
+
+
+def _mqtt_accepts(address: str, ca: Path, cert: Path, key: Path, client_id: str) -> bool:
+    """Connect over TLS with a client certificate and send an MQTT CONNECT: True when the
+    broker answers CONNACK 0; False when it refuses the certificate (handshake or the first
+    read fails) or the login."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    ident = client_id.encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(ident).to_bytes(2, "big") + ident
+    try:
+        with (
+            socket.create_connection((address, 8883), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=address) as tls,
+        ):
+            tls.sendall(bytes([0x10, len(variable)]) + variable)
+            return tls.recv(4) == b"\x20\x02\x00\x00"
+    except (ssl.SSLError, ConnectionError, TimeoutError):
+        return False
+
+
+def test_the_broker_takes_device_certificates_and_refuses_wrong_ca_expired_revoked(
+    deployment: Deployment,
+) -> None:
+    host, secrets, work = deployment.host, deployment.secrets, deployment.workdir
+    ca, certs = secrets / "ca" / "ca.crt", secrets / "certs"
+    # The node's service logged in with its own certificate: its retained status is online.
+    status = subprocess.run(
+        [
+            str(REPO / ".venv/bin/mallnet"),
+            "broker",
+            "status",
+            NODE,
+            "--mall",
+            MALL,
+            "--settings",
+            str(secrets / "monitor.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(status.stdout)["state"] == "online"
+
+    def accepts(folder: Path, device: str) -> bool:
+        return _mqtt_accepts(
+            host.address, ca, folder / f"{device}.crt", folder / f"{device}.key", device
+        )
+
+    assert accepts(certs, "store-probe")
+    assert accepts(certs, "store-revoked")
+    pki = [str(REPO / ".venv/bin/mallnet"), "pki"]
+    subprocess.run([*pki, "init-ca", "--ca-dir", str(work / "rogue-ca")], check=True)
+    subprocess.run(
+        [
+            *pki,
+            "issue",
+            "store-probe",
+            "--role",
+            "store",
+            "--out",
+            str(work / "rogue"),
+            "--ca-dir",
+            str(work / "rogue-ca"),
+        ],
+        check=True,
+    )
+    assert not accepts(work / "rogue", "store-probe"), "a certificate of another CA"
+    subprocess.run(
+        [
+            *pki,
+            "issue",
+            "store-probe",
+            "--role",
+            "store",
+            "--out",
+            str(work / "expired"),
+            "--not-before",
+            "2020-01-01T00:00:00+00:00",
+            "--not-after",
+            "2021-01-01T00:00:00+00:00",
+            "--ca-dir",
+            str(secrets / "ca"),
+        ],
+        check=True,
+    )
+    assert not accepts(work / "expired", "store-probe"), "an expired certificate"
+    # Revoke on the controller, converge: the broker gets the new CRL and refuses it.
+    subprocess.run([*pki, "revoke", "store-revoked", "--ca-dir", str(secrets / "ca")], check=True)
+    deployment.play("site.yml")
+    assert not accepts(certs, "store-revoked"), "a revoked certificate"
+    assert accepts(certs, "store-probe")
 
 
 def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
@@ -161,9 +290,12 @@ def _monitor(deployment: Deployment) -> tuple[MqttClient, dict[int, set[str]]]:
 def _next_release_source(workdir: Path) -> Path:
     """This checkout as release 0.1.1 (what a developer's next commit would be)."""
     files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-        capture_output=True, text=True,
-    ).stdout.split("\n")  # fmt: skip
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     source = workdir / "next-release"
     for name in filter(None, files):
         if (REPO / name).is_file():
@@ -181,7 +313,8 @@ def _next_release_source(workdir: Path) -> Path:
 
 def _core_events(host: Host) -> tuple[int, int]:
     query = (
-        "import sqlite3; c = sqlite3.connect('file:/var/lib/mallnet-core/core.sqlite?mode=ro', uri=True);"
+        "import sqlite3; "
+        "c = sqlite3.connect('file:/var/lib/mallnet-core/core.sqlite?mode=ro', uri=True);"
         f'print(*c.execute("SELECT count(*), count(DISTINCT event_id) FROM processed_events '
         f"WHERE node='{NODE}' AND topic IN ('presence', 'footfall')\").fetchone())"
     )

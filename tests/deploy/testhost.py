@@ -96,10 +96,22 @@ class Host:
 
     def ssh_argv(self, command: str) -> list[str]:
         return [
-            "ssh", "-i", str(self.key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
-            f"root@{self.address}", command,
-        ]  # fmt: skip
+            "ssh",
+            "-i",
+            str(self.key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{self.address}",
+            command,
+        ]
 
     def ssh(
         self, command: str, *, check: bool = True, attempts: int = 1
@@ -125,8 +137,15 @@ def booted_host(workdir: Path, name: str = "mallnet-testhost") -> Iterator[Host]
     console = None
     mounted = netns_made = veth_made = False
     try:
-        _run("mount", "-t", "overlay", "overlay", "-o",
-             f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged))  # fmt: skip
+        _run(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={lower},upperdir={upper},workdir={work}",
+            str(merged),
+        )
         mounted = True
         _run("ip", "netns", "add", netns)
         netns_made = True
@@ -158,7 +177,7 @@ def booted_host(workdir: Path, name: str = "mallnet-testhost") -> Iterator[Host]
                 f"--network-namespace-path=/run/netns/{netns}",
                 "--capability=CAP_NET_ADMIN",
                 f"--machine={name}",
-            ],  # fmt: skip
+            ],
             stdout=console,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
