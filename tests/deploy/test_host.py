@@ -71,6 +71,7 @@ class Deployment:
                     "broker_extra_identities": [
                         {"id": "store-probe", "role": "store"},
                         {"id": "store-revoked", "role": "store"},
+                        {"id": "monitor-test", "role": "monitor"},
                     ],
                     "edge_node_overrides": {"ibeacon": {"program_prefix": PREFIX}},
                     "edge_node_source": {
@@ -267,8 +268,23 @@ def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
 
 def _monitor(deployment: Deployment) -> tuple[MqttClient, dict[int, set[str]]]:
     """A monitor at the broker counting the node's events by seq (from this machine, over TLS)."""
+    # Its own monitor identity: the playbook's status checks connect as monitor-deploy, and
+    # one client id is one session (a second connection would take this one over).
     path = deployment.secrets / "monitor.yaml"
-    settings = load_config(path, MqttSettings).relative_to(path.parent)
+    deploy = load_config(path, MqttSettings).relative_to(path.parent)
+    assert deploy.tls is not None
+    certs = deployment.secrets / "certs"
+    settings = deploy.model_copy(
+        update={
+            "username": "monitor-test",
+            "tls": deploy.tls.model_copy(
+                update={
+                    "cert_file": certs / "monitor-test.crt",
+                    "key_file": certs / "monitor-test.key",
+                }
+            ),
+        }
+    )
     seen: dict[int, set[str]] = {}
     lock = threading.Lock()
 
@@ -279,9 +295,7 @@ def _monitor(deployment: Deployment) -> tuple[MqttClient, dict[int, set[str]]]:
                 seen.setdefault(event["seq"], set()).add(event["id"])
 
     topics = [(f"mall/v1/{MALL}/nodes/{NODE}/{leaf}", 1) for leaf in ("presence", "footfall")]
-    client = MqttClient(
-        settings, settings.username or "", subscriptions=topics, on_message=on_message
-    )
+    client = MqttClient(settings, "monitor-test", subscriptions=topics, on_message=on_message)
     client.start()
     assert client.wait_subscribed(30)
     return client, seen
