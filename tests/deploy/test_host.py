@@ -4,11 +4,13 @@ run that changes nothing, and a rolling update that loses and doubles no event."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -325,25 +327,26 @@ def _next_release_source(workdir: Path) -> Path:
     return source
 
 
+def _core_db(host: Host) -> sqlite3.Connection:
+    """The core's database, read-only, straight from the host's root file system."""
+    path = host.root / "var/lib/mallnet-core/core.sqlite"
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+NODE_EVENTS = "FROM processed_events WHERE node = ? AND topic IN ('presence', 'footfall')"
+
+
 def _core_events(host: Host) -> tuple[int, int]:
-    query = (
-        "import sqlite3; "
-        "c = sqlite3.connect('file:/var/lib/mallnet-core/core.sqlite?mode=ro', uri=True);"
-        f'print(*c.execute("SELECT count(*), count(DISTINCT event_id) FROM processed_events '
-        f"WHERE node='{NODE}' AND topic IN ('presence', 'footfall')\").fetchone())"
-    )
-    out = host.ssh(f'/opt/mallnet/current/bin/python -c "{query}"').stdout.split()
-    return int(out[0]), int(out[1])
+    with contextlib.closing(_core_db(host)) as db:
+        total, distinct = db.execute(
+            f"SELECT count(*), count(DISTINCT event_id) {NODE_EVENTS}", (NODE,)
+        ).fetchone()
+    return int(total), int(distinct)
 
 
 def _core_ids(host: Host) -> set[str]:
-    query = (
-        "import sqlite3; "
-        "c = sqlite3.connect('file:/var/lib/mallnet-core/core.sqlite?mode=ro', uri=True);"
-        f'print(*(r[0] for r in c.execute("SELECT event_id FROM processed_events '
-        f"WHERE node='{NODE}' AND topic IN ('presence', 'footfall')\")))"
-    )
-    return set(host.ssh(f'/opt/mallnet/current/bin/python -c "{query}"').stdout.split())
+    with contextlib.closing(_core_db(host)) as db:
+        return {row[0] for row in db.execute(f"SELECT event_id {NODE_EVENTS}", (NODE,))}
 
 
 def _outbox(host: Host) -> dict[str, int]:
