@@ -227,3 +227,26 @@ class Outbox:
     @property
     def last_seq(self) -> int:
         return self.meta("next_seq") - 1
+
+
+def outbox_report(path: Path, now: float) -> dict[str, float | int]:
+    """What a node's outbox holds, read-only (``mallnet edge outbox``; a rolling update waits
+    for ``pending`` 0). Never creates or changes the file a running service owns."""
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path}")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            (pending,) = conn.execute("SELECT count(*) FROM events").fetchone()
+            oldest = conn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot read outbox {path}: {exc}") from exc
+    return {
+        "pending": int(pending),
+        "oldest_age_s": 0.0 if oldest is None else round(max(0.0, now - float(oldest[0])), 3),
+        "last_seq": int(meta.get("next_seq", 1)) - 1,
+        "dropped": int(meta.get("dropped", 0)),
+    }

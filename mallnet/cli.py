@@ -156,6 +156,25 @@ def _broker_bridge_conf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_status(args: argparse.Namespace) -> int:
+    import json
+
+    from mallnet.config import MqttSettings, load_config
+    from mallnet.status import read_status
+    from mallnet.wire.topics import check_id
+
+    path = Path(args.settings)
+    settings = load_config(path, MqttSettings).relative_to(path.parent)
+    status = read_status(
+        settings, check_id(args.mall, "mall"), args.device, kiosk=args.kiosk, timeout=args.timeout
+    )
+    if status is None:
+        log.error("the broker holds no status for %s", args.device)
+        return 1
+    sys.stdout.write(json.dumps(status, sort_keys=True) + "\n")
+    return 0
+
+
 def _ca(args: argparse.Namespace) -> CertificateAuthority:
     from mallnet.pki import CertificateAuthority
 
@@ -402,6 +421,14 @@ def _add_broker_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--allow-plain", action="store_true", help="allow no TLS (development on loopback only)"
     )
     bridge.set_defaults(handler=_broker_bridge_conf)
+
+    status = bsub.add_parser("status", help="print a node's or kiosk's retained status (JSON)")
+    status.add_argument("device", help="the node or kiosk id")
+    status.add_argument("--settings", required=True, help="MQTT settings YAML of a monitor")
+    status.add_argument("--mall", required=True, help="the mall id in topics")
+    status.add_argument("--kiosk", action="store_true", help="the device is a kiosk")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+    status.set_defaults(handler=_broker_status)
     run = bsub.add_parser("run", help="run a development broker from mqtt_broker/ config")
     run.add_argument("--data-dir", required=True)
     run.add_argument("--mall", default="demo")

@@ -10,12 +10,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Mesa's GL/EGL (the kiosk's Kivy window, also offscreen in tests), PostgreSQL (the
 # optional backend: tests start a throwaway cluster) and Chromium (the web pages' tests,
 # driven by Playwright's Python package; its own browser download cannot work offline).
+# debootstrap and systemd-container: the Ansible host tests (tests/deploy) boot a Debian root with them.
 APT_PACKAGES=(
   mosquitto mosquitto-clients victoria-metrics libzbar0 openssl
   dbus libdbus-1-dev libglib2.0-dev pkg-config python3-venv
   fonts-dejavu-core
   libgl1-mesa-dri libegl1 libgles2
   postgresql chromium
+  debootstrap systemd-container
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,6 +33,22 @@ def _run(args: argparse.Namespace) -> int:
 
     app = EdgeApp(config, notifier=Notifier.from_environment())  # systemd's Type=notify
     return asyncio.run(app.run())
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from edge_node.outbox import outbox_report
+    from mallnet.config import parse_yaml, read_text_file
+
+    config = Path(args.config)
+    data, _lines = parse_yaml(read_text_file(config), str(config))
+    try:
+        path = Path(data["outbox"]["path"])
+    except (KeyError, TypeError):
+        log.error("%s: no outbox.path", config)
+        return 2
+    report = outbox_report(config.parent / path, time.time())
+    sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
+    return 0
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -182,6 +199,9 @@ def add_store_commands(sub: Any) -> None:
     )
     run.set_defaults(handler=_run)
 
+    outbox = sub.add_parser("outbox", help="print what a node's outbox holds (JSON, read-only)")
+    outbox.add_argument("--config", required=True, help="the node's or gate's YAML config")
+    outbox.set_defaults(handler=_outbox)
     record = sub.add_parser("record", help="write live Apple adverts to a JSONL trace")
     record.add_argument("--out", required=True, help="JSONL file (appended to)")
     record.add_argument("--adapter", default="hci0")
