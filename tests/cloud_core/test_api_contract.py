@@ -352,6 +352,7 @@ def test_dead_letters_are_listed_in_bounded_pages_with_a_preview(api):
 ROLES = ("admin", "kiosk", "bean", "node", "till")
 
 
+@pytest.mark.timeout(1200)  # five roles, each a schemathesis run of ~90 operations
 def test_schemathesis_finds_no_server_error_and_no_contract_mismatch_for_any_role(
     api, tmp_path: Path
 ):
@@ -386,6 +387,10 @@ def test_schemathesis_finds_no_server_error_and_no_contract_mismatch_for_any_rol
                 # server error (tests/cloud_core/test_readiness.py covers it)
                 "--exclude-path",
                 "/ready",
+                # its body is a CSV file (text/csv), which schemathesis cannot generate;
+                # tests/cloud_core/test_promo_codes.py sends it bad rows and bad requests
+                "--exclude-path",
+                "/promo-codes/pools/{pool_id}/uploads",
             ],
             cwd=tmp_path,
             capture_output=True,
