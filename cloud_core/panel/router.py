@@ -34,7 +34,7 @@ from cloud_core import ledger, offers, promo_codes, promo_csv
 from cloud_core.api import models as m
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.errors import CoreError, InvalidInput
-from cloud_core.panel import i18n, promo_views, views
+from cloud_core.panel import i18n, promo_views, settlement_views, views
 from cloud_core.panel.sessions import COOKIE, MAX_AGE_S, Session, Sessions, csrf_ok
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,32 @@ async def promo_codes_upload(request: Request) -> Response:
 @router.get("/settlement")
 @page()
 def settlement_page(request: Request, session: Session) -> Response:
-    return _render(request, "feature.html", session, title="nav.settlement")
+    """A month's settlement report (``?period=YYYY-MM``, default this month): the office's
+    every line, a tenant's own (``panel/settlement_views.py``)."""
+    ctx = _state(request).ctx
+    try:
+        period = settlement_views.period_or_current(ctx, request.query_params.get("period"))
+    except InvalidInput:
+        return _render(request, "error.html", session, 400, message="error.not_found")
+    rep = settlement_views.report(ctx, session.principal, period)
+    return _render(request, "settlement.html", session, rep=rep, euros=settlement_views.euros)
+
+
+@router.get("/settlement.csv")
+@page()
+def settlement_csv(request: Request, session: Session) -> Response:
+    """The same report as CSV (what ``GET /settlements/{period}/csv`` answers)."""
+    ctx = _state(request).ctx
+    try:
+        period = settlement_views.period_or_current(ctx, request.query_params.get("period"))
+    except InvalidInput:
+        return _render(request, "error.html", session, 400, message="error.not_found")
+    text = settlement_views.csv_of(ctx, session.principal, period)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="settlement-{period}.csv"'},
+    )
 
 
 # --- campaigns ---------------------------------------------------------------------------
