@@ -255,6 +255,10 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
         "signin_codes",  # the shopper's own wallet (cloud_core/shoppers.py)
         "customer_devices",
         "customer_consents",
+        "mailing_outbox",  # mailings and reviews (cloud_core/mailings.py, reviews.py)
+        "mailing_unsubscribes",
+        "reviews",
+        "review_invitations",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount

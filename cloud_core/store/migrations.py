@@ -646,3 +646,92 @@ def m120_shopper_access(db: Schema) -> None:
         );
         """
     )
+
+
+# Mailings and reviews (cloud_core/mailings.py, mail_dispatch.py, reviews.py; docs/core.md
+# "Mailings", "Reviews"). Numbered apart; ids made in Python (text).
+@migrations()
+def m400_mailings(db: Schema) -> None:
+    # a mailing (the mall's or a tenant's), its outbox (one row per recipient and channel:
+    # the key makes a delivery idempotent) and the shoppers' unsubscribes per channel
+    db.executescript(
+        """
+        CREATE TABLE mailings (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('mailing', 'digest')),
+            sender TEXT NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            channels TEXT NOT NULL,
+            selection TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('draft', 'sending')),
+            audience INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX mailings_sender ON mailings(sender, created_at);
+        CREATE TABLE mailing_outbox (
+            mailing_id TEXT NOT NULL REFERENCES mailings(id),
+            customer_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_epoch REAL NOT NULL,
+            last_error TEXT,
+            sent_at TEXT,
+            PRIMARY KEY (mailing_id, customer_id, channel)
+        );
+        CREATE INDEX mailing_outbox_due ON mailing_outbox(status, next_attempt_epoch);
+        CREATE INDEX mailing_outbox_customer ON mailing_outbox(customer_id);
+        CREATE TABLE mailing_unsubscribes (
+            customer_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (customer_id, channel)
+        );
+        """
+    )
+
+
+@migrations()
+def m401_reviews(db: Schema) -> None:
+    # invitations to review a store (after a visit or purchase, or from a table's QR), the
+    # reviews (one per invitation), the tenant's reply and the mall's moderation
+    db.executescript(
+        """
+        CREATE TABLE review_invitations (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('visit', 'purchase', 'qr')),
+            period TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_epoch REAL NOT NULL,
+            expires_at TEXT NOT NULL,
+            UNIQUE (customer_id, store, period)
+        );
+        CREATE INDEX review_invitations_recent
+            ON review_invitations(customer_id, store, created_epoch);
+        CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            invitation_id TEXT NOT NULL UNIQUE REFERENCES review_invitations(id),
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            reply TEXT,
+            replied_at TEXT,
+            replied_by TEXT,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            moderation_reason TEXT,
+            moderated_at TEXT,
+            moderated_by TEXT
+        );
+        CREATE INDEX reviews_store ON reviews(store, hidden);
+        CREATE INDEX reviews_customer ON reviews(customer_id);
+        """
+    )

@@ -8,11 +8,13 @@ from cloud_core.api.routes import (
     campaigns,
     certificates,
     customers,
+    mailings,
     mall,
     me,
     operations,
     parking,
     receipts,
+    reviews,
     settlements,
     stats,
     terminal,
@@ -32,6 +34,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     settlements.router,
     certificates.router,
     receipts.router,  # docs/core.md "Receipt QR"
+    mailings.router,  # docs/core.md "Mailings"
+    reviews.router,  # docs/core.md "Reviews"
     me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
     me.router,
 )
