@@ -64,7 +64,7 @@ def test_only_the_invited_shopper_reviews_once_after_a_visits_delay(mall) -> Non
     assert (invited["store"], invited["source"]) == ("bean-bar-l1", "visit")
     assert invitations(client, bob) == []
     # the Shoe Hub visit is 10 minutes old: invited only once the delay has passed
-    app.clock.advance(HOUR)  # type: ignore[attr-defined]
+    app.clock.advance(HOUR)
     wait_until(lambda: len(invitations(client, ann)) == 2, what="the second visit's invitation")
     assert app.dispatcher is not None
     app.dispatcher.turn()  # again: once per shopper and store per period
