@@ -52,6 +52,8 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
             },
         ],
         cards={"secret": "card-contract-secret-0123456789"},
+        mailings={"secret": "mailing-contract-secret-0123456789"},  # fuzzed too (inbox only)
+        reviews={"secret": "review-contract-secret-0123456789"},
     ) as served:
         yield served
 

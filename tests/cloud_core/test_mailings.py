@@ -26,7 +26,7 @@ from tests.cloud_core.engagement_helpers import (
     smtp_server,
     webhook_server,
 )
-from tests.cloud_core.helpers import START, api_config, serve_api
+from tests.cloud_core.helpers import START, add_campaign, api_config, serve_api
 from tests.conftest import MALL, Collector, wait_until
 
 DAY = 86_400.0
@@ -217,3 +217,30 @@ def test_the_inbox_channel_publishes_a_message_notice_through_the_broker(
         "Welcome back",
     )
     assert app.dispatcher is not None
+
+
+def test_the_weekly_digest_lists_the_running_offers_once_a_week(tmp_path) -> None:
+    digest = {"weekday": 0, "hour": 11, "channels": ["webhook"]}  # Mondays from 11:00
+    settings = mailing_settings(webhook={"url": "", "secret": WEBHOOK_SECRET}, digest=digest)
+    with webhook_server() as bot:
+        settings["webhook"]["url"] = bot.url
+        with serve_api(tmp_path, ENGAGEMENT_KEYS, mailings=settings) as (client, app):
+            ann = seed(app.config.database, "07911 100001")
+            add_campaign(app.config)  # Bean Bar's "Hot chocolate -20 %", for a week
+            assert client.get("/mailings", headers=h("admin")).json() == []  # 10:00: not yet
+            app.clock.advance(3600)  # type: ignore[attr-defined]
+            wait_until(lambda: len(bot.delivered) == 1, what="the digest")
+            assert app.dispatcher is not None
+            app.dispatcher.turn()  # the same week again: no second digest
+            (sent,) = client.get("/mailings", headers=h("admin")).json()
+            assert (sent["id"], sent["kind"], sent["sender"]) == (
+                "digest-2026-w48",
+                "digest",
+                "mall",
+            )
+            body = bot.delivered[0]["body"]
+            assert body["customer"] == ann and body["kind"] == "digest"
+            assert "bean-bar: Hot chocolate -20 %" in body["text"]
+            app.clock.advance(7 * DAY)  # type: ignore[attr-defined]
+            wait_until(lambda: len(bot.delivered) == 2, what="next week's digest")
+    assert bot.delivered[1]["body"]["mailing"] == "digest-2026-w49"

@@ -89,7 +89,7 @@ def test_only_the_invited_shopper_reviews_once_after_a_visits_delay(mall) -> Non
 
 def test_a_table_qr_invites_the_tenant_replies_and_the_mall_moderates(mall) -> None:
     client, app, codes = mall
-    seed(app.config.database, ANN, visits=((*BEAN, START - 2 * HOUR),))
+    ann_id = seed(app.config.database, ANN, visits=((*BEAN, START - 2 * HOUR),))
     seed(app.config.database, BOB)
     ann, bob = sign_in(client, codes, ANN), sign_in(client, codes, BOB)
     assert client.get("/stores/bean-bar-l1/review-code", headers=h("shoe")).status_code == 403
@@ -142,3 +142,6 @@ def test_a_table_qr_invites_the_tenant_replies_and_the_mall_moderates(mall) -> N
     show = {"hidden": False, "reason": "edited by the shopper"}
     client.post(f"/reviews/{bobs['id']}/moderation", json=show, headers=h("admin"))
     assert rating()["count"] == 2
+    # erasure takes a shopper's reviews and invitations with them
+    assert client.delete(f"/customers/{ann_id}", headers=h("admin")).status_code in (200, 204)
+    assert rating()["count"] == 1
