@@ -130,7 +130,7 @@ class CoreApp:
             if self.config.mailings is not None or self.config.reviews is not None:
                 # mailings, the weekly digest and review invitations (cloud_core/mail_dispatch)
                 dispatch_store = connect_store(self.config.database)
-                self._stores.append(dispatch_store)
+                self._stores.insert(0, dispatch_store)  # the API's stays last
                 self.dispatcher = Dispatcher(self.config, dispatch_store, self.clock)
                 self.dispatcher.start()
 

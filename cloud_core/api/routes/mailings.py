@@ -15,6 +15,7 @@ from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.api.deps import ERRORS, AdminOrTenant, Ctx, Limit, Offset, now
 from cloud_core.config import Ident
 from cloud_core.engagement_config import MailingSettings
+from cloud_core.errors import InvalidInput
 
 router = APIRouter(tags=["mailings"], responses=ERRORS)
 
@@ -176,10 +177,7 @@ def create_mailing(body: MailingIn, ctx: Ctx, caller: AdminOrTenant) -> MailingO
     settings = _settings(ctx)
     missing = set(body.channels) - set(settings.channels())
     if missing:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            f"channel(s) not configured: {', '.join(sorted(missing))}",
-        )
+        raise InvalidInput(f"channel(s) not configured: {', '.join(sorted(missing))}")
     sender = _sender(ctx, caller, body.selection)
     draft = mailings.Draft(
         title=body.title,
