@@ -29,6 +29,8 @@ from tests.cloud_core.engagement_helpers import (
 from tests.cloud_core.helpers import START, add_campaign, api_config, serve_api
 from tests.conftest import MALL, Collector, wait_until
 
+BOTH_BACKENDS = True  # tests taking `database` run on SQLite and PostgreSQL
+
 DAY = 86_400.0
 BEAN = ("bean-bar-l1", "bean-bar")
 SHOE = ("shoe-hub", "shoe-hub")
@@ -159,11 +161,14 @@ def test_unsubscribe_stops_the_next_mailing_and_a_forged_token_is_refused(tmp_pa
     assert first["audience"] == 2
 
 
-def test_a_tenant_reaches_only_its_own_customers(tmp_path) -> None:
+def test_a_tenant_reaches_only_its_own_customers(tmp_path, database) -> None:
     with (
         webhook_server() as bot,
         serve_api(
-            tmp_path, ENGAGEMENT_KEYS, mailings=mailing_settings(webhook=webhook(bot.url))
+            tmp_path,
+            ENGAGEMENT_KEYS,
+            database=database,
+            mailings=mailing_settings(webhook=webhook(bot.url)),
         ) as (client, app),
     ):
         db = app.config.database

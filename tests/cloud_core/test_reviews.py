@@ -24,8 +24,11 @@ BEAN = ("bean-bar-l1", "bean-bar")
 SHOE = ("shoe-hub", "shoe-hub")
 
 
+BOTH_BACKENDS = True  # every test here runs on SQLite and PostgreSQL
+
+
 @pytest.fixture
-def mall(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp, Any]]:
+def mall(tmp_path, database) -> Iterator[tuple[httpx.Client, CoreApp, Any]]:
     reviews = {
         "secret": REVIEW_SECRET,
         "invite_delay_s": HOUR,
@@ -34,10 +37,13 @@ def mall(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp, Any]]:
     }
     with (
         catch_codes() as codes,
-        serve_api(tmp_path, ENGAGEMENT_KEYS, reviews=reviews, cards={"secret": CARD_SECRET}) as (
-            client,
-            app,
-        ),
+        serve_api(
+            tmp_path,
+            ENGAGEMENT_KEYS,
+            database=database,
+            reviews=reviews,
+            cards={"secret": CARD_SECRET},
+        ) as (client, app),
     ):
         yield client, app, codes
 
