@@ -64,6 +64,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("nav.feed", "/feed", BOTH),
     Section("nav.campaigns", "/campaigns", BOTH),
     Section("nav.nodes", "/nodes", BOTH),
+    Section("nav.mailings", "/mailings", BOTH),
     Section("nav.parking", "/parking", OFFICE),
     Section("nav.dead_letters", "/dead-letters", OFFICE),
     # places kept for features built elsewhere: their entries appear when their API does
@@ -384,6 +385,13 @@ def _campaign_form(
         segments=list(offers.SEGMENTS),
         deliveries=views.deliveries(ctx, campaign) if campaign else [],
     )
+
+
+@router.get("/mailings")
+@page()
+def mailings_page(request: Request, session: Session) -> Response:
+    found = views.mailings_with_status(_state(request).ctx, session.principal)
+    return _render(request, "mailings.html", session, mailings=found)
 
 
 @router.get("/campaigns")

@@ -16,7 +16,7 @@ from cloud_core.app import CoreApp
 from mallnet.wire import decode
 from mallnet.wire.payloads import MessageNotice
 from mallnet.wire.topics import INBOX
-from tests.cloud_core.api_helpers import h
+from tests.cloud_core.api_helpers import KEYS, h
 from tests.cloud_core.engagement_helpers import (
     ENGAGEMENT_KEYS,
     WEBHOOK_SECRET,
@@ -194,6 +194,18 @@ def test_a_tenant_reaches_only_its_own_customers(tmp_path, database) -> None:
         assert client.get(f"/mailings/{sent['id']}", headers=h("shoe")).status_code == 404
         assert client.post(f"/mailings/{sent['id']}/send", headers=h("bean")).status_code == 409
         assert [m["id"] for m in client.get("/mailings", headers=h("shoe")).json()] == []
+        wait_until(
+            lambda: status(client, sent["id"], "bean")["deliveries"] == {"webhook": {"sent": 2}},
+            what="both deliveries recorded",
+        )
+        for who, sees in (("bean", True), ("shoe", False)):  # the panel's delivery status
+            with httpx.Client(base_url=client.base_url) as browser:
+                r = browser.post("/panel/login", data={"key": KEYS[who]})
+                assert r.status_code == 303, r.text
+                page = browser.get("/panel/mailings")
+                assert page.status_code == 200
+                assert (f'data-mailing="{sent["id"]}"' in page.text) is sees
+                assert ('<td class="num sent">2</td>' in page.text) is sees
     assert sorted(r["body"]["customer"] for r in bot.delivered) == sorted([ann, cat])
     assert bob not in {r["body"]["customer"] for r in bot.delivered}
 
