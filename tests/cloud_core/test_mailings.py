@@ -161,6 +161,38 @@ def test_unsubscribe_stops_the_next_mailing_and_a_forged_token_is_refused(tmp_pa
     assert first["audience"] == 2
 
 
+def test_consent_and_unsubscribe_are_checked_again_at_send_time(tmp_path) -> None:
+    with (
+        webhook_server(fail=1) as bot,
+        serve_api(
+            tmp_path, ENGAGEMENT_KEYS, mailings=mailing_settings(webhook=webhook(bot.url))
+        ) as (client, app),
+    ):
+        seed(app.config.database, "07911 100001", visits=((*BEAN, START - DAY),))
+        sent = mail(client, "admin", channels=["webhook"])
+        wait_until(lambda: len(bot.requests) == 1, what="the first (failed) attempt")
+        wait_until(
+            lambda: (
+                status(client, sent["id"])["deliveries"] == {"webhook": {"pending": 1}}
+                and client.get(f"/mailings/{sent['id']}/deliveries", headers=h("admin")).json()[0][
+                    "attempts"
+                ]
+                == 1
+            ),
+            what="the failure recorded",
+        )
+        link = urlsplit(bot.requests[0]["body"]["unsubscribe_url"])
+        assert client.post(f"/unsubscribe?{link.query}").status_code == 200  # one-click
+        app.clock.advance(60)  # type: ignore[attr-defined]
+        wait_until(
+            lambda: status(client, sent["id"])["deliveries"] == {"webhook": {"skipped": 1}},
+            what="the retry skipped",
+        )
+        (row,) = client.get(f"/mailings/{sent['id']}/deliveries", headers=h("admin")).json()
+        assert row["last_error"] == "unsubscribed"
+    assert bot.delivered == [] and len(bot.requests) == 1
+
+
 def test_a_tenant_reaches_only_its_own_customers(tmp_path, database) -> None:
     with (
         webhook_server() as bot,

@@ -63,12 +63,13 @@ def test_only_the_invited_shopper_reviews_once_after_a_visits_delay(mall) -> Non
     client, app, codes = mall
     db = app.config.database
     seed(db, ANN, visits=((*BEAN, START - 2 * HOUR), (*SHOE, START - 600)))
-    seed(db, BOB)
+    seed(db, BOB, purchases=((*SHOE, START - 3 * HOUR),))
     ann, bob = sign_in(client, codes, ANN), sign_in(client, codes, BOB)
     wait_until(lambda: len(invitations(client, ann)) == 1, what="the visit's invitation")
     (invited,) = invitations(client, ann)
     assert (invited["store"], invited["source"]) == ("bean-bar-l1", "visit")
-    assert invitations(client, bob) == []
+    (bobs,) = invitations(client, bob)  # after his purchase, at Shoe Hub only
+    assert (bobs["store"], bobs["source"]) == ("shoe-hub", "purchase")
     # the Shoe Hub visit is 10 minutes old: invited only once the delay has passed
     app.clock.advance(HOUR)
     wait_until(lambda: len(invitations(client, ann)) == 2, what="the second visit's invitation")
@@ -81,7 +82,7 @@ def test_only_the_invited_shopper_reviews_once_after_a_visits_delay(mall) -> Non
             kinds = [bytes(r[0]) for r in conn.execute("SELECT payload FROM pending_notices")]
     finally:
         store.close()
-    assert len(kinds) == 2 and all(b'"kind":"review"' in k for k in kinds)  # to the inbox
+    assert len(kinds) == 3 and all(b'"kind":"review"' in k for k in kinds)  # to the inbox
 
     assert review(client, bob, invited["id"], 5).status_code == 404  # not his invitation
     assert review(client, ann, invited["id"], 6).status_code == 422
