@@ -4,7 +4,7 @@ outbox's retry policy, the weekly digest, and the review invitations (docs/core.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -86,8 +86,8 @@ class DigestSettings(ConfigModel):
 
     weekday: int = Field(default=0, ge=0, le=6, description="0 Monday … 6 Sunday (mall time).")
     hour: int = Field(default=10, ge=0, le=23, description="From this hour (mall time).")
-    channels: tuple[str, ...] = Field(
-        default=("inbox",), min_length=1, description="Channels of the digest."
+    channels: tuple[Literal["inbox", "webhook", "email"], ...] = Field(
+        default=("inbox",), min_length=1, description="Channels of the digest (configured ones)."
     )
 
 
@@ -136,3 +136,9 @@ class ReviewSettings(_Secret):
         default=2, ge=1, le=30, description="Visits and purchases older than this invite nobody."
     )
     text_max: int = Field(default=2000, ge=10, le=10_000, description="Longest review text.")
+
+    @model_validator(mode="after")
+    def _lookback_covers_delay(self) -> Self:
+        if self.lookback_days * 86_400 <= self.invite_delay_s:
+            raise ValueError("lookback_days must be longer than invite_delay_s")
+        return self

@@ -149,7 +149,9 @@ class Smtp:
                     )
                 smtp.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP: {exc}") from None
+            # the type and code only: a refusal's text may name the recipient's address
+            code = getattr(exc, "smtp_code", None) or getattr(exc, "errno", None)
+            raise DeliveryError(f"SMTP: {type(exc).__name__} {code or ''}".rstrip()) from None
 
 
 def remote_channels(settings: MailingSettings) -> dict[str, RemoteChannel]:
@@ -247,7 +249,7 @@ class Dispatcher:
             draft = mailings.Draft(
                 title=f"This week's offers ({len(offers)})",
                 text=text[:2000],
-                channels=channels or ("inbox",),  # type: ignore[arg-type]
+                channels=channels or ("inbox",),
             )
             mailings.create(
                 conn, mailings.MALL, draft, "digest", now, kind="digest", mailing_id=mid
