@@ -23,7 +23,12 @@ ChannelName = Literal["inbox", "webhook", "email"]
 
 
 class SelectionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"min_visits": 2, "visits_within_days": 30, "store": "bean-bar-l1"}]
+        },
+    )
     min_visits: int | None = Field(
         default=None, ge=1, le=10_000, description="At least this many visits …"
     )
@@ -69,15 +74,39 @@ class MailingIn(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"selection": {"last_visit_before_days": 30}}]},
+    )
     selection: SelectionIn = Field(default_factory=SelectionIn, description="Who, beyond consent.")
 
 
 class AudienceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"audience": 412}]})
     audience: int = Field(description="Shoppers the selection reaches now.")
 
 
 class MailingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "m3f9a0c1d2e4b5a6c7d8e",
+                    "kind": "mailing",
+                    "sender": "bean-bar",
+                    "title": "Saturday at Bean Bar",
+                    "text": "Hot chocolate -20 % this Saturday.",
+                    "channels": ["inbox", "webhook"],
+                    "selection": {"min_visits": 2, "visits_within_days": 30},
+                    "status": "sending",
+                    "audience": 2,
+                    "created_at": "2026-11-23T10:00:00Z",
+                    "sent_at": "2026-11-23T10:05:00Z",
+                    "deliveries": {"inbox": {"sent": 2}, "webhook": {"sent": 1, "pending": 1}},
+                }
+            ]
+        }
+    )
     id: str
     kind: str = Field(description="`mailing` or `digest` (the weekly digest).")
     sender: str = Field(description="`mall` or the tenant's business.")
@@ -95,6 +124,21 @@ class MailingOut(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": "c0123456789abcdef01234567",
+                    "channel": "webhook",
+                    "status": "pending",
+                    "attempts": 2,
+                    "next_attempt_at": "2026-11-23T10:06:00Z",
+                    "last_error": "webhook answered HTTP 500",
+                    "sent_at": None,
+                }
+            ]
+        }
+    )
     customer: str
     channel: str
     status: str
@@ -105,6 +149,9 @@ class DeliveryOut(BaseModel):
 
 
 class UnsubscribedOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"channel": "email", "status": "unsubscribed"}]}
+    )
     channel: str
     status: Literal["unsubscribed"] = "unsubscribed"
 

@@ -20,6 +20,19 @@ router = APIRouter(tags=["reviews"], responses=ERRORS)
 
 
 class InvitationOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "r0123456789abcdef0123",
+                    "store": "bean-bar-l1",
+                    "source": "visit",
+                    "created_at": "2026-11-23T11:00:00Z",
+                    "expires_at": "2026-12-07T11:00:00Z",
+                }
+            ]
+        }
+    )
     id: str
     store: str
     source: str = Field(description="`visit`, `purchase` or `qr` (a table's code).")
@@ -28,11 +41,23 @@ class InvitationOut(BaseModel):
 
 
 class TableCodeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"code": "mallnet:r:bean-bar-l1:4f2a9c0b1d3e5f6a7b8c9d0e"}]
+        },
+    )
     code: str = Field(min_length=1, max_length=200, description="The table QR's text.")
 
 
 class TableCodeOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"store": "bean-bar-l1", "code": "mallnet:r:bean-bar-l1:4f2a9c0b1d3e5f6a7b8c9d0e"}
+            ]
+        }
+    )
     store: str
     code: str = Field(description="Print it as a QR on the store's tables.")
 
@@ -50,17 +75,39 @@ class ReviewIn(BaseModel):
 
 
 class ReplyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Thank you, see you soon!"}]}
+    )
     text: str = Field(min_length=1, max_length=2000, description="The store's answer.")
 
 
 class ModerationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"hidden": True, "reason": "offensive language"}]},
+    )
     hidden: bool = Field(description="Hide (true) or show (false) the review.")
     reason: str = Field(min_length=1, max_length=500, description="Why (kept with the review).")
 
 
 class ReviewOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "v0123456789abcdef0123",
+                    "store": "bean-bar-l1",
+                    "stars": 4,
+                    "text": "Good coffee",
+                    "created_at": "2026-11-23T12:00:00Z",
+                    "reply": "Thank you!",
+                    "replied_at": "2026-11-23T13:00:00Z",
+                    "hidden": False,
+                    "moderation_reason": None,
+                }
+            ]
+        }
+    )
     id: str
     store: str
     stars: int
@@ -73,6 +120,18 @@ class ReviewOut(BaseModel):
 
 
 class RatingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "store": "bean-bar-l1",
+                    "count": 3,
+                    "average": 4.33,
+                    "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1},
+                }
+            ]
+        }
+    )
     store: str
     count: int = Field(description="Visible reviews.")
     average: float | None = Field(description="Average stars (none without reviews).")
