@@ -127,8 +127,8 @@ class CoreApp:
                     )
                 time.sleep(0.01)  # polling a condition, not a fixed wait
             log.info("API on http://%s:%s", self.config.api.host, self.config.api.port)
-            if self.config.mailings is not None or self.config.reviews is not None:
-                # mailings, the weekly digest and review invitations (cloud_core/mail_dispatch)
+            if self.config.mailings is not None:
+                # mailings and the weekly digest (cloud_core/mail_dispatch.py)
                 dispatch_store = connect_store(self.config.database)
                 self._stores.insert(0, dispatch_store)  # the API's stays last
                 self.dispatcher = Dispatcher(self.config, dispatch_store, self.clock)

@@ -53,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--new-beacon-key", action="store_true", help="make and attach a new key")
     add.set_defaults(handler=_add_customer)
 
+    verify = sub.add_parser(
+        "lottery-verify",
+        help="recompute a drawn lottery's winners from its published seed and entries",
+    )
+    verify.add_argument(
+        "file", help="the lottery as published (the JSON of GET /lotteries/{id}); - for stdin"
+    )
+    verify.add_argument(
+        "--customer", default=None, help="your customer id: is your entry in, did it win"
+    )
+    verify.set_defaults(handler=_lottery_verify)
+
     demo = sub.add_parser(
         "demo-config", help="write a development config and API keys into a directory"
     )
@@ -84,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_core_config(args.config)  # a ConfigError: `mallnet` says it, exit 2
     if args.only != "ingest":
         load_api_keys(config.api)
+        if config.store_qr is not None:
+            config.store_qr.key()  # readable, long enough, not a placeholder (or exit 2)
     if args.validate_config:
         log.info("%s is valid", args.config)
         return 0
@@ -165,6 +179,37 @@ def _add_customer(args: argparse.Namespace) -> int:
     log.info("registered customer %s with %d beacon keys", customer, len(keys))
     sys.stdout.write(json.dumps({"id": customer, "phone": phone, "beacon_keys": keys}) + "\n")
     return 0
+
+
+def _lottery_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the published winners are the procedure's (docs/core.md), 1 otherwise."""
+    from cloud_core.rules import lottery
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    try:
+        published = json.loads(text)
+    except json.JSONDecodeError as exc:
+        log.error("%s is not JSON: %s", args.file, exc)
+        return 2
+    if not isinstance(published, dict):
+        log.error("%s is not a published lottery (a JSON object)", args.file)
+        return 2
+    problems = lottery.verify(published)
+    lines = [f"lottery {published.get('id')!r}: seed SHA-256 {published.get('seed_sha256')}"]
+    for winner in published.get("winners") or []:
+        lines.append(f"  prize {winner.get('rank')}: entry {winner.get('entry')}")
+    if args.customer is not None:
+        entry = lottery.entry_of(str(published.get("id")), args.customer)
+        won = [w.get("rank") for w in published.get("winners") or [] if w.get("entry") == entry]
+        took_part = entry in (published.get("entries") or [])
+        lines.append(
+            f"  your entry {entry}: {'in the draw' if took_part else 'NOT in the draw'}"
+            + (f", won prize {won[0]}" if won else "")
+        )
+    lines += [f"  PROBLEM: {p}" for p in problems]
+    lines.append("verified: the winners follow from the seed" if not problems else "NOT verified")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0 if not problems else 1
 
 
 def _write_secret(path: Path, text: str) -> None:

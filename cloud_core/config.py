@@ -1,5 +1,5 @@
 """The cloud core's configuration: one pydantic model per concern, loaded once in ``app``.
-(Long: the root model and the sections it checks together; larger sections live in
+(long: the root model and the sections it checks together; larger sections live in
 ``settings``, ``spending_config``, ``wallet_config``, ``receipts_config``, ``parking_config``.)
 
 Secrets never live in the YAML: the broker password comes from ``mqtt.password_file``,
@@ -15,9 +15,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from cloud_core.engagement_config import MailingSettings, ReviewSettings
+from cloud_core.engagement_config import MailingSettings
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.receipts_config import ReceiptSettings
+from cloud_core.schemes_config import ReferralSettings, ReviewSettings, StoreQrSettings
 from cloud_core.settings import (
     ApiSettings,
     CardSettings,
@@ -276,6 +277,17 @@ class CoreConfig(ConfigModel):
     checkins: CheckinRules = Field(
         default_factory=CheckinRules, description="Kiosk check-ins (docs/core.md)."
     )
+    store_qr: StoreQrSettings | None = Field(
+        default=None,
+        description="Signed, rotating QR codes at store doors (no beacon needed); leave out "
+        "and store QR check-ins answer 404 (docs/core.md).",
+    )
+    referrals: ReferralSettings = Field(
+        default_factory=ReferralSettings, description="Referral codes (docs/core.md)."
+    )
+    reviews: ReviewSettings = Field(
+        default_factory=ReviewSettings, description="Reviews and ratings (docs/core.md)."
+    )
     parking: ParkingSettings | None = Field(
         default=None, description="Car parks, entry bonus, plate privacy (docs/parking.md)."
     )
@@ -292,9 +304,6 @@ class CoreConfig(ConfigModel):
     mailings: MailingSettings | None = Field(
         default=None,
         description="Mailings to shoppers: channels, retries, the weekly digest (docs/core.md).",
-    )
-    reviews: ReviewSettings | None = Field(
-        default=None, description="Reviews and ratings of stores (docs/core.md)."
     )
 
     @model_validator(mode="before")
@@ -450,6 +459,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
     if config.telemetry is not None and config.telemetry.token_file is not None:
         updates["telemetry"] = config.telemetry.model_copy(
             update={"token_file": under(config.telemetry.token_file)}
+        )
+    if config.store_qr is not None and config.store_qr.secret_file is not None:
+        updates["store_qr"] = config.store_qr.model_copy(
+            update={"secret_file": under(config.store_qr.secret_file)}
         )
     return config.model_copy(update=updates)
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 import phonenumbers
 
+from cloud_core import lotteries, promo_codes, referrals, reviews, showcase, store_qr
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -222,9 +223,12 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, the wallet's sign-in codes, devices and consent, and dead letters whose payload
-    holds the customer's id, phone, e-mail, beacon key or plate; till holds, purchases and
-    stored till answers (``purchases.erase_spending``).
+    sessions, the wallet's sign-in codes, devices and consent, mailing deliveries and
+    unsubscribes, store QR scans, referrals
+    (made or received), the link to lottery prizes won, reviews, gift purchases (their promo
+    codes stay claimed, by nobody), and dead letters whose
+    payload holds the customer's id, phone, e-mail, beacon key or plate; till holds,
+    purchases and stored till answers (``purchases.erase_spending``).
     Nothing that names the customer is left, so the wallet's points are gone too (an
     erased customer cannot come back for them). Aggregates that never named anyone
     (footfall, processed event ids, which hold no customer) stay. The rows are deleted
@@ -255,10 +259,8 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
         "signin_codes",  # the shopper's own wallet (cloud_core/shoppers.py)
         "customer_devices",
         "customer_consents",
-        "mailing_outbox",  # mailings and reviews (cloud_core/mailings.py, reviews.py)
+        "mailing_outbox",  # mailings (cloud_core/mailings.py)
         "mailing_unsubscribes",
-        "reviews",
-        "review_invitations",
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount
@@ -268,6 +270,12 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     removed |= erase_spending(conn, customer)  # till holds and purchases point at the lots
     removed["lots"] = conn.execute("DELETE FROM lots WHERE customer_id = ?", (customer,)).rowcount
     removed["parking_sessions"] = erase_parking(conn, customer)  # docs/parking.md
+    removed["store_qr_scans"] = store_qr.erase(conn, customer)
+    removed["referrals"] = referrals.erase(conn, customer)
+    removed["lottery_winners"] = lotteries.erase(conn, customer)  # entries stay, unlinked
+    removed["reviews"] = reviews.erase(conn, customer)
+    removed.update(promo_codes.erase_customer_codes(conn, customer))  # stay claimed, by nobody
+    removed.update(showcase.erase_customer_purchases(conn, customer))
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

@@ -1,5 +1,5 @@
-"""Config of mailings (``mailings:``) and reviews (``reviews:``): the delivery channels, the
-outbox's retry policy, the weekly digest, and the review invitations (docs/core.md)."""
+"""Config of mailings (``mailings:``): the delivery channels, the outbox's retry policy and
+the weekly digest (docs/core.md "Mailings")."""
 
 from __future__ import annotations
 
@@ -115,30 +115,3 @@ class MailingSettings(_Secret):
         return (
             ("inbox",) + (("webhook",) if self.webhook else ()) + (("email",) if self.email else ())
         )
-
-
-class ReviewSettings(_Secret):
-    """Reviews and ratings; the secret signs the stores' table QR codes."""
-
-    invite_delay_s: float = Field(
-        default=3600,
-        ge=0,
-        le=30 * 86_400,
-        description="From a visit or purchase to its invitation.",
-    )
-    invite_period_days: int = Field(
-        default=30, ge=1, le=366, description="At most one invitation per shopper and store."
-    )
-    invite_valid_days: int = Field(
-        default=14, ge=1, le=366, description="How long an invitation may be used."
-    )
-    lookback_days: int = Field(
-        default=2, ge=1, le=30, description="Visits and purchases older than this invite nobody."
-    )
-    text_max: int = Field(default=2000, ge=10, le=10_000, description="Longest review text.")
-
-    @model_validator(mode="after")
-    def _lookback_covers_delay(self) -> Self:
-        if self.lookback_days * 86_400 <= self.invite_delay_s:
-            raise ValueError("lookback_days must be longer than invite_delay_s")
-        return self

@@ -89,3 +89,21 @@ class SerializationConflict(StorageUnavailable):
 
 class StorageIntegrityError(StorageError):
     """A constraint (unique key, check, foreign key) refused a write."""
+
+
+class PoolExhausted(Conflict):
+    """A promo-code pool with no unclaimed code left; nothing was written."""
+
+    problem = "promo-codes-exhausted"
+
+
+class CodeAlreadyUsed(Conflict):
+    """A promo code a partner has already marked used."""
+
+    problem = "promo-code-used"
+
+
+class PayloadTooLarge(CoreError):
+    """A request body past its size bound (413); nothing was read past the bound."""
+
+    problem = "payload-too-large"

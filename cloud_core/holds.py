@@ -105,7 +105,7 @@ def available(conn: Conn, customer: str, pocket: str, now: datetime, at: str | N
     row = conn.execute(
         "SELECT COALESCE(SUM(remaining), 0) AS n FROM lots WHERE customer_id = ?"
         " AND pocket = ? AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
-        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)",
+        " AND (valid_at IS NULL OR CAST(? AS TEXT) IS NULL OR valid_at LIKE ?)",
         (customer, pocket, ledger.iso(now), at, f"%,{at},%"),
     ).fetchone()
     return int(row["n"])

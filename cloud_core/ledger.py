@@ -53,6 +53,9 @@ Reason = Literal[
     "certificate",  # a paper bonus certificate scanned into the wallet (certificates.py)
     "gift",  # a prepaid gift certificate activated into the `gift` pocket (gift_cards.py)
     "goods",  # items of a goods account sold (+) or taken (-) at a till (goods.py)
+    "referral",  # a referred new shopper's first visit (rules/referral.py)
+    "lottery",  # a lottery prize (lotteries.py)
+    "showcase",  # a gift of the showcase bought with points (showcase.py); kind 'spend'
 ]
 
 
@@ -299,7 +302,7 @@ def draw(
     lots = conn.execute(
         "SELECT id, remaining, funder FROM lots WHERE customer_id = ? AND pocket = ?"
         " AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
-        " AND (valid_at IS NULL OR ? IS NULL OR valid_at LIKE ?)"
+        " AND (valid_at IS NULL OR CAST(? AS TEXT) IS NULL OR valid_at LIKE ?)"
         " ORDER BY expires_at IS NULL, expires_at, id",
         (customer, pocket, iso(now), at, f"%,{at},%"),
     ).fetchall()

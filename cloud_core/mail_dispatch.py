@@ -1,5 +1,5 @@
 """The mailing dispatcher: delivers ``mailing_outbox`` rows through pluggable channels, at
-least once, with exponential backoff; and runs the weekly digest and the review invitations.
+least once, with exponential backoff; and writes the weekly digest.
 
 Channels:
 
@@ -42,7 +42,7 @@ from typing import Protocol
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger, mailings, reviews
+from cloud_core import ledger, mailings
 from cloud_core.config import CoreConfig
 from cloud_core.engagement_config import MailingSettings, SmtpChannel, WebhookChannel
 from cloud_core.errors import CoreError
@@ -164,7 +164,7 @@ def remote_channels(settings: MailingSettings) -> dict[str, RemoteChannel]:
 
 
 class Dispatcher:
-    """The mailing outbox's sender, the weekly digest and the review invitations (a thread)."""
+    """The mailing outbox's sender and the weekly digest (a thread)."""
 
     def __init__(
         self,
@@ -208,9 +208,7 @@ class Dispatcher:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def turn(self) -> int:
-        """One pass: invitations, digest, then every due delivery; deliveries attempted."""
-        if self.config.reviews is not None:
-            self._invite()
+        """One pass: the digest, then every due delivery; deliveries attempted."""
         if self.settings is None:
             return 0
         if self.settings.digest is not None:
@@ -223,13 +221,6 @@ class Dispatcher:
                 break
             self._deliver(delivery)
         return len(due)
-
-    def _invite(self) -> None:
-        assert self.config.reviews is not None
-        now = self.now()
-        with self.store.transaction() as conn:
-            notices = reviews.invite_due(conn, self.config, now)
-            self.outbox.keep(conn, notices, ledger.iso(now))
 
     def _digest(self) -> None:
         assert self.settings is not None and self.settings.digest is not None

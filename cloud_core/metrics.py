@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cloud_core import ledger, reports
+from cloud_core import ledger, promo_codes, reports
 from cloud_core.store import DatabaseTarget, Row, Store
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._store.read() as conn:
             seen = reports.monitoring(conn)
+            pools = promo_codes.all_stock(conn)
+        yield from self._pools(pools)
         yield _gauge(
             "mallnet_notices_pending",
             "Inbox notices kept until the broker acknowledges their publish.",
@@ -119,6 +121,27 @@ class DatabaseCollector(Collector):
             ),
             (((str(code),), n) for code, n in sorted(self._refused.items())),
         )
+
+    @staticmethod
+    def _pools(pools: list[promo_codes.Pool]) -> Iterator[Metric]:
+        """Per promo-code pool: its codes by state, and whether it is running low."""
+        codes = GaugeMetricFamily(
+            "mallnet_promo_codes",
+            "Codes of a promo-code pool, by state (free, claimed, used).",
+            labels=["pool", "state"],
+        )
+        low = GaugeMetricFamily(
+            "mallnet_promo_pool_low",
+            "1 while a pool has its low-stock threshold or fewer codes left.",
+            labels=["pool"],
+        )
+        for pool in pools:
+            codes.add_metric([pool.id, "free"], pool.free)
+            codes.add_metric([pool.id, "claimed"], pool.claimed)
+            codes.add_metric([pool.id, "used"], pool.used)
+            low.add_metric([pool.id], 1.0 if pool.low else 0.0)
+        yield codes
+        yield low
 
     def _sizes(self) -> Metric:
         sizes = GaugeMetricFamily(

@@ -97,7 +97,7 @@ def visit_stats(
         "store, business, day, COUNT(*) AS visits, COUNT(DISTINCT customer_id) AS customers,"
         " SUM(points) AS points"
     )
-    group = "GROUP BY store, day ORDER BY day, store"
+    group = "GROUP BY store, business, day ORDER BY day, store"  # a store has one business
     sql = f"SELECT {columns} FROM visits{where.sql} {group}"  # noqa: S608
     return conn.execute(sql, where.params).fetchall()
 

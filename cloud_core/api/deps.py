@@ -5,7 +5,7 @@ the caller and the roles a route admits (``Caller``, ``Admin``, ``AdminOrTenant`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,7 +17,9 @@ from cloud_core.api import models as m
 from cloud_core.api.auth import ApiContext, Principal, Role
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: no blocking work, so FastAPI runs it in the event loop instead of handing it to
+    # a worker thread (each hand-off costs a thread switch per request; see bench/pool_claims.py)
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -33,9 +35,8 @@ API_KEY = APIKeyHeader(
 )
 
 
-def get_principal(
-    ctx: Ctx, x_api_key: Annotated[str | None, Security(API_KEY)] = None
-) -> Principal:
+def principal_of(ctx: ApiContext, x_api_key: str | None) -> Principal:
+    """The holder of a presented key (401 without one or for an unknown one)."""
     if not x_api_key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header", {"WWW-Authenticate": "ApiKey"}
@@ -48,28 +49,39 @@ def get_principal(
     return principal
 
 
+async def get_principal(
+    ctx: Ctx, x_api_key: Annotated[str | None, Security(API_KEY)] = None
+) -> Principal:
+    return principal_of(ctx, x_api_key)
+
+
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def allow(*roles: Role) -> Callable[[Principal], Principal]:
+def admit(caller: Principal, *roles: Role) -> Principal:
+    """``caller`` if its role is one of these (403 otherwise)."""
+    if caller.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {caller.role!r} may not do this")
+    return caller
+
+
+def allow(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits only these roles (403 otherwise)."""
 
-    def check(caller: Caller) -> Principal:
-        if caller.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {caller.role!r} may not do this")
-        return caller
+    async def check(caller: Caller) -> Principal:
+        return admit(caller, *roles)
 
     return check
 
 
-def get_scraper(
+async def get_scraper(
     ctx: Ctx, request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None
 ) -> Principal:
     """The caller of ``/metrics`` (roles ``metrics`` and ``admin``): its key in
     ``X-API-Key`` or, what every Prometheus can send, ``Authorization: Bearer <key>``."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     key = x_api_key or (token.strip() if scheme.lower() == "bearer" else None)
-    return allow("admin", "metrics")(get_principal(ctx, key))
+    return admit(principal_of(ctx, key), "admin", "metrics")
 
 
 Admin = Annotated[Principal, Depends(allow("admin"))]

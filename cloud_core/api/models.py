@@ -50,6 +50,13 @@ class CustomerIn(BaseModel):
     model_config = _example(phone="+44 7911 123456", email="ann@example.com")
     phone: str = Field(min_length=3, max_length=32, description="Any common format; stored E.164.")
     email: str | None = Field(default=None, max_length=254, description="Optional e-mail.")
+    referral_code: str | None = Field(
+        default=None,
+        min_length=4,
+        max_length=32,
+        description="A friend's referral code: the friend is rewarded on this shopper's first "
+        "visit (404 if nobody has it, and nothing is registered).",
+    )
 
 
 class CustomerOut(BaseModel):

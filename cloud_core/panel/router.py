@@ -12,7 +12,7 @@ from another origin. What each role sees is decided in ``views.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +25,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud_core import ledger, offers
+from cloud_core import ledger, offers, promo_codes, promo_csv
 from cloud_core.api import models as m
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.errors import CoreError, InvalidInput
-from cloud_core.panel import i18n, views
+from cloud_core.panel import i18n, promo_views, views
 from cloud_core.panel.sessions import COOKIE, MAX_AGE_S, Session, Sessions, csrf_ok
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PREFIX = "/panel"
 MAX_FORM_BYTES = 64 * 1024
+MAX_UPLOAD_FORM_BYTES = 4 * 1024 * 1024 + MAX_FORM_BYTES  # a promo-code CSV and its form
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -49,12 +53,14 @@ LANG_COOKIE = "mallnet_panel_lang"
 @dataclass(frozen=True)
 class Section:
     """A nav entry. ``needs_api``: shown only once the API has a route under that prefix
-    (the feature exists); ``roles``: who sees it."""
+    (the feature exists); ``needs_config``: only when that section of the core's config is
+    set; ``roles``: who sees it."""
 
     key: str
     path: str
     roles: frozenset[str]
     needs_api: str | None = None
+    needs_config: str | None = None
 
 
 BOTH = frozenset({"admin", "tenant"})
@@ -64,7 +70,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("nav.feed", "/feed", BOTH),
     Section("nav.campaigns", "/campaigns", BOTH),
     Section("nav.nodes", "/nodes", BOTH),
-    Section("nav.mailings", "/mailings", BOTH),
+    Section("nav.mailings", "/mailings", BOTH, needs_config="mailings"),
     Section("nav.parking", "/parking", OFFICE),
     Section("nav.dead_letters", "/dead-letters", OFFICE),
     # places kept for features built elsewhere: their entries appear when their API does
@@ -85,12 +91,14 @@ class PanelState:
         )
 
     def sections(self, who: Principal) -> list[Section]:
-        paths = {getattr(r, "path", "") for r in self.app.routes}
+        # the API's own document: FastAPI keeps included routers nested in ``app.routes``
+        paths = set(self.app.openapi().get("paths", {}))
         return [
             s
             for s in SECTIONS
             if who.role in s.roles
             and (s.needs_api is None or any(p.startswith(s.needs_api) for p in paths))
+            and (s.needs_config is None or getattr(self.ctx.config, s.needs_config) is not None)
         ]
 
 
@@ -309,7 +317,76 @@ def dead_letters_page(request: Request, session: Session) -> Response:
 @router.get("/promo-codes")
 @page()
 def promo_codes_page(request: Request, session: Session) -> Response:
-    return _render(request, "feature.html", session, title="nav.promo_codes")
+    """Pools with their stock, their latest uploads (live progress and report), an upload
+    form for the admin (``cloud_core/panel/promo_views.py``)."""
+    pools = promo_views.pools(_state(request).ctx, session.principal)
+    return _render(request, "promo_codes.html", session, pools=pools, error=None)
+
+
+@router.get("/promo-codes/{pool_id}/print")
+@page()
+def promo_codes_print(request: Request, session: Session) -> Response:
+    ctx = _state(request).ctx
+    pool = promo_views.own_pool(ctx, session.principal, request.path_params["pool_id"])
+    if pool is None:
+        return _render(request, "error.html", session, 404, message="error.not_found")
+    with ctx.store.read() as conn:
+        rows = promo_codes.printable_codes(conn, pool.id, include_used=True)
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    return HTMLResponse(promo_codes.printable_page(pool, rows, now))
+
+
+@router.post("/promo-codes/upload")
+async def promo_codes_upload(request: Request) -> Response:
+    """The admin's CSV upload (multipart): checked as ``POST /promo-codes/pools/{id}/uploads``
+    checks it, then judged in the background; the page shows its progress."""
+    state = _state(request)
+    session = _session(request)
+    if session is None:
+        return _to_login()
+    if not views.is_admin(session.principal):
+        return _render(request, "error.html", session, 403, message="error.forbidden")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_UPLOAD_FORM_BYTES:
+            return _render(request, "error.html", session, 413, message="error.too_large")
+    fields = promo_views.multipart_fields(request.headers.get("content-type", ""), bytes(body))
+    if (
+        fields is None
+        or not _same_origin(request)
+        or not csrf_ok(session, fields.get("csrf", b"").decode("utf-8", "replace"))
+    ):
+        return _render(request, "error.html", session, 403, message="error.csrf")
+    ctx = state.ctx
+    pool_id = fields.get("pool", b"").decode("utf-8", "replace")
+    data = fields.get("file", b"")
+
+    def start() -> promo_codes.Upload:
+        total = promo_csv.check_envelope(data)
+        with ctx.store.transaction() as conn:
+            return promo_codes.start_upload(
+                conn, pool_id, total, datetime.fromtimestamp(ctx.clock(), UTC)
+            )
+
+    try:
+        upload = await run_in_threadpool(start)
+    except CoreError as exc:
+        log.info("panel: upload to pool %s refused: %s", pool_id, exc)
+        pools = await run_in_threadpool(promo_views.pools, ctx, session.principal)
+        return _render(request, "promo_codes.html", session, 422, pools=pools, error=str(exc))
+    log.info("panel: %s uploads %d rows to pool %s", session.principal.name, upload.total, pool_id)
+    return RedirectResponse(
+        f"{PREFIX}/promo-codes",
+        status_code=303,
+        background=BackgroundTask(
+            promo_codes.run_upload,
+            ctx.store,
+            upload,
+            data,
+            lambda: datetime.fromtimestamp(ctx.clock(), UTC),
+        ),
+    )
 
 
 @router.get("/settlement")
@@ -561,24 +638,39 @@ router.add_api_route(
 )
 
 
+class PanelHeaders:
+    """The panel's security headers on every response under ``/panel`` (a plain ASGI
+    middleware: it only adds headers to the response's start)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def add(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
+                headers["X-Frame-Options"] = "DENY"
+                if not path.startswith(f"{PREFIX}/static/"):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, add)
+
+
 def mount(app: FastAPI, ctx: ApiContext) -> None:
     """Serve the panel from this app: its routes, static files and security headers."""
     app.state.panel = PanelState(ctx, app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="panel-static")
 
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
-            response.headers["Content-Security-Policy"] = CSP
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
-            response.headers["X-Frame-Options"] = "DENY"
-            if not request.url.path.startswith(f"{PREFIX}/static/"):
-                response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(PanelHeaders)
 
     @app.get(PREFIX, include_in_schema=False)
     def _root() -> RedirectResponse:

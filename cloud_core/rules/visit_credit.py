@@ -1,7 +1,9 @@
 """What a qualifying visit earns, however the shopper visited: a beacon stay past the
-store's ``min_dwell_s`` (``visits.py``) or a kiosk check-in at the store (``checkins.py``).
+store's ``min_dwell_s`` (``visits.py``), a kiosk check-in at the store (``checkins.py``) or
+a scan of the code at the store's door (``store_qr.py``).
 
-``credit_visit`` runs inside the ingest transaction that also marks the event processed:
+``credit_visit`` runs inside the ingest transaction that also marks the event processed
+(or, for a store QR scan, the API's transaction that records the scan):
 
 1. cooldown: no second visit for the same customer and store within ``cooldown_s``
    of another (checked on both sides of the event's time, so the order in which
@@ -13,9 +15,10 @@ store's ``min_dwell_s`` (``visits.py``) or a kiosk check-in at the store (``chec
    coalition bonus, once per customer per day (``credit`` with a ``DailyLimit``);
 5. matching offers are delivered (``offers.offers_for_visit``) within each campaign's
    frequency cap; a campaign with ``bonus_points`` also credits them to its business's
-   pocket with each delivery (a per-campaign visit reward, outside the daily cap).
+   pocket with each delivery (a per-campaign visit reward, outside the daily cap);
+6. a new shopper's first visit pays their referrer (``referral.reward_first_visit``).
 
-One module for both ways of visiting, so there is one cooldown and one cap.
+One module for every way of visiting, so there is one cooldown and one cap.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from cloud_core.config import GameRules, StoreConfig, VisitRules
 from cloud_core.offers import Campaign, get_campaign, offers_for_visit
 from cloud_core.rules.common import Notice, local_day
 from cloud_core.rules.credit import DailyLimit, credit
+from cloud_core.rules.referral import reward_first_visit
 from cloud_core.store import Conn
 
 Outcome = Literal["short", "cooldown", "credited", "capped"]
@@ -150,6 +154,8 @@ def credit_visit(
                 text=text,
             )
             notices.extend([bonus.notice] if bonus.notice else [])
+    # a new shopper's first qualifying visit pays whoever referred them (rules/referral.py)
+    notices.extend(reward_first_visit(conn, customer=customer, trigger=f"visit:{event_id}", ts=ts))
     return VisitResult("credited" if points > 0 else "capped", points, tuple(notices))
 
 

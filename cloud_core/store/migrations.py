@@ -648,10 +648,199 @@ def m120_shopper_access(db: Schema) -> None:
     )
 
 
-# Mailings and reviews (cloud_core/mailings.py, mail_dispatch.py, reviews.py; docs/core.md
-# "Mailings", "Reviews"). Numbered apart; ids made in Python (text).
+# Shopper schemes (issue 12: store QR check-ins, referrals, lotteries); numbered apart.
 @migrations()
-def m400_mailings(db: Schema) -> None:
+def m300_store_qr_scans(db: Schema) -> None:
+    # one row per (shopper, store QR code) scanned: the same code scanned again by the same
+    # shopper is refused; rows older than a day are deleted as new scans come in
+    db.executescript(
+        """
+        CREATE TABLE store_qr_scans (
+            customer_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            store TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            PRIMARY KEY (customer_id, code)
+        );
+        CREATE INDEX store_qr_scans_age ON store_qr_scans(ts_epoch);
+        """
+    )
+
+
+@migrations()
+def m301_referrals(db: Schema) -> None:
+    # a shopper's referral code, and each new shopper who joined with one (the reward's
+    # terms fixed when the shopper joined; rewarded once, on the first qualifying visit)
+    db.executescript(
+        """
+        CREATE TABLE referral_codes (
+            customer_id TEXT PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE referrals (
+            referee_id TEXT PRIMARY KEY,
+            referrer_id TEXT NOT NULL,
+            referrer_points INTEGER NOT NULL,
+            referee_points INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'rewarded')),
+            created_at TEXT NOT NULL,
+            rewarded_at TEXT,
+            trigger TEXT
+        );
+        CREATE INDEX referrals_referrer ON referrals(referrer_id);
+        """
+    )
+
+
+@migrations()
+def m302_lotteries(db: Schema) -> None:
+    # draws with an auditable seed: its SHA-256 published when announced, the seed, the
+    # sorted entries and the winners once drawn (rules/lottery.py); prizes credited once
+    db.executescript(
+        """
+        CREATE TABLE lotteries (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            campaign_id TEXT,
+            stores TEXT NOT NULL,
+            opens_at TEXT NOT NULL,
+            closes_at TEXT NOT NULL,
+            prizes TEXT NOT NULL,
+            seed TEXT NOT NULL,
+            seed_sha256 TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('announced', 'drawn')),
+            created_at TEXT NOT NULL,
+            drawn_at TEXT,
+            entries TEXT
+        );
+        CREATE TABLE lottery_winners (
+            lottery_id TEXT NOT NULL,
+            rank INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            customer_id TEXT,
+            points INTEGER NOT NULL,
+            pocket TEXT NOT NULL,
+            title TEXT NOT NULL,
+            PRIMARY KEY (lottery_id, rank)
+        );
+        CREATE INDEX lottery_winners_customer ON lottery_winners(customer_id);
+        """
+    )
+
+
+@migrations()
+def m303_reviews(db: Schema) -> None:
+    # shoppers' reviews of stores (1-5 stars and text), moderated by the mall, replied to by
+    # the tenant; one per shopper and store
+    db.executescript(
+        """
+        CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            business TEXT NOT NULL,
+            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+            text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'rejected')),
+            created_at TEXT NOT NULL,
+            moderated_at TEXT,
+            moderation_note TEXT,
+            reply TEXT,
+            replied_at TEXT,
+            UNIQUE (customer_id, store)
+        );
+        CREATE INDEX reviews_store ON reviews(store, status);
+        """
+    )
+
+
+# Promo-code pools and the gift showcase (cloud_core/promo_codes.py, cloud_core/showcase.py).
+# Ids are made in Python (text); a pool keeps its counters (total, claimed, used) beside its
+# codes, written in the transaction that changes them, so stock is read without a scan.
+@migrations()
+def m400_promo_codes(db: Schema) -> None:
+    db.executescript(
+        """
+        CREATE TABLE promo_pools (
+            id TEXT PRIMARY KEY,
+            business TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            low_stock INTEGER NOT NULL CHECK (low_stock >= 0),
+            per_customer INTEGER NOT NULL CHECK (per_customer >= 1),
+            total INTEGER NOT NULL DEFAULT 0 CHECK (total >= 0),
+            claimed INTEGER NOT NULL DEFAULT 0 CHECK (claimed >= 0 AND claimed <= total),
+            used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= claimed),
+            low_alerted INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX promo_pools_business ON promo_pools(business);
+        CREATE TABLE promo_codes (
+            pool_id TEXT NOT NULL REFERENCES promo_pools(id),
+            code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            customer_id TEXT,
+            claim_key TEXT,
+            claimed_at TEXT,
+            used_at TEXT,
+            used_by TEXT,
+            use_key TEXT,
+            PRIMARY KEY (pool_id, code)
+        );
+        CREATE INDEX promo_codes_free ON promo_codes(pool_id, seq) WHERE customer_id IS NULL;
+        CREATE INDEX promo_codes_customer ON promo_codes(customer_id, pool_id);
+        CREATE UNIQUE INDEX promo_codes_claim_key ON promo_codes(pool_id, claim_key);
+        CREATE TABLE promo_uploads (
+            id TEXT PRIMARY KEY,
+            pool_id TEXT NOT NULL REFERENCES promo_pools(id),
+            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+            total INTEGER NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            added INTEGER NOT NULL DEFAULT 0,
+            duplicates_in_file INTEGER NOT NULL DEFAULT 0,
+            duplicates_in_pool INTEGER NOT NULL DEFAULT 0,
+            bad INTEGER NOT NULL DEFAULT 0,
+            problems TEXT NOT NULL DEFAULT '[]',
+            detail TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX promo_uploads_pool ON promo_uploads(pool_id);
+        CREATE TABLE showcase_gifts (
+            id TEXT PRIMARY KEY,
+            pool_id TEXT NOT NULL UNIQUE REFERENCES promo_pools(id),
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE showcase_purchases (
+            id TEXT PRIMARY KEY,
+            gift_id TEXT NOT NULL REFERENCES showcase_gifts(id),
+            customer_id TEXT NOT NULL,
+            pool_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            request_key TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL
+        );
+        CREATE INDEX showcase_purchases_customer ON showcase_purchases(customer_id);
+        """
+    )
+
+
+# Mailings (cloud_core/mailings.py, mail_dispatch.py; docs/core.md "Mailings"). Numbered
+# apart; ids made in Python (text).
+@migrations()
+def m500_mailings(db: Schema) -> None:
     # a mailing (the mall's or a tenant's), its outbox (one row per recipient and channel:
     # the key makes a delivery idempotent) and the shoppers' unsubscribes per channel
     db.executescript(
@@ -690,48 +879,5 @@ def m400_mailings(db: Schema) -> None:
             ts TEXT NOT NULL,
             PRIMARY KEY (customer_id, channel)
         );
-        """
-    )
-
-
-@migrations()
-def m401_reviews(db: Schema) -> None:
-    # invitations to review a store (after a visit or purchase, or from a table's QR), the
-    # reviews (one per invitation), the tenant's reply and the mall's moderation
-    db.executescript(
-        """
-        CREATE TABLE review_invitations (
-            id TEXT PRIMARY KEY,
-            customer_id TEXT NOT NULL,
-            store TEXT NOT NULL,
-            business TEXT NOT NULL,
-            source TEXT NOT NULL CHECK (source IN ('visit', 'purchase', 'qr')),
-            period TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            created_epoch REAL NOT NULL,
-            expires_at TEXT NOT NULL,
-            UNIQUE (customer_id, store, period)
-        );
-        CREATE INDEX review_invitations_recent
-            ON review_invitations(customer_id, store, created_epoch);
-        CREATE TABLE reviews (
-            id TEXT PRIMARY KEY,
-            invitation_id TEXT NOT NULL UNIQUE REFERENCES review_invitations(id),
-            customer_id TEXT NOT NULL,
-            store TEXT NOT NULL,
-            business TEXT NOT NULL,
-            stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
-            text TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            reply TEXT,
-            replied_at TEXT,
-            replied_by TEXT,
-            hidden INTEGER NOT NULL DEFAULT 0,
-            moderation_reason TEXT,
-            moderated_at TEXT,
-            moderated_by TEXT
-        );
-        CREATE INDEX reviews_store ON reviews(store, hidden);
-        CREATE INDEX reviews_customer ON reviews(customer_id);
         """
     )

@@ -73,12 +73,15 @@ def add_camera_commands(edge_subparsers: Any) -> None:
         "--country",
         action="append",
         default=None,
-        help="plate formats to accept: a country (UA, FR, IT, ES, PL, US, BR) or EU; "
-        "repeat for several, in priority order (default: EU, US, BR)",
+        help="plate formats to prefer: a country (UA, FR, IT, ES, PL, DE, GB, IN, US, BR) or "
+        "EU; repeat for several, in priority order (default: EU, US, BR); a plate of no listed "
+        "format is still read, less surely",
     )
     read.add_argument("--roi", type=_roi, default=None, help="only look at x,y,w,h (fractions)")
     read.add_argument(
-        "--no-fallback", action="store_true", help="skip the slow whole-frame text detector"
+        "--no-fallback",
+        action="store_true",
+        help="never escalate to the larger detector input (faster, misses small plates)",
     )
     read.add_argument("--threads", type=int, default=1, help="OCR threads (default 1)")
     read.set_defaults(handler=_needs_camera_extra(_read_plate))
@@ -157,7 +160,7 @@ def _read_plate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    settings = ReaderSettings(fallback=not args.no_fallback)
+    settings = ReaderSettings(fallback=not args.no_fallback)  # --no-fallback: no escalation
     try:
         reader = RapidOcrReader(threads=args.threads)
     except CameraError as exc:
@@ -210,7 +213,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         sys.stdout.write(f"{result['image']}: no plate read{where}\n")
     else:
         sys.stdout.write(
-            f"{result['image']}: {result['plate']} ({result['country']}, "
+            f"{result['image']}: {result['plate']} ({result['country'] or 'no listed format'}, "
             f"confidence {result['confidence']:.2f}) at {result['box']}\n"
         )
     sys.stdout.flush()

@@ -33,8 +33,8 @@ class LaneSettings(ConfigModel):
     countries: tuple[str, ...] = Field(
         default=("EU", "US", "BR"),
         min_length=1,
-        description="Plate formats accepted, in priority order: countries (UA, FR, IT, ES, PL, "
-        "US, BR) or EU.",
+        description="Plate formats preferred, in priority order: countries (UA, FR, IT, ES, PL, "
+        "DE, GB, IN, US, BR) or EU. They rank reads; a plate of no listed format is still read.",
     )
 
     @field_validator("roi")
@@ -56,16 +56,38 @@ class ReaderSettings(ConfigModel):
     """How a frame's plate is read (``reader.read_frame``); the defaults suit a 720p gate camera."""
 
     accept: float = Field(
-        default=0.85, gt=0, le=1, description="Stop trying candidates at this confidence."
+        default=0.75,
+        gt=0,
+        le=1,
+        description="A read at least this sure ends the frame's reading (no escalation).",
     )
     min_confidence: float = Field(
-        default=0.5, ge=0, le=1, description="A frame's read below this is ignored."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Abstention threshold: a frame's best read below this is no read.",
     )
     max_fixes: float = Field(
         default=2.0, ge=0, le=4, description="Confusable-fix cost allowed per read (O/0 = 0.25)."
     )
     fallback: bool = Field(
-        default=True, description="Run the text detector on the frame when localisation fails."
+        default=True,
+        description="Escalate: detect again at det_side_max when the first look is unsure.",
+    )
+    det_side: int = Field(
+        default=640, ge=160, le=4096, description="Text detector input, longer side (px)."
+    )
+    det_side_max: int = Field(
+        default=960, ge=160, le=4096, description="Detector input when escalating (px)."
+    )
+    crop_side: int = Field(
+        default=480,
+        ge=0,
+        le=2048,
+        description="Detector input for the second look inside the plate crop (px); 0: none.",
+    )
+    max_lines: int = Field(
+        default=10, ge=1, le=64, description="Tallest text lines recognised per detection."
     )
     threads: int = Field(default=1, ge=1, le=8, description="ONNX Runtime threads for OCR.")
 

@@ -1,12 +1,15 @@
-"""National plate formats: validate an OCR read and fix confusable characters by position.
+"""National plate formats: fit an OCR read to a gate's formats, fixing look-alikes by position.
 
 A format is a pattern of character classes, ``L`` (letter) and ``D`` (digit),
-optionally with the letters a country actually uses. A raw read is normalised
-(upper case, Cyrillic look-alikes to Latin, separators dropped), then fitted
-to each format: a digit where a letter must be becomes its look-alike letter
-(``0``→``O``, ``8``→``B`` …) and the other way round, each such fix costing a
-little confidence. Reads that fit no format, or need too many fixes, are
-rejected: an absurd read never leaves the node.
+optionally with the letters a country actually uses; countries with
+variable-length registrations (DE, IN, GB's older series) list one pattern
+per length (``expand``). A raw read is normalised (upper case, Cyrillic
+look-alikes to Latin, separators dropped), then fitted to each format: a digit
+where a letter must be becomes its look-alike letter (``0``→``O``, ``8``→``B``
+…) and the other way round, each fix with a cost. ``match_format`` answers
+"which format does this read fit, and at what cost"; the reader uses it as a
+preference that ranks candidate reads (``ranking.score_text``), never as a
+filter: a read that fits no format can still be the plate.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import product
 
 # The letter ↔ digit look-alikes and their classes (for comparing reads "after confusable
 # folding": accuracy reports; the core's plate matching uses the same table).
@@ -37,7 +41,10 @@ LETTER_SWAP = {
 STRONG = frozenset({("O", "0"), ("0", "O"), ("I", "1"), ("1", "I"), ("Q", "0"), ("D", "0")})
 STRONG_COST = 0.25
 # The code a country prints on its plate's band, read as part of the text at times.
-BAND_CODES = {"UA": "UA", "FR": "F", "IT": "I", "ES": "E", "PL": "PL", "BR": "BR"}
+BAND_CODES = {
+    "UA": "UA", "FR": "F", "IT": "I", "ES": "E", "PL": "PL", "BR": "BR", "DE": "D", "GB": "GB",
+    "IN": "IND",
+}  # fmt: skip
 # Cyrillic capitals with Latin twins (UA plates use only these).
 CYRILLIC = str.maketrans("АВСЕНІКМОРТХУ", "ABCEHIKMOPTXY")
 
@@ -58,13 +65,32 @@ class PlateFormat:
             raise ValueError(f"format {self.name}: pattern may hold only L and D")
 
 
+def expand(
+    country: str, name: str, spec: str, letters: str | None = None
+) -> tuple[PlateFormat, ...]:
+    """One format per concrete length of ``spec``, e.g. ``"L{1,3}L{1,2}D{1,4}"``."""
+    parts = re.findall(r"([LD])(?:\{(\d+),(\d+)\})?", spec)
+    options = [[cls * n for n in range(int(lo or 1), int(hi or 1) + 1)] for cls, lo, hi in parts]
+    patterns = dict.fromkeys("".join(choice) for choice in product(*options))
+    extra = {} if letters is None else {"letters": letters}
+    return tuple(PlateFormat(country, name, pattern, **extra) for pattern in patterns)
+
+
 _UA = "ABCEHIKMOPTX"
+_GB = "ABCDEFGHJKLMNOPRSTUVWXYZ"  # no I or Q in the random letters
 FORMATS: dict[str, tuple[PlateFormat, ...]] = {
     "UA": (PlateFormat("UA", "UA 2015 (AA 1234 AA)", "LLDDDDLL", _UA),),
     "FR": (PlateFormat("FR", "FR SIV (AA-123-AA)", "LLDDDLL", "ABCDEFGHJKLMNPQRSTVWXYZ"),),
     "IT": (PlateFormat("IT", "IT (AA 123 AA)", "LLDDDLL", "ABCDEFGHJKLMNPRSTVWXYZ"),),
     "ES": (PlateFormat("ES", "ES 2000 (1234 BCD)", "DDDDLLL", "BCDFGHJKLMNPRSTVWXYZ"),),
     "PL": (PlateFormat("PL", "PL (AB 12345)", "LLDDDDD"),),
+    "DE": expand("DE", "DE (PG MN 112)", "L{1,3}L{1,2}D{1,4}"),
+    "GB": (
+        PlateFormat("GB", "GB 2001 (AB12 CDE)", "LLDDLLL", _GB),
+        PlateFormat("GB", "GB prefix (A123 BCD)", "LDDDLLL", _GB),
+        *expand("GB", "GB suffix (ABC 123D)", "LLLD{1,3}L", _GB),
+    ),
+    "IN": expand("IN", "IN (MH 12 DE 1433)", "LLD{1,2}L{1,3}D{1,4}"),
     "US": (
         PlateFormat("US", "US 1ABC234 (CA)", "DLLLDDD"),
         PlateFormat("US", "US ABC1234 (NY, TX, PA)", "LLLDDDD"),

@@ -1,20 +1,26 @@
 """The OCR engine behind a small seam.
 
-``TextReader`` is all the plate reader needs: read one text line from a tight
-crop, or find and read the text lines of a larger image. ``RapidOcrReader``
-adapts ``rapidocr`` 3.x (PP-OCRv6 small, ONNX Runtime) and points it at the
-model files inside its wheel by path, so it can never fall back to
-downloading them; models load lazily (the detector only when it is used).
+``TextReader`` is all the plate reader needs: find text lines in an image at a
+chosen detector input size (``detect``), recognise a batch of line crops
+(``recognise``), and the two together (``read_line``, ``read_lines``).
+``RapidOcrReader`` adapts ``rapidocr`` 3.x (PP-OCRv6 small, ONNX Runtime) and
+points it at the model files inside its wheel by path, so it can never fall
+back to downloading them; models load lazily (the detector only when it is
+used). ``detect`` sizes the detector's input itself (up or down), so the
+reader can try a small input first and a larger one only when unsure, while
+the recogniser always reads crops cut from the full-resolution frame.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Image8 = npt.NDArray[np.uint8]
 Box = tuple[int, int, int, int]
+Quad = npt.NDArray[np.float32]  # 4×2 corner points, clockwise from top-left, in image pixels
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
@@ -38,7 +45,38 @@ class TextLine:
     box: Box
 
 
+def detector_canvas(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The detector's input for an image: one of three fixed shapes per ``max_side``.
+
+    The image is scaled to fit and the rest left black. Fixed shapes keep ONNX
+    Runtime's memory arena from growing with every new frame size (varied sizes
+    took a benchmark process past 650 MB; bench/anpr.py).
+    """
+    side = max(32, round(max_side / 32) * 32)
+    short = max(32, round(side * 9 / 16 / 32) * 32)
+    mid = max(32, round(side * 3 / 4 / 32) * 32)
+    aspect = width / max(1, height)
+    if aspect >= 1.5:
+        return side, short
+    if aspect >= 1.0:
+        return side, mid
+    return mid, side
+
+
+def _bgr(image: Image8) -> Image8:
+    return cast(Image8, cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) if image.ndim == 2 else image
+
+
 class TextReader(Protocol):
+    def detect(self, image: Image8, max_side: int) -> list[Quad]:
+        """Text line quadrilaterals of ``image``, found at a detector input whose longer side is
+        ``max_side`` (the image is scaled up or down to it), in ``image``'s own pixels."""
+        ...
+
+    def recognise(self, crops: Sequence[Image8]) -> list[tuple[str, float]]:
+        """The text and score (0–1) of each single-line crop."""
+        ...
+
     def read_line(self, image: Image8) -> TextLine:
         """Recognise the single text line that fills ``image``."""
         ...
@@ -97,6 +135,44 @@ class RapidOcrReader:
         self._engine = RapidOCR(params=params)
         # rapidocr logs through its own handler on the root of its tree; keep it quiet.
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+
+    def detect(self, image: Image8, max_side: int) -> list[Quad]:
+        h, w = image.shape[:2]
+        canvas_w, canvas_h = detector_canvas(w, h, max_side)
+        scale = min(canvas_w / w, canvas_h / h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = np.zeros((canvas_h, canvas_w, 3), np.uint8)
+        resized[: size[1], : size[0]] = cv2.resize(_bgr(image), size, interpolation=interp)
+        try:
+            det = self._engine._load_det_model()  # type: ignore[no-untyped-call]
+            det.limit_type, det.limit_side_len = "max", 1 << 16  # our size, unchanged
+            out = det(resized)
+        except Exception as exc:  # the engine raises bare Exceptions on bad input
+            raise CameraError(f"text detection failed on a {w}x{h} image: {exc}") from exc
+        boxes = getattr(out, "boxes", None)
+        if boxes is None:
+            return []
+        sx, sy = w / size[0], h / size[1]  # the image sits top-left in the canvas
+        quads = []
+        for quad in boxes:
+            pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
+            pts[:, 0] *= sx
+            pts[:, 1] *= sy
+            quads.append(pts)
+        return quads
+
+    def recognise(self, crops: Sequence[Image8]) -> list[tuple[str, float]]:
+        if not crops:
+            return []
+        try:
+            from rapidocr.ch_ppocr_rec.typings import TextRecInput
+
+            rec = self._engine._load_rec_model()  # type: ignore[no-untyped-call]
+            out = rec(TextRecInput(img=list(crops)))
+        except Exception as exc:
+            raise CameraError(f"OCR failed on {len(crops)} crops: {exc}") from exc
+        return [(str(t), float(s)) for t, s in zip(out.txts, out.scores, strict=True)]
 
     def read_line(self, image: Image8) -> TextLine:
         h, w = image.shape[:2]

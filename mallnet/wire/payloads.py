@@ -238,13 +238,18 @@ class CreditNotice(WireModel):
         "certificate",
         "gift",
         "goods",
+        "referral",
+        "lottery",
+        "showcase",
     ] = Field(
         description="Why: a credit (visit, game, parking, checkin, cashback, certificate: a "
         "paper bonus certificate scanned, gift: a prepaid gift certificate's money activated; "
-        "goods: items of a goods account, `points` counting items), "
+        "goods: items of a goods account, `points` counting items; referral: a friend you invited "
+        "made their first visit; lottery: a prize), "
         "a write-off "
         "(spend, redemption at a till, expiry, reversal of a refunded purchase's cashback) or "
-        "points back (release of an unused hold, refund of a purchase)."
+        "points back (release of an unused hold, refund of a purchase); showcase: a gift of "
+        "the mall's showcase bought with points (its promo code in `text`)."
     )
     text: str = Field(max_length=300, description="Ready to show, e.g. '+10 points at Store X'.")
 
@@ -264,15 +269,15 @@ class ExpiringNotice(WireModel):
 
 
 class MessageNotice(WireModel):
-    """A message the mall or a tenant sent (a mailing, the weekly digest, an invitation to
-    review a store); a repeat carries the same id."""
+    """A message the mall or a tenant sent (a mailing, the weekly digest); a repeat carries
+    the same id."""
 
     v: Version = SCHEMA_VERSION
     type: Literal["message"] = "message"
     id: EventId
     ts: UtcTime
-    kind: Literal["mailing", "digest", "review"] = Field(description="What sent it.")
-    ref: str = Field(max_length=64, description="The mailing's or the review invitation's id.")
+    kind: Literal["mailing", "digest"] = Field(description="What sent it.")
+    ref: str = Field(max_length=64, description="The mailing's id.")
     title: str = Field(max_length=120, description="Ready to show.")
     text: str = Field(max_length=2000, description="Ready to show.")
 

@@ -1,4 +1,4 @@
-"""Helpers for the mailing and review tests: shoppers with visits and purchases, a local
+"""Helpers for the mailing tests: shoppers with visits and purchases, a local
 webhook endpoint (an HTTP server that fails as often as told), an SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from tests.cloud_core.helpers import START
 
 WEBHOOK_SECRET = "webhook-test-secret-0123456789abcdef"
 MAILING_SECRET = "mailing-test-secret-0123456789abcdef"
-REVIEW_SECRET = "review-test-secret-0123456789abcdef"
 T0 = datetime.fromtimestamp(START, UTC)
 
 ENGAGEMENT_KEYS = [

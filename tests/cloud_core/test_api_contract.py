@@ -52,8 +52,9 @@ def api(tmp_path) -> Iterator[tuple[httpx.Client, CoreApp]]:
             },
         ],
         cards={"secret": "card-contract-secret-0123456789"},
-        mailings={"secret": "mailing-contract-secret-0123456789"},  # fuzzed too (inbox only)
-        reviews={"secret": "review-contract-secret-0123456789"},
+        mailings={"secret": "mailing-contract-secret-0123456789"},  # fuzzed too (inbox)
+        # store QR codes configured, so their routes are fuzzed past "not configured"
+        store_qr={"secret": "contract-store-qr-secret-0123456789"},
     ) as served:
         yield served
 

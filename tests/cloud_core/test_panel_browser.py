@@ -254,7 +254,9 @@ def test_admin_and_tenants_sign_in_and_a_tenant_sees_only_its_own(browser, panel
     assert fits, "the tablet page scrolls sideways"
     shot(bean, "panel-overview-tenant-uk-tablet.png")
     nav = bean.locator("nav a").evaluate_all("links => links.map(a => a.dataset.nav)")
-    assert nav == ["/", "/feed", "/campaigns", "/nodes"]  # no parking, no dead letters
+    # no parking, no dead letters; the features whose API serves a tenant: its promo-code
+    # pools, its settlements
+    assert nav == ["/", "/feed", "/campaigns", "/nodes", "/promo-codes", "/settlement"]
     bean.goto("/panel/nodes")
     assert bean.locator("#nodes tbody tr").evaluate_all(
         "rows => rows.map(r => r.dataset.node)"
@@ -398,3 +400,39 @@ def test_a_node_shows_online_then_offline_with_an_alert_when_its_process_is_kill
         if node.poll() is None:
             node.kill()
             node.wait(timeout=10)
+
+
+def test_the_office_uploads_a_partners_codes_and_watches_the_report(browser, panel, tmp_path):
+    """The promo-code page in a real browser under the panel's CSP: a CSV chosen in the file
+    input, its progress and report live, the printed list; nothing from outside."""
+    _config, _app, base = panel
+    now = datetime.now(UTC)
+    r = httpx.post(
+        f"{base}/promo-codes/pools",
+        json={
+            "id": "latte",
+            "business": "bean-bar",
+            "title": "A free latte",
+            "valid_from": (now - timedelta(days=1)).isoformat(),
+            "valid_until": (now + timedelta(days=30)).isoformat(),
+            "low_stock": 5,
+        },
+        headers={"X-API-Key": KEYS["admin"]},
+    )
+    assert r.status_code == 201, r.text
+    page = sign_in(browser, base, "admin")
+    page.click('nav a[data-nav="/promo-codes"]')
+    expect(page.locator('#pools tr[data-pool="latte"]')).to_be_visible()
+    csv = "code\n" + "".join(f"LATTE-{i:04d}\n" for i in range(40)) + "LATTE-0003\nx\n"
+    (tmp_path / "latte.csv").write_text(csv)
+    page.set_input_files("#upload input[type=file]", tmp_path / "latte.csv")
+    page.click("#upload button[type=submit]")
+    expect(page.locator('[data-state="done"]')).to_be_visible(timeout=15_000)
+    expect(page.locator('[data-state="done"] .added')).to_have_text("40")
+    expect(page.locator('[data-state="done"] .problems tbody tr')).to_have_count(2)
+    expect(page.locator('#pools tr[data-pool="latte"] .free')).to_have_text("40")
+    shot(page, "panel-promo-codes.png")
+    with page.expect_navigation():
+        page.click('#pools tr[data-pool="latte"] a.print')
+    expect(page.locator("td.code")).to_have_count(40)
+    no_outside_requests(page)

@@ -10,7 +10,6 @@ import pytest
 from edge_node.camera.config import ReaderSettings
 from edge_node.camera.errors import OcrUnavailable
 from edge_node.camera.formats import fold, formats_for
-from edge_node.camera.localize import LocalizerSettings
 from edge_node.camera.ocr import DET_MODEL, REC_MODEL, RapidOcrReader, bundled_model_dir
 from edge_node.camera.reader import PlateRead, read_frame, vote
 from edge_node.camera.synth import CONDITIONS, STYLES, make_sample
@@ -88,13 +87,14 @@ def test_reads_every_style_in_every_condition(reader):
     assert len(misses) <= 1, misses
 
 
-def test_the_detector_fallback_reads_when_localisation_finds_nothing(reader):
-    blind = LocalizerSettings(max_candidates=0)
-    sample = make_sample(77, "BR", "clear")
-    read = read_frame(sample.image, reader, FORMATS, SETTINGS, localizer=blind)
+def test_an_unsure_first_look_escalates_to_a_larger_detector_input(reader):
+    """A distant plate is invisible to a tiny first detector input; escalation reads it."""
+    sample = make_sample(77, "BR", "far")
+    tiny = ReaderSettings(det_side=160, crop_side=0, fallback=False)
+    assert read_frame(sample.image, reader, FORMATS, tiny) is None
+    escalating = ReaderSettings(det_side=160, crop_side=0, det_side_max=1280)
+    read = read_frame(sample.image, reader, FORMATS, escalating)
     assert read is not None and read.plate == sample.plate
-    no_fallback = ReaderSettings(fallback=False)
-    assert read_frame(sample.image, reader, FORMATS, no_fallback, localizer=blind) is None
 
 
 def test_a_frame_without_a_plate_gives_nothing(reader):
@@ -103,9 +103,15 @@ def test_a_frame_without_a_plate_gives_nothing(reader):
 
 
 def test_a_plate_of_another_country_is_not_forced_into_the_gates_formats(reader):
+    """Formats rank reads, never filter them: a BR plate at a UA gate is read as it is,
+    with no country, and less sure than a plate that fits (issue 16)."""
     sample = make_sample(5, "BR", "clear", plate="ABC1D23")
     ua_only = formats_for(["UA"])
-    assert read_frame(sample.image, reader, ua_only, SETTINGS) is None
+    foreign = read_frame(sample.image, reader, ua_only, SETTINGS)
+    assert foreign is not None and foreign.plate == "ABC1D23" and foreign.country is None
+    home = read_frame(sample.image, reader, formats_for(["BR"]), SETTINGS)
+    assert home is not None and home.plate == "ABC1D23" and home.country == "BR"
+    assert home.confidence > foreign.confidence
 
 
 def _read(plate: str, confidence: float, country: str = "UA") -> PlateRead:

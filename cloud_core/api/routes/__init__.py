@@ -8,15 +8,19 @@ from cloud_core.api.routes import (
     campaigns,
     certificates,
     customers,
+    lotteries,
     mailings,
     mall,
     me,
     operations,
     parking,
+    promo_codes,
     receipts,
+    referrals,
     reviews,
     settlements,
     stats,
+    store_qr,
     terminal,
     wallets,
 )
@@ -35,7 +39,12 @@ ROUTERS: tuple[APIRouter, ...] = (
     certificates.router,
     receipts.router,  # docs/core.md "Receipt QR"
     mailings.router,  # docs/core.md "Mailings"
-    reviews.router,  # docs/core.md "Reviews"
     me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
     me.router,
+    store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
+    referrals.router,
+    lotteries.router,
+    reviews.router,
+    promo_codes.router,  # pools and the gift showcase (docs/core.md "Promo-code pools")
+    promo_codes.wallet_router,  # a shopper's codes
 )

@@ -20,6 +20,7 @@ from cloud_core.api.deps import (
 )
 from cloud_core.errors import Conflict, NotFound
 from cloud_core.ledger import from_iso
+from cloud_core.rules import referral
 
 router = APIRouter(prefix="/customers", tags=["customers"], responses=ERRORS)
 
@@ -76,7 +77,8 @@ def _customer_for(ctx: ApiContext, caller: Principal, customer: str) -> m.AnyCus
 )
 def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.AnyCustomerOut:
     """Create a wallet keyed by the phone number (normalised to E.164). A kiosk gets the
-    kiosk view back, and a 409 that does not say whose the phone is."""
+    kiosk view back, and a 409 that does not say whose the phone is. With a friend's
+    `referral_code` the new shopper joins with it (`POST /referrals`)."""
     if caller.role != "admin":
         ctx.limit_phone_lookups(caller)  # a 409 tells whether a phone is known
     try:
@@ -88,6 +90,16 @@ def register_customer(body: m.CustomerIn, ctx: Ctx, caller: AdminOrKiosk) -> m.A
                 email=body.email,
                 now=now(ctx),
             )
+            if body.referral_code is not None:  # rules/referral.py: paid on the first visit
+                if not ctx.config.referrals.enabled:
+                    raise NotFound("referrals are not enabled")
+                referral.join(
+                    conn,
+                    referee=customer,
+                    code=body.referral_code,
+                    now=now(ctx),
+                    settings=ctx.config.referrals,
+                )
     except Conflict:
         if caller.role != "admin":
             raise

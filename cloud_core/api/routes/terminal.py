@@ -24,7 +24,9 @@ from cloud_core.api.models import Problem
 from cloud_core.api.till import expire_holds, hold_out, idempotent_write, purchase_out, till_of
 from cloud_core.cards import verify_card_token
 from cloud_core.errors import InvalidInput, NotFound
+from cloud_core.ingest.notices import NoticeOutbox
 from cloud_core.ledger import COALITION, GIFT
+from cloud_core.rules import referral
 from cloud_core.store import Conn
 
 router = APIRouter(prefix="/terminal", tags=["terminal"], responses=ERRORS)
@@ -269,6 +271,11 @@ def register_purchase(
             now=moment,
             store_name=store_name,
         )
+        # a referred new shopper's first qualifying visit or purchase pays the referrer, once
+        rewarded = referral.reward_first_visit(
+            conn, customer=body.customer, trigger=f"purchase:{purchase.id}", ts=moment
+        )
+        NoticeOutbox(ctx.config.mall, ctx.store).keep(conn, rewarded, ledger.iso(moment))
         return purchase_out(purchase), changes
 
     return idempotent_write(
