@@ -91,6 +91,15 @@ class DigestSettings(ConfigModel):
     )
 
 
+class ReviewInvitations(ConfigModel):
+    """Tell shoppers in their inbox when a store may be reviewed (``reviews:`` sets the
+    delay and the window)."""
+
+    period_days: int = Field(
+        default=30, ge=1, le=366, description="At most one invitation per shopper and store."
+    )
+
+
 class MailingSettings(_Secret):
     """Mailings to shoppers; the secret signs unsubscribe tokens."""
 
@@ -108,6 +117,9 @@ class MailingSettings(_Secret):
     email: SmtpChannel | None = Field(default=None, description="E-mail over SMTP.")
     digest: DigestSettings | None = Field(
         default=None, description="The weekly digest of offers; leave out for none."
+    )
+    review_invitations: ReviewInvitations | None = Field(
+        default=None, description="Review invitations to the inbox; leave out for none."
     )
 
     def channels(self) -> tuple[str, ...]:

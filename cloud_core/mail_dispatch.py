@@ -1,5 +1,6 @@
 """The mailing dispatcher: delivers ``mailing_outbox`` rows through pluggable channels, at
-least once, with exponential backoff; and writes the weekly digest.
+least once, with exponential backoff; writes the weekly digest; and tells shoppers when a
+store may be reviewed (``review_invites.py``).
 
 Channels:
 
@@ -42,7 +43,7 @@ from typing import Protocol
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger, mailings
+from cloud_core import ledger, mailings, review_invites
 from cloud_core.config import CoreConfig
 from cloud_core.engagement_config import MailingSettings, SmtpChannel, WebhookChannel
 from cloud_core.errors import CoreError
@@ -213,6 +214,8 @@ class Dispatcher:
             return 0
         if self.settings.digest is not None:
             self._digest()
+        if self.settings.review_invitations is not None:
+            self._invite(self.settings.review_invitations.period_days)
         now = self.now()
         with self.store.read() as conn:
             due = mailings.due(conn, now.timestamp(), self.settings.batch)
@@ -221,6 +224,12 @@ class Dispatcher:
                 break
             self._deliver(delivery)
         return len(due)
+
+    def _invite(self, period_days: int) -> None:
+        now = self.now()
+        with self.store.transaction() as conn:
+            notices = review_invites.notify_due(conn, self.config, now, period_days)
+            self.outbox.keep(conn, notices, ledger.iso(now))
 
     def _digest(self) -> None:
         assert self.settings is not None and self.settings.digest is not None

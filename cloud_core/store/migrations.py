@@ -881,3 +881,23 @@ def m500_mailings(db: Schema) -> None:
         );
         """
     )
+
+
+@migrations()
+def m501_review_invite_notices(db: Schema) -> None:
+    # invitations to review a store told to the shopper's inbox (cloud_core/review_invites.py):
+    # once per shopper and store per period
+    db.executescript(
+        """
+        CREATE TABLE review_invite_notices (
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            period TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            PRIMARY KEY (customer_id, store, period)
+        );
+        CREATE INDEX review_invite_notices_recent
+            ON review_invite_notices(customer_id, store, ts_epoch);
+        """
+    )

@@ -269,15 +269,15 @@ class ExpiringNotice(WireModel):
 
 
 class MessageNotice(WireModel):
-    """A message the mall or a tenant sent (a mailing, the weekly digest); a repeat carries
-    the same id."""
+    """A message the mall or a tenant sent (a mailing, the weekly digest, an invitation to
+    review a store); a repeat carries the same id."""
 
     v: Version = SCHEMA_VERSION
     type: Literal["message"] = "message"
     id: EventId
     ts: UtcTime
-    kind: Literal["mailing", "digest"] = Field(description="What sent it.")
-    ref: str = Field(max_length=64, description="The mailing's id.")
+    kind: Literal["mailing", "digest", "review"] = Field(description="What sent it.")
+    ref: str = Field(max_length=64, description="The mailing's id (`review`: the store to review).")
     title: str = Field(max_length=120, description="Ready to show.")
     text: str = Field(max_length=2000, description="Ready to show.")
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cloud_core.app import CoreApp
+from cloud_core.store import open_store
 from mallnet.wire import decode
 from mallnet.wire.payloads import MessageNotice
 from mallnet.wire.topics import INBOX
@@ -293,3 +294,36 @@ def test_the_weekly_digest_lists_the_running_offers_once_a_week(tmp_path) -> Non
             app.clock.advance(7 * DAY)  # type: ignore[attr-defined]
             wait_until(lambda: len(bot.delivered) == 2, what="next week's digest")
     assert bot.delivered[1]["body"]["mailing"] == "digest-2026-w49"
+
+
+def test_review_invitations_reach_the_inbox_once_per_shopper_and_store(tmp_path) -> None:
+    settings = mailing_settings(review_invitations={"period_days": 30})
+    reviews = {"invite_after_s": 3600, "invite_within_s": 14 * DAY}
+    with serve_api(tmp_path, ENGAGEMENT_KEYS, mailings=settings, reviews=reviews) as (_, app):
+        db = app.config.database
+        ann = seed(db, "07911 100001", visits=((*BEAN, START - 7200), (*SHOE, START - 600)))
+        bob = seed(db, "07911 100002", purchases=((*SHOE, START - 3 * 3600),))
+
+        def told() -> list[tuple[str, str]]:
+            store = open_store(db)
+            try:
+                with store.read() as conn:
+                    rows = conn.execute(
+                        "SELECT customer_id, payload FROM pending_notices ORDER BY seq"
+                    ).fetchall()
+            finally:
+                store.close()
+            out = []
+            for row in rows:
+                message = decode(INBOX.topic(MALL, row[0]), bytes(row[1])).message
+                assert isinstance(message, MessageNotice) and message.kind == "review"
+                out.append((str(row[0]), message.ref))
+            return sorted(out)
+
+        wait_until(lambda: len(told()) == 2, what="the invitations past the delay")
+        assert told() == sorted([(ann, "bean-bar-l1"), (bob, "shoe-hub")])
+        app.clock.advance(3600)  # type: ignore[attr-defined]
+        wait_until(lambda: len(told()) == 3, what="the Shoe Hub visit's invitation")
+        assert app.dispatcher is not None
+        app.dispatcher.turn()  # again: once per shopper and store per period
+        assert told() == sorted([(ann, "bean-bar-l1"), (ann, "shoe-hub"), (bob, "shoe-hub")])
