@@ -1,4 +1,6 @@
 """Mailings: a selection of shoppers, a message, its audience, its outbox, unsubscribes.
+(Long: one storage module for the whole outbox — drafts, audience, queue, leases, status and
+the signed unsubscribe tokens — so every SQL statement on these tables lives here.)
 
 The mall (sender ``mall``) or a tenant (sender: its business) writes a draft: a title, a
 text, channels and a ``Selection``. ``audience`` counts who it would reach now; ``send``
