@@ -18,7 +18,7 @@ trap 'rm -f "$req"' EXIT
 "$UV" pip install --quiet --no-deps --python "$VENV/bin/python" -e .
 echo "floors (lowest-direct): $(grep -iE '^(pydantic|paho-mqtt|pyyaml|bleak|sqlite-utils|fastapi|uvicorn|rapidocr|onnxruntime|kivy)==' "$req" | tr '\n' ' ')"
 KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/python" -c "import kivy"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider -o timeout=180 \
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider -o timeout=300 \
   tests/test_imports.py \
   tests/mallnet/test_config.py tests/mallnet/test_wire_codec.py tests/mallnet/test_cli_errors.py \
   tests/cloud_core/test_migrations.py tests/cloud_core/test_customers.py \
