@@ -31,6 +31,7 @@ from cloud_core.api.auth import ApiContext, KeyRing, load_api_keys
 from cloud_core.config import CoreConfig
 from cloud_core.errors import CoreError
 from cloud_core.ingest import Applier, Consumer, subscriptions
+from cloud_core.mail_dispatch import Dispatcher
 from cloud_core.metrics import WorkerCollector
 from cloud_core.readiness import CoreStatusWatch, readiness
 from cloud_core.store import Store, connect_store, open_store
@@ -68,6 +69,7 @@ class CoreApp:
         self.telemetry: TelemetrySink | None = None
         self.server: uvicorn.Server | None = None
         self.status_watch: CoreStatusWatch | None = None
+        self.dispatcher: Dispatcher | None = None
         self._stores: list[Store] = []
         self._server_thread: threading.Thread | None = None
 
@@ -125,6 +127,12 @@ class CoreApp:
                     )
                 time.sleep(0.01)  # polling a condition, not a fixed wait
             log.info("API on http://%s:%s", self.config.api.host, self.config.api.port)
+            if self.config.mailings is not None:
+                # mailings and the weekly digest (cloud_core/mail_dispatch.py)
+                dispatch_store = connect_store(self.config.database)
+                self._stores.insert(0, dispatch_store)  # the API's stays last
+                self.dispatcher = Dispatcher(self.config, dispatch_store, self.clock)
+                self.dispatcher.start()
 
     @staticmethod
     def _serve(server: uvicorn.Server) -> None:
@@ -190,6 +198,8 @@ class CoreApp:
         return problems
 
     def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.server is not None:
             self.server.should_exit = True
             if self._server_thread is not None:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from cloud_core.engagement_config import MailingSettings
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.receipts_config import ReceiptSettings
 from cloud_core.schemes_config import ReferralSettings, ReviewSettings, StoreQrSettings
@@ -298,6 +299,11 @@ class CoreConfig(ConfigModel):
         default=None,
         description="The shoppers' signed loyalty-card QR tokens; leave out and terminals "
         "identify shoppers by phone only (docs/core.md).",
+    )
+
+    mailings: MailingSettings | None = Field(
+        default=None,
+        description="Mailings to shoppers: channels, retries, the weekly digest (docs/core.md).",
     )
 
     @model_validator(mode="before")

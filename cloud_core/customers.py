@@ -223,7 +223,8 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     Removed: the phone and email (the customer row), beacon keys, vehicles, visits,
     presence segments, kiosk check-ins, offer deliveries, daily rule counters, idempotency
     keys naming the customer, lots, journal rows, inbox notices not yet published, parking
-    sessions, the wallet's sign-in codes, devices and consent, store QR scans, referrals
+    sessions, the wallet's sign-in codes, devices and consent, mailing deliveries,
+    unsubscribes and review invitations told, store QR scans, referrals
     (made or received), the link to lottery prizes won, reviews, gift purchases (their promo
     codes stay claimed, by nobody), and dead letters whose
     payload holds the customer's id, phone, e-mail, beacon key or plate; till holds,
@@ -258,6 +259,9 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
         "signin_codes",  # the shopper's own wallet (cloud_core/shoppers.py)
         "customer_devices",
         "customer_consents",
+        "mailing_outbox",  # mailings (cloud_core/mailings.py)
+        "mailing_unsubscribes",
+        "review_invite_notices",  # cloud_core/review_invites.py
     ):
         cur = conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer,))  # noqa: S608
         removed[table] = cur.rowcount

@@ -4,7 +4,8 @@
 # module imported and a smoke subset of the tests run that touches each dependency
 # (pydantic, PyYAML, paho + Mosquitto, sqlite-utils migrations, FastAPI/uvicorn/httpx,
 # phonenumbers, influxdb-client, prometheus-client, jinja2 (the panel), bleak on mock BlueZ, pyzbar/Pillow,
-# OpenCV/rapidocr/onnxruntime, kivy, schemathesis, ansible-core + ansible-lint). scripts/test.sh runs it.
+# OpenCV/rapidocr/onnxruntime, kivy, schemathesis, ansible-core + ansible-lint, aiosmtpd (the mailing
+# tests' SMTP server)). scripts/test.sh runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=${UV:-$(command -v uv || echo "$PWD/.tools/bin/uv")}
@@ -24,6 +25,7 @@ KIVY_NO_ARGS=1 KIVY_NO_CONSOLELOG=1 KIVY_HOME="$PWD/$VENV/kivy-home" "$VENV/bin/
   tests/cloud_core/test_migrations.py tests/cloud_core/test_customers.py \
   tests/cloud_core/test_telemetry.py tests/cloud_core/test_api.py tests/cloud_core/test_api_contract.py \
   tests/cloud_core/test_metrics.py tests/cloud_core/test_panel.py tests/cloud_core/test_postgres.py \
+  tests/cloud_core/test_mailings.py \
   tests/edge_node/test_outbox.py tests/edge_node/test_bleak_bluez.py \
   tests/kiosk/test_scanner.py tests/edge_node/test_camera_reader.py \
   tests/deploy/test_ansible_lint.py

@@ -53,12 +53,14 @@ LANG_COOKIE = "mallnet_panel_lang"
 @dataclass(frozen=True)
 class Section:
     """A nav entry. ``needs_api``: shown only once the API has a route under that prefix
-    (the feature exists); ``roles``: who sees it."""
+    (the feature exists); ``needs_config``: only when that section of the core's config is
+    set; ``roles``: who sees it."""
 
     key: str
     path: str
     roles: frozenset[str]
     needs_api: str | None = None
+    needs_config: str | None = None
 
 
 BOTH = frozenset({"admin", "tenant"})
@@ -68,6 +70,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("nav.feed", "/feed", BOTH),
     Section("nav.campaigns", "/campaigns", BOTH),
     Section("nav.nodes", "/nodes", BOTH),
+    Section("nav.mailings", "/mailings", BOTH, needs_config="mailings"),
     Section("nav.parking", "/parking", OFFICE),
     Section("nav.dead_letters", "/dead-letters", OFFICE),
     # places kept for features built elsewhere: their entries appear when their API does
@@ -95,6 +98,7 @@ class PanelState:
             for s in SECTIONS
             if who.role in s.roles
             and (s.needs_api is None or any(p.startswith(s.needs_api) for p in paths))
+            and (s.needs_config is None or getattr(self.ctx.config, s.needs_config) is not None)
         ]
 
 
@@ -483,6 +487,13 @@ def _campaign_form(
         segments=list(offers.SEGMENTS),
         deliveries=views.deliveries(ctx, campaign) if campaign else [],
     )
+
+
+@router.get("/mailings")
+@page()
+def mailings_page(request: Request, session: Session) -> Response:
+    found = views.mailings_with_status(_state(request).ctx, session.principal)
+    return _render(request, "mailings.html", session, mailings=found)
 
 
 @router.get("/campaigns")

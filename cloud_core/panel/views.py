@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cloud_core import offers, reports
+from cloud_core import mailings, offers, reports
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.config import StoreConfig
 from cloud_core.errors import NotFound
@@ -296,3 +296,16 @@ def dead_letters(ctx: ApiContext) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def mailings_with_status(
+    ctx: ApiContext, who: Principal
+) -> list[tuple[mailings.Mailing, dict[str, dict[str, int]]]]:
+    """The caller's mailings (the office: all), newest first, with rows per channel and
+    status (``cloud_core/mailings.py``)."""
+    if ctx.config.mailings is None:
+        return []
+    sender = None if is_admin(who) else (who.business or "")
+    with ctx.store.read() as conn:
+        found = mailings.list_mailings(conn, sender, 200, 0)
+        return [(m, mailings.status_counts(conn, m.id)) for m in found]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from mallnet.wire.payloads import CreditNotice, ExpiringNotice, OfferNotice
+from mallnet.wire.payloads import CreditNotice, ExpiringNotice, MessageNotice, OfferNotice
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class Notice:
     """An inbox message for one customer, published after the commit."""
 
     customer: str
-    message: CreditNotice | OfferNotice | ExpiringNotice
+    message: CreditNotice | OfferNotice | ExpiringNotice | MessageNotice
 
 
 def local_day(ts: datetime, tz: ZoneInfo) -> str:

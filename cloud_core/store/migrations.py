@@ -835,3 +835,69 @@ def m400_promo_codes(db: Schema) -> None:
         CREATE INDEX showcase_purchases_customer ON showcase_purchases(customer_id);
         """
     )
+
+
+# Mailings (cloud_core/mailings.py, mail_dispatch.py; docs/core.md "Mailings"). Numbered
+# apart; ids made in Python (text).
+@migrations()
+def m500_mailings(db: Schema) -> None:
+    # a mailing (the mall's or a tenant's), its outbox (one row per recipient and channel:
+    # the key makes a delivery idempotent) and the shoppers' unsubscribes per channel
+    db.executescript(
+        """
+        CREATE TABLE mailings (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('mailing', 'digest')),
+            sender TEXT NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            channels TEXT NOT NULL,
+            selection TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('draft', 'sending')),
+            audience INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX mailings_sender ON mailings(sender, created_at);
+        CREATE TABLE mailing_outbox (
+            mailing_id TEXT NOT NULL REFERENCES mailings(id),
+            customer_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_epoch REAL NOT NULL,
+            last_error TEXT,
+            sent_at TEXT,
+            PRIMARY KEY (mailing_id, customer_id, channel)
+        );
+        CREATE INDEX mailing_outbox_due ON mailing_outbox(status, next_attempt_epoch);
+        CREATE INDEX mailing_outbox_customer ON mailing_outbox(customer_id);
+        CREATE TABLE mailing_unsubscribes (
+            customer_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (customer_id, channel)
+        );
+        """
+    )
+
+
+@migrations()
+def m501_review_invite_notices(db: Schema) -> None:
+    # invitations to review a store told to the shopper's inbox (cloud_core/review_invites.py):
+    # once per shopper and store per period
+    db.executescript(
+        """
+        CREATE TABLE review_invite_notices (
+            customer_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            period TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            ts_epoch REAL NOT NULL,
+            PRIMARY KEY (customer_id, store, period)
+        );
+        CREATE INDEX review_invite_notices_recent
+            ON review_invite_notices(customer_id, store, ts_epoch);
+        """
+    )

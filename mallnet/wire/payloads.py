@@ -268,6 +268,20 @@ class ExpiringNotice(WireModel):
     text: str = Field(max_length=300, description="Ready to show.")
 
 
+class MessageNotice(WireModel):
+    """A message the mall or a tenant sent (a mailing, the weekly digest, an invitation to
+    review a store); a repeat carries the same id."""
+
+    v: Version = SCHEMA_VERSION
+    type: Literal["message"] = "message"
+    id: EventId
+    ts: UtcTime
+    kind: Literal["mailing", "digest", "review"] = Field(description="What sent it.")
+    ref: str = Field(max_length=64, description="The mailing's id (`review`: the store to review).")
+    title: str = Field(max_length=120, description="Ready to show.")
+    text: str = Field(max_length=2000, description="Ready to show.")
+
+
 class OfferNotice(WireModel):
     v: Version = SCHEMA_VERSION
     type: Literal["offer"] = "offer"
@@ -277,4 +291,6 @@ class OfferNotice(WireModel):
     offer: OfferCard
 
 
-InboxMessage = Annotated[CreditNotice | OfferNotice | ExpiringNotice, Field(discriminator="type")]
+InboxMessage = Annotated[
+    CreditNotice | OfferNotice | ExpiringNotice | MessageNotice, Field(discriminator="type")
+]

@@ -9,6 +9,7 @@ from cloud_core.api.routes import (
     certificates,
     customers,
     lotteries,
+    mailings,
     mall,
     me,
     operations,
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     settlements.router,
     certificates.router,
     receipts.router,  # docs/core.md "Receipt QR"
+    mailings.router,  # docs/core.md "Mailings"
     me.auth,  # the shopper's own API: sign-in, then /me (docs/core.md)
     me.router,
     store_qr.router,  # store QR check-ins, referrals, lotteries: docs/core.md
