@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
         load_api_keys(config.api)
         if config.store_qr is not None:
             config.store_qr.key()  # readable, long enough, not a placeholder (or exit 2)
+        if config.coupons is not None:
+            config.coupons.key()
     if args.validate_config:
         log.info("%s is valid", args.config)
         return 0

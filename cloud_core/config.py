@@ -18,7 +18,12 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from cloud_core.engagement_config import MailingSettings
 from cloud_core.parking_config import ParkingSettings
 from cloud_core.receipts_config import ReceiptSettings
-from cloud_core.schemes_config import ReferralSettings, ReviewSettings, StoreQrSettings
+from cloud_core.schemes_config import (
+    CouponSettings,
+    ReferralSettings,
+    ReviewSettings,
+    StoreQrSettings,
+)
 from cloud_core.settings import (
     ApiSettings,
     CardSettings,
@@ -285,6 +290,11 @@ class CoreConfig(ConfigModel):
     referrals: ReferralSettings = Field(
         default_factory=ReferralSettings, description="Referral codes (docs/core.md)."
     )
+    coupons: CouponSettings | None = Field(
+        default=None,
+        description="Coupons' signed QR payloads and coalition coupons; leave out and coupons "
+        'carry no QR payload (docs/core.md, "Coupons").',
+    )
     reviews: ReviewSettings = Field(
         default_factory=ReviewSettings, description="Reviews and ratings (docs/core.md)."
     )
@@ -463,6 +473,10 @@ def load_core_config(path: Path | str) -> CoreConfig:
     if config.store_qr is not None and config.store_qr.secret_file is not None:
         updates["store_qr"] = config.store_qr.model_copy(
             update={"secret_file": under(config.store_qr.secret_file)}
+        )
+    if config.coupons is not None and config.coupons.secret_file is not None:
+        updates["coupons"] = config.coupons.model_copy(
+            update={"secret_file": under(config.coupons.secret_file)}
         )
     return config.model_copy(update=updates)
 

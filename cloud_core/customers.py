@@ -21,7 +21,7 @@ from typing import Literal
 
 import phonenumbers
 
-from cloud_core import lotteries, promo_codes, referrals, reviews, showcase, store_qr
+from cloud_core import coupons, lotteries, promo_codes, referrals, reviews, showcase, store_qr
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.ledger import iso
 from cloud_core.parking_sessions import erase_parking
@@ -277,6 +277,7 @@ def erase_customer(conn: Conn, customer: str) -> dict[str, int]:
     removed["reviews"] = reviews.erase(conn, customer)
     removed.update(promo_codes.erase_customer_codes(conn, customer))  # stay claimed, by nobody
     removed.update(showcase.erase_customer_purchases(conn, customer))
+    removed.update(coupons.erase_customer(conn, customer))
     removed["customers"] = conn.execute("DELETE FROM customers WHERE id = ?", (customer,)).rowcount
     _bump_keys(conn, removal=True)
     return removed

@@ -24,6 +24,10 @@ class InvalidInput(CoreError):
     """Input that is well-formed JSON but makes no sense (a bad phone number, a bad key)."""
 
 
+class Forbidden(CoreError):
+    """A caller whose role may use the route but not on this record (another business's)."""
+
+
 class InsufficientPoints(CoreError):
     """A spend larger than the pocket's unexpired balance; nothing was written."""
 

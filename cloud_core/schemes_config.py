@@ -114,3 +114,56 @@ class ReviewSettings(ConfigModel):
         le=365 * 86_400,
         description="…and until this long after it; a review needs such a visit or a table QR.",
     )
+
+
+class CoalitionCouponRule(ConfigModel):
+    """A purchase at one business issues a coupon of another business's series."""
+
+    business: str = Field(
+        min_length=1, max_length=64, description="The business whose till registers the purchase."
+    )
+    series: str = Field(
+        min_length=1, max_length=64, description="The coupon series issued to the shopper."
+    )
+    min_amount_cents: int = Field(
+        default=0, ge=0, description="The smallest purchase that earns the coupon."
+    )
+
+
+class CouponSettings(ConfigModel):
+    """Coupon series (docs/core.md, "Coupons"): the secret signing the coupons' QR
+    payloads, and the coalition rules (a purchase at A issues a coupon of B)."""
+
+    secret_file: Path | None = Field(
+        default=None, description="File with the secret that signs the coupons' QR payloads."
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="Inline secret; development only, prefer secret_file."
+    )
+    coalition: tuple[CoalitionCouponRule, ...] = Field(
+        default=(), description="Purchases at one business that issue another's coupon."
+    )
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> Self:
+        if self.secret_file is None and self.secret is None:
+            raise ValueError("coupons needs secret_file (or secret in development)")
+        return self
+
+    def key(self) -> bytes:
+        """The HMAC key of the coupons' QR payloads; raises ``ConfigError`` if unusable."""
+        if self.secret_file is not None:
+            try:
+                secret = self.secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the coupon secret {self.secret_file}: {exc.strerror}"
+                ) from None
+        else:
+            assert self.secret is not None  # the validator requires one
+            secret = self.secret.get_secret_value()
+        if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in PLACEHOLDERS:
+            raise ConfigError(
+                f"the coupon secret must be at least {MIN_SECRET_BYTES} bytes and not a placeholder"
+            )
+        return secret.encode()

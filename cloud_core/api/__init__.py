@@ -34,6 +34,7 @@ from cloud_core.errors import (
     CardTokenError,
     Conflict,
     CoreError,
+    Forbidden,
     InsufficientPoints,
     InvalidInput,
     NotFound,
@@ -51,6 +52,7 @@ ASSETS = "/docs-assets"
 
 _STATUS: tuple[tuple[type[CoreError], int], ...] = (
     (NotFound, 404),
+    (Forbidden, 403),
     (Conflict, 409),
     (InsufficientPoints, 409),
     (InvalidInput, 422),

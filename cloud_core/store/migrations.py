@@ -901,3 +901,47 @@ def m501_review_invite_notices(db: Schema) -> None:
             ON review_invite_notices(customer_id, store, ts_epoch);
         """
     )
+
+
+@migrations()
+def m502_coupons(db: Schema) -> None:
+    # coupon series (cloud_core/coupons.py): an owner business (or the mall), an emission
+    # period, caps, a shared or unique code, a validity; each coupon issued once per request
+    # key and used once
+    db.executescript(
+        """
+        CREATE TABLE coupon_series (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            title TEXT NOT NULL,
+            discount TEXT NOT NULL,
+            emission_start TEXT NOT NULL,
+            emission_end TEXT NOT NULL,
+            total_cap INTEGER NOT NULL,
+            per_customer_cap INTEGER NOT NULL,
+            code_mode TEXT NOT NULL CHECK (code_mode IN ('shared', 'unique')),
+            shared_code TEXT,
+            valid_from TEXT,
+            valid_until TEXT,
+            valid_day TEXT,
+            price_points INTEGER,
+            issued INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE coupons (
+            id TEXT PRIMARY KEY,
+            series_id TEXT NOT NULL REFERENCES coupon_series(id),
+            customer_id TEXT,
+            code TEXT NOT NULL,
+            source TEXT NOT NULL,
+            points INTEGER NOT NULL DEFAULT 0,
+            request_key TEXT NOT NULL UNIQUE,
+            issued_at TEXT NOT NULL,
+            used_at TEXT,
+            used_store TEXT,
+            used_by TEXT
+        );
+        CREATE INDEX coupons_customer ON coupons(customer_id, series_id);
+        CREATE INDEX coupons_code ON coupons(code);
+        """
+    )

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from cloud_core.api.routes import (
     campaigns,
     certificates,
+    coupons,
     customers,
     lotteries,
     mailings,
@@ -47,4 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reviews.router,
     promo_codes.router,  # pools and the gift showcase (docs/core.md "Promo-code pools")
     promo_codes.wallet_router,  # a shopper's codes
+    coupons.router,  # coupon series (docs/core.md "Coupons")
+    coupons.wallet_router,
+    coupons.till_router,
 )

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
 
+from cloud_core import coupons, holds, ledger, purchases, reports
 from cloud_core import customers as customer_store
-from cloud_core import holds, ledger, purchases, reports
 from cloud_core.api import terminal_models as t
 from cloud_core.api.auth import Principal
 from cloud_core.api.deps import ERRORS, RATE_LIMITED, Ctx, allow, now
@@ -276,6 +276,16 @@ def register_purchase(
             conn, customer=body.customer, trigger=f"purchase:{purchase.id}", ts=moment
         )
         NoticeOutbox(ctx.config.mall, ctx.store).keep(conn, rewarded, ledger.iso(moment))
+        if ctx.config.coupons is not None:  # a purchase here may issue another's coupon
+            coupons.coalition_grants(
+                conn,
+                ctx.config.coupons.coalition,
+                business=till.business,
+                customer=body.customer,
+                amount_cents=body.amount_cents,
+                purchase_id=purchase.id,
+                now=moment,
+            )
         return purchase_out(purchase), changes
 
     return idempotent_write(
