@@ -38,7 +38,7 @@ from mallnet.ids import new_event_id
 log = logging.getLogger(__name__)
 
 MALL = "mall"  # the owner of the mall's own series: redeemable at any till
-_QR = re.compile(r"^C1\.([A-Za-z0-9]{1,64})\.([A-Za-z0-9_-]{1,64})\.([0-9a-f]{32})$")
+_QR = re.compile(r"^C1\.([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})\.([0-9a-f]{32})$")
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
