@@ -1,6 +1,6 @@
 """Coupon series: a business's (or the mall's) coupons, issued to shoppers and used once at
-the owner's till (docs/core.md, "Coupons"); long because a series, its issue (granted or
-bought with points), its signed QR payload and its redemption belong together.
+the owner's till (docs/core.md, "Coupons"). long: a series, its issue (granted or bought
+with points), its signed QR payload and its redemption belong together.
 
 A series has an emission period (coupons are issued only inside it), a total cap and a cap
 per shopper, a code mode (``shared``: one code printed on every coupon; ``unique``: a code

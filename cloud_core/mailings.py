@@ -1,5 +1,5 @@
 """Mailings: a selection of shoppers, a message, its audience, its outbox, unsubscribes.
-(Long: one storage module for the whole outbox — drafts, audience, queue, leases, status and
+(long: one storage module for the whole outbox — drafts, audience, queue, leases, status and
 the signed unsubscribe tokens — so every SQL statement on these tables lives here.)
 
 The mall (sender ``mall``) or a tenant (sender: its business) writes a draft: a title, a
