@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.cloud_core.api_helpers import h
+from tests.cloud_core.shopper_helpers import bearer, catch_codes, sign_in
 from tests.cloud_core.terminal_helpers import (
     available,
     grant,
@@ -234,3 +235,16 @@ def test_a_purchase_at_one_business_issues_another_business_coupon(served):
     ]
     # the coalition coupon is redeemed at the owner's till
     assert redeem(client, qr=wallet[0]["qr"]).status_code == 200
+
+
+def test_the_shopper_sees_their_coupons_in_their_own_wallet(served):
+    client, app = served
+    series(client, app)
+    ann = phone_register(client, 7)
+    coupon = issue(client, "pizza-free-drink", ann, "g-ann").json()
+    with catch_codes() as codes:
+        token = sign_in(client, codes, "07911 120007")
+    mine = client.get("/me/coupons", headers=bearer(token))
+    assert mine.status_code == 200, mine.text
+    assert [(c["id"], c["qr"]) for c in mine.json()] == [(coupon["id"], coupon["qr"])]
+    assert client.get("/me/coupons").status_code == 401

@@ -51,4 +51,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     coupons.router,  # coupon series (docs/core.md "Coupons")
     coupons.wallet_router,
     coupons.till_router,
+    coupons.me_router,
 )

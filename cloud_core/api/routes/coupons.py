@@ -24,6 +24,7 @@ from cloud_core.api.deps import (
     allow,
     now,
 )
+from cloud_core.api.routes.me import Me
 from cloud_core.api.till import idempotent_write, keep_notices, till_of
 from cloud_core.errors import Forbidden, InvalidInput, NotFound
 from cloud_core.store import Conn, retrying
@@ -31,6 +32,7 @@ from cloud_core.store import Conn, retrying
 router = APIRouter(prefix="/coupons", tags=["coupons"], responses=ERRORS)
 wallet_router = APIRouter(prefix="/customers", tags=["wallets"], responses=ERRORS)
 till_router = APIRouter(prefix="/terminal", tags=["terminal"], responses=ERRORS)
+me_router = APIRouter(prefix="/me", tags=["shopper"], responses=ERRORS)
 
 Terminal = Annotated[Principal, Depends(allow("terminal"))]
 
@@ -196,6 +198,14 @@ def customer_coupons(customer: str, ctx: Ctx, caller: Staff) -> list[cm.CouponOu
     with ctx.store.read() as conn:
         customer_store.require_customer(conn, customer)
         held = coupons.wallet(conn, customer, owner)
+    return [coupon_out(ctx, c) for c in held]
+
+
+@me_router.get("/coupons", summary="Your coupons, with their QR payloads")
+def my_coupons(ctx: Ctx, me: Me) -> list[cm.CouponOut]:
+    """Newest first, used ones too: show a coupon's `qr` at the till."""
+    with ctx.store.read() as conn:
+        held = coupons.wallet(conn, me.customer)
     return [coupon_out(ctx, c) for c in held]
 
 
