@@ -24,6 +24,7 @@ from tests.cloud_core.terminal_helpers import (
     tk,
 )
 
+BOTH_BACKENDS = True  # the tests that take `database` run on SQLite and on PostgreSQL
 COUPON_SECRET = "coupon-test-secret-0123456789abcdef"
 
 
@@ -34,12 +35,12 @@ def phone_register(client: httpx.Client, n: int) -> str:
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, database):
     coupons = {
         "secret": COUPON_SECRET,
         "coalition": [{"business": "bean-bar", "series": "pizza-thanks", "min_amount_cents": 500}],
     }
-    with serve_terminal(tmp_path, coupons=coupons) as s:
+    with serve_terminal(tmp_path, database=database, coupons=coupons) as s:
         yield s
 
 
