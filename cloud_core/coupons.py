@@ -343,6 +343,7 @@ def redeem(
     coupon_id: str | None = None,
     code: str | None = None,
     customer: str | None = None,
+    series_id: str | None = None,
 ) -> Coupon:
     """Mark a coupon used at ``business``'s till: by id (a verified QR payload) or by code
     (a unique code; a shared code with the shopper). Once per coupon, on a valid day only."""
@@ -350,6 +351,8 @@ def redeem(
         row = conn.execute("SELECT * FROM coupons WHERE id = ?", (coupon_id,)).fetchone()
     elif code is not None:
         rows = conn.execute("SELECT * FROM coupons WHERE code = ?", (code.strip(),)).fetchall()
+        if series_id is not None:
+            rows = [r for r in rows if r["series_id"] == series_id]
         if customer is not None:
             rows = [r for r in rows if r["customer_id"] == customer]
         unused = [r for r in rows if r["used_at"] is None]
@@ -359,7 +362,7 @@ def redeem(
             raise InvalidInput("a shared code needs the shopper (identify them first)")
     else:
         raise InvalidInput("a coupon QR payload or a code is needed")
-    if row is None:
+    if row is None or series_id not in (None, row["series_id"]):
         raise NotFound("no such coupon")
     series = get_series(conn, row["series_id"])
     if series.owner not in (business, MALL):

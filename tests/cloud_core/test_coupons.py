@@ -249,3 +249,25 @@ def test_the_shopper_sees_their_coupons_in_their_own_wallet(served):
     assert mine.status_code == 200, mine.text
     assert [(c["id"], c["qr"]) for c in mine.json()] == [(coupon["id"], coupon["qr"])]
     assert client.get("/me/coupons").status_code == 401
+
+
+def test_the_partner_marks_a_coupon_of_its_own_series_used(served):
+    client, app = served
+    series(client, app)
+    ann = phone_register(client, 1)
+    coupon = issue(client, "pizza-free-drink", ann, "g-ann").json()
+
+    def use(who: str, key: str) -> httpx.Response:
+        return client.post(
+            "/coupons/series/pizza-free-drink/uses",
+            json={"code": coupon["code"]},
+            headers={**h(who), "Idempotency-Key": key},
+        )
+
+    assert use("bean", "use-bean-1").status_code == 404  # another tenant's series
+    first = use("shoe", "use-pizza-1")  # the pizzeria's tenant key (terminal_helpers)
+    assert first.status_code == 200, first.text
+    assert first.json()["used_at"] is not None
+    assert use("shoe", "use-pizza-1").json() == first.json()
+    again = use("shoe", "use-pizza-2")
+    assert again.status_code == 409 and kind(again) == "urn:mallnet:problem:coupon-used"

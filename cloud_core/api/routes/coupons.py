@@ -35,6 +35,15 @@ till_router = APIRouter(prefix="/terminal", tags=["terminal"], responses=ERRORS)
 me_router = APIRouter(prefix="/me", tags=["shopper"], responses=ERRORS)
 
 Terminal = Annotated[Principal, Depends(allow("terminal"))]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        min_length=8,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key and body gets the original answer.",
+    ),
+]
 
 
 def _series_out(s: coupons.Series) -> cm.SeriesOut:
@@ -201,6 +210,61 @@ def customer_coupons(customer: str, ctx: Ctx, caller: Staff) -> list[cm.CouponOu
     return [coupon_out(ctx, c) for c in held]
 
 
+@router.post("/series/{series_id}/uses", summary="The partner marks a coupon used")
+def mark_used(
+    series_id: str,
+    body: cm.RedeemIn,
+    ctx: Ctx,
+    caller: AdminOrTenant,
+    idempotency_key: IdempotencyKey,
+) -> cm.CouponOut:
+    """For a partner with no till: its tenant key (or the admin) marks a coupon of its own
+    series used, by QR payload or code, under the same rules as the till's redemption."""
+    with ctx.store.read() as conn:
+        series = coupons.get_series(conn, series_id)
+    _own(caller, series)
+    coupon_id = _verified(ctx, body)
+
+    def run(conn: Conn, moment: datetime) -> tuple[cm.CouponOut, list[ledger.Change]]:
+        used = coupons.redeem(
+            conn,
+            business=series.owner,
+            store="-",
+            seller=caller.name,
+            now=moment,
+            tz=ctx.tz,
+            coupon_id=coupon_id,
+            code=body.code,
+            customer=body.customer,
+            series_id=series_id,
+        )
+        return coupon_out(ctx, used), []
+
+    return idempotent_write(
+        ctx,
+        caller,
+        key=idempotency_key,
+        operation=f"coupon-use:{series_id}",
+        body=body.model_dump_json(),
+        out=cm.CouponOut,
+        run=run,
+    )
+
+
+def _verified(ctx: ApiContext, body: cm.RedeemIn) -> str | None:
+    """The coupon id of a verified QR payload (None when a code is given instead)."""
+    if body.qr is None:
+        if body.code is None:
+            raise InvalidInput("give the coupon's qr or its code")
+        return None
+    if ctx.config.coupons is None:
+        raise InvalidInput("coupon QR payloads are not configured here (coupons.secret_file)")
+    coupon_id, holder = coupons.verify_qr(ctx.config.coupons.key(), body.qr)
+    if body.customer is not None and holder not in (None, body.customer):
+        raise coupons.CouponQrError("this coupon belongs to another shopper")
+    return coupon_id
+
+
 @me_router.get("/coupons", summary="Your coupons, with their QR payloads")
 def my_coupons(ctx: Ctx, me: Me) -> list[cm.CouponOut]:
     """Newest first, used ones too: show a coupon's `qr` at the till."""
@@ -214,28 +278,12 @@ def redeem(
     body: cm.RedeemIn,
     ctx: Ctx,
     caller: Terminal,
-    idempotency_key: Annotated[
-        str,
-        Header(
-            min_length=8,
-            max_length=128,
-            pattern=r"^[\x21-\x7e]+$",
-            description="A retry with the same key and body gets the original answer.",
-        ),
-    ],
+    idempotency_key: IdempotencyKey,
 ) -> cm.CouponOut:
     """By the scanned QR payload (signed; 422 `coupon-qr` if forged or altered) or by a code.
     409 `coupon-used`, `coupon-not-valid` (outside its days); 403 `coupon-other-business`."""
     till = till_of(ctx, caller)
-    coupon_id = None
-    if body.qr is not None:
-        if ctx.config.coupons is None:
-            raise InvalidInput("coupon QR payloads are not configured here (coupons.secret_file)")
-        coupon_id, holder = coupons.verify_qr(ctx.config.coupons.key(), body.qr)
-        if body.customer is not None and holder not in (None, body.customer):
-            raise coupons.CouponQrError("this coupon belongs to another shopper")
-    elif body.code is None:
-        raise InvalidInput("give the coupon's qr or its code")
+    coupon_id = _verified(ctx, body)
 
     def run(conn: Conn, moment: datetime) -> tuple[cm.CouponOut, list[ledger.Change]]:
         used = coupons.redeem(
