@@ -252,6 +252,7 @@ def test_the_shopper_sees_their_coupons_in_their_own_wallet(served):
 
 
 def test_the_partner_marks_a_coupon_of_its_own_series_used(served):
+    client: httpx.Client
     client, app = served
     series(client, app)
     ann = phone_register(client, 1)
