@@ -65,9 +65,14 @@ def _series_out(s: coupons.Series) -> cm.SeriesOut:
     )
 
 
-def coupon_out(ctx: ApiContext, c: coupons.Coupon) -> cm.CouponOut:
-    settings = ctx.config.coupons
-    qr = coupons.qr_payload(settings.key(), c) if settings is not None else None
+def qr_key(ctx: ApiContext) -> bytes | None:
+    """The coupons' QR key (read from ``coupons.secret_file``), None if not configured."""
+    return ctx.config.coupons.key() if ctx.config.coupons is not None else None
+
+
+def coupon_out(ctx: ApiContext, c: coupons.Coupon, key: bytes | None = None) -> cm.CouponOut:
+    key = key or qr_key(ctx)
+    qr = coupons.qr_payload(key, c) if key is not None else None
     s = c.series
     return cm.CouponOut(
         id=c.id,
@@ -207,7 +212,8 @@ def customer_coupons(customer: str, ctx: Ctx, caller: Staff) -> list[cm.CouponOu
     with ctx.store.read() as conn:
         customer_store.require_customer(conn, customer)
         held = coupons.wallet(conn, customer, owner)
-    return [coupon_out(ctx, c) for c in held]
+    key = qr_key(ctx)
+    return [coupon_out(ctx, c, key) for c in held]
 
 
 @router.post("/series/{series_id}/uses", summary="The partner marks a coupon used")
@@ -270,7 +276,8 @@ def my_coupons(ctx: Ctx, me: Me) -> list[cm.CouponOut]:
     """Newest first, used ones too: show a coupon's `qr` at the till."""
     with ctx.store.read() as conn:
         held = coupons.wallet(conn, me.customer)
-    return [coupon_out(ctx, c) for c in held]
+    key = qr_key(ctx)
+    return [coupon_out(ctx, c, key) for c in held]
 
 
 @till_router.post("/coupons/redeem", summary="Redeem a coupon at the till (once)")
