@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from cloud_core import ledger
+from cloud_core.parking_config import ParkingSettings
 from cloud_core.store import Conn
 
 _CODE = re.compile(r"^P(\d{1,4})-([a-z0-9][a-z0-9_-]{0,63})-([A-Za-z0-9]{1,32})-([0-9a-f]{12})$")
@@ -85,3 +86,32 @@ def validate_free_parking(
         (code, business, int(minutes), session, ledger.iso(now)),
     )
     return Validation("validated", int(minutes), session, business)
+
+
+def validate_for_purchase(
+    conn: Conn,
+    parking: ParkingSettings,
+    *,
+    business: str,
+    customer: str,
+    amount_cents: int,
+    purchase_id: str,
+    now: datetime,
+) -> Validation | None:
+    """A partner's purchase (``parking.purchase_validations``) validates the shopper's open
+    session: the core makes the partner's own free-parking code for it, with the purchase as
+    its serial, and applies it as a code handed over at the till would be — once per
+    purchase (``parking_validations``). ``None`` when no rule covers the purchase."""
+    rule = next(
+        (
+            r
+            for r in parking.purchase_validations
+            if r.business == business and amount_cents >= r.min_amount_cents
+        ),
+        None,
+    )
+    if rule is None:
+        return None
+    key = parking.validation_key()
+    code = make_validation_code(key, business, purchase_id, rule.minutes)
+    return validate_free_parking(conn, key, code=code, now=now, customer=customer)

@@ -34,6 +34,15 @@ class CarPark(ConfigModel):
     )
 
 
+class PurchaseParking(ConfigModel):
+    """A purchase at a partner (a cinema ticket, a restaurant bill) validates the shopper's
+    open parking session for some free minutes, through the partners' free-parking codes."""
+
+    business: Ident = Field(description="The partner whose till purchases validate parking.")
+    minutes: int = Field(ge=1, le=24 * 60, description="Free minutes added to the session.")
+    min_amount_cents: int = Field(default=0, ge=0, description="Smallest purchase that counts.")
+
+
 class ParkingSettings(ConfigModel):
     """Entry bonus, plate matching, privacy and validation of the mall's car parks."""
 
@@ -68,6 +77,11 @@ class ParkingSettings(ConfigModel):
         default=None,
         description="File with the secret that signs free-parking coupon codes (defaults to the "
         "hash secret).",
+    )
+    purchase_validations: tuple[PurchaseParking, ...] = Field(
+        default=(),
+        description="Partners whose till purchases give the shopper free parking minutes "
+        "(docs/parking.md).",
     )
 
     @model_validator(mode="after")

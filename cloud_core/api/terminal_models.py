@@ -187,6 +187,11 @@ class PurchaseOut(BaseModel):
     status: Literal["registered", "refunded"] = Field(description="Refunded: reversed.")
     ts: datetime = Field(description="When registered.")
     seller: str = Field(description="The seller who registered it.")
+    free_parking_minutes: int = Field(
+        default=0,
+        description="Free parking minutes this purchase added to the shopper's open session "
+        "(`parking.purchase_validations`; 0: none, or no car inside).",
+    )
 
 
 class RefundIn(BaseModel):

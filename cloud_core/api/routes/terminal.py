@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
 
-from cloud_core import coupons, holds, ledger, purchases, reports
+from cloud_core import coupons, holds, ledger, parking_codes, purchases, reports
 from cloud_core import customers as customer_store
 from cloud_core.api import terminal_models as t
 from cloud_core.api.auth import Principal
@@ -286,7 +286,20 @@ def register_purchase(
                 purchase_id=purchase.id,
                 now=moment,
             )
-        return purchase_out(purchase), changes
+        out = purchase_out(purchase)
+        if ctx.config.parking is not None:  # a partner's purchase validates the car park
+            validated = parking_codes.validate_for_purchase(
+                conn,
+                ctx.config.parking,
+                business=till.business,
+                customer=body.customer,
+                amount_cents=body.amount_cents,
+                purchase_id=purchase.id,
+                now=moment,
+            )
+            if validated is not None and validated.outcome == "validated":
+                out = out.model_copy(update={"free_parking_minutes": validated.minutes})
+        return out, changes
 
     return idempotent_write(
         ctx,
