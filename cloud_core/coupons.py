@@ -264,6 +264,12 @@ def issue(
     return _coupon(row, series, "issued")
 
 
+def by_request_key(conn: Conn, request_key: str) -> Coupon | None:
+    """The coupon issued under ``request_key`` (a mailing's to one shopper), if any."""
+    row = conn.execute("SELECT * FROM coupons WHERE request_key = ?", (request_key,)).fetchone()
+    return None if row is None else _coupon(row, get_series(conn, row["series_id"]))
+
+
 def buy(conn: Conn, series_id: str, customer: str, request_key: str, now: datetime) -> Coupon:
     """Sell a coupon of the series for its points from the coalition pocket: the coupon and
     the spend in the caller's one transaction, both or neither (``InsufficientPoints``)."""

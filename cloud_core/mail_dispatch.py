@@ -43,14 +43,14 @@ from typing import Protocol
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from cloud_core import ledger, mailings, review_invites
+from cloud_core import coupons, ledger, mailings, review_invites
 from cloud_core.config import CoreConfig
 from cloud_core.engagement_config import MailingSettings, SmtpChannel, WebhookChannel
 from cloud_core.errors import CoreError
 from cloud_core.ingest.notices import NoticeOutbox
 from cloud_core.offers import list_campaigns
 from cloud_core.rules.common import Notice
-from cloud_core.store import DatabaseError, Store
+from cloud_core.store import Conn, DatabaseError, Store
 from mallnet.ids import new_event_id
 from mallnet.wire.payloads import MessageNotice
 
@@ -75,6 +75,25 @@ class Outgoing:
 
     def key(self, channel: str) -> str:
         return f"{self.mailing}:{self.customer}:{channel}"
+
+
+def _coupon_line(conn: Conn, mailing: mailings.Mailing, customer: str) -> str:
+    """The coupon the mailing issued this shopper, as a line of the message ('' if none)."""
+    if mailing.coupon_series is None:
+        return ""
+    coupon = coupons.by_request_key(conn, mailings.coupon_key(mailing.id, customer))
+    if coupon is None:
+        return ""
+    series = coupon.series
+    valid = (
+        f"valid on {series.valid_day.isoformat()}"
+        if series.valid_day is not None
+        else "valid "
+        + " to ".join(
+            d.isoformat() for d in (series.valid_from, series.valid_until) if d is not None
+        )
+    )
+    return f"\n\nYour coupon {coupon.code}: {series.discount} ({valid}; in your wallet)."
 
 
 class RemoteChannel(Protocol):
@@ -273,12 +292,13 @@ class Dispatcher:
                 mailings.finish(conn, d, "skipped", now, error=why)
                 return
             mailing = mailings.get(conn, d.mailing)
+            text = mailing.text + _coupon_line(conn, mailing, d.customer)
             out = Outgoing(
                 mailing=mailing.id,
                 kind=mailing.kind,
                 customer=d.customer,
                 title=mailing.title,
-                text=mailing.text,
+                text=text,
                 email=mailings.email_of(conn, d.customer) if d.channel == "email" else None,
                 unsubscribe_url=self.unsubscribe_url(d.customer, d.channel),
             )
@@ -289,7 +309,7 @@ class Dispatcher:
                     kind="digest" if mailing.kind == "digest" else "mailing",
                     ref=mailing.id,
                     title=mailing.title,
-                    text=mailing.text,
+                    text=text[:2000],
                 )
                 self.outbox.keep(conn, [Notice(d.customer, message)], ledger.iso(now))
                 mailings.finish(conn, d, "sent", now)

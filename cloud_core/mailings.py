@@ -13,8 +13,10 @@ and has not unsubscribed from the channel (``mailing_unsubscribes``); a tenant r
 its own customers, those with a visit or a purchase at its stores. Both are checked again
 at send time. An e-mail goes only to a customer with a stored address.
 
-Coupons: a mailing carries none yet; when coupon series exist, a ``coupon`` (series, valid
-on one day) goes into ``Draft`` and ``send`` issues one per recipient (the seam is here).
+Coupons: a draft may name a coupon series of its sender (``coupon_series``, e.g. one valid
+on one given day): ``send`` issues one coupon of it to each recipient (``coupons.issue``,
+idempotent per mailing and shopper, within the series' caps; a shopper the series can no
+longer reach gets the message without one), and the message names the coupon.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from cloud_core import ledger
+from cloud_core import coupons, ledger
 from cloud_core.errors import Conflict, InvalidInput, NotFound
 from cloud_core.store import Conn
+
+log = logging.getLogger(__name__)
 
 MALL = "mall"  # the sender of the mall's own mailings (as the coalition pocket is named)
 Channel = Literal["inbox", "webhook", "email"]
@@ -67,6 +72,7 @@ class Draft:
     text: str
     channels: tuple[Channel, ...]
     selection: Selection = field(default_factory=Selection)
+    coupon_series: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Mailing:
     created_at: datetime
     created_by: str
     sent_at: datetime | None
+    coupon_series: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,13 @@ def _mailing(row: Any) -> Mailing:
         created_at=ledger.from_iso(row["created_at"]),
         created_by=row["created_by"],
         sent_at=ledger.from_iso(row["sent_at"]) if row["sent_at"] else None,
+        coupon_series=row["coupon_series"],
     )
+
+
+def coupon_key(mailing_id: str, customer: str) -> str:
+    """The request key of the coupon a mailing issues to one shopper."""
+    return f"mailing:{mailing_id}:{customer}"
 
 
 def create(
@@ -128,7 +141,7 @@ def create(
     mid = mailing_id or "m" + secrets.token_hex(10)
     row = conn.execute(
         "INSERT INTO mailings (id, kind, sender, title, text, channels, selection, status,"
-        " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?)"
+        " created_at, created_by, coupon_series) VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?)"
         " ON CONFLICT (id) DO NOTHING RETURNING id",
         (
             mid,
@@ -140,6 +153,7 @@ def create(
             draft.selection.to_json(),
             ledger.iso(now),
             by,
+            draft.coupon_series,
         ),
     ).fetchone()
     if row is None:
@@ -273,7 +287,27 @@ def send(conn: Conn, mailing_id: str, now: datetime, available: Iterable[str]) -
         rows,
     )
     conn.execute("UPDATE mailings SET audience = ? WHERE id = ?", (len(people), mailing_id))
+    if mailing.coupon_series is not None:
+        _issue_coupons(conn, mailing, people, now)
     return get(conn, mailing_id)
+
+
+def _issue_coupons(conn: Conn, mailing: Mailing, people: Iterable[str], now: datetime) -> None:
+    """One coupon of the mailing's series per recipient; one the series cannot reach any more
+    (its caps, its emission period) gets the message without one."""
+    assert mailing.coupon_series is not None
+    for customer in sorted(people):
+        try:
+            coupons.issue(
+                conn,
+                mailing.coupon_series,
+                customer,
+                coupon_key(mailing.id, customer),
+                now,
+                source="mailing",
+            )
+        except (coupons.CouponsExhausted, coupons.CouponNotIssuable) as exc:
+            log.info("mailing %s: no coupon for a recipient: %s", mailing.id, exc)
 
 
 # --- delivery status -------------------------------------------------------------------

@@ -945,3 +945,9 @@ def m502_coupons(db: Schema) -> None:
         CREATE INDEX coupons_code ON coupons(code);
         """
     )
+
+
+@migrations()
+def m503_mailing_coupons(db: Schema) -> None:
+    # a mailing may carry a coupon of its sender's series, one issued per recipient at send
+    db.executescript("ALTER TABLE mailings ADD COLUMN coupon_series TEXT;")

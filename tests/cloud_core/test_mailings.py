@@ -327,3 +327,56 @@ def test_review_invitations_reach_the_inbox_once_per_shopper_and_store(tmp_path)
         assert app.dispatcher is not None
         app.dispatcher.turn()  # again: once per shopper and store per period
         assert told() == sorted([(ann, "bean-bar-l1"), (ann, "shoe-hub"), (bob, "shoe-hub")])
+
+
+def test_a_mailing_carries_a_coupon_valid_on_one_day_to_each_recipient(tmp_path) -> None:
+    """Issue 12: "a coupon valid on a chosen day" in a mailing — one coupon of the sender's
+    own series per recipient, named in the message, in the shopper's wallet."""
+    with (
+        webhook_server(fail=0) as bot,
+        serve_api(
+            tmp_path,
+            ENGAGEMENT_KEYS,
+            mailings=mailing_settings(webhook=webhook(bot.url)),
+            coupons={"secret": "coupon-test-secret-0123456789"},
+        ) as (client, app),
+    ):
+        ann = seed(app.config.database, "07911 100001", visits=((*BEAN, START - DAY),))
+        series = {
+            "id": "saturday-cocoa",
+            "title": "Hot chocolate -20 %",
+            "discount": "-20 % on hot chocolate",
+            "emission_start": "2026-11-20T00:00:00Z",
+            "emission_end": "2026-12-01T00:00:00Z",
+            "total_cap": 100,
+            "code_mode": "unique",
+            "valid_day": "2026-11-28",
+        }
+        r = client.post("/coupons/series", json=series, headers=h("bean"))
+        assert r.status_code == 201, r.text
+        # a tenant's mailing carries its own series only
+        other = client.post(
+            "/mailings",
+            json={
+                "title": "x",
+                "text": "y",
+                "channels": ["webhook"],
+                "coupon_series": "saturday-cocoa",
+            },
+            headers=h("shoe"),
+        )
+        assert other.status_code == 403, other.text
+        sent = mail(client, "bean", channels=["webhook"], coupon_series="saturday-cocoa")
+        assert sent["coupon_series"] == "saturday-cocoa" and sent["audience"] == 1
+        wait_until(lambda: len(bot.delivered) == 1, what="the mailing with its coupon")
+        wallet = client.get(f"/customers/{ann}/coupons", headers=h("admin")).json()
+        assert [
+            c["series"]["id"] if isinstance(c["series"], dict) else c["series"] for c in wallet
+        ] == ["saturday-cocoa"]
+        code = wallet[0]["code"]
+        text = bot.delivered[0]["body"]["text"]
+        assert f"Your coupon {code}: -20 % on hot chocolate (valid on 2026-11-28" in text
+        # sending again is refused; the coupon was issued once
+        again = client.post(f"/mailings/{sent['id']}/send", headers=h("bean"))
+        assert again.status_code == 409
+        assert len(client.get(f"/customers/{ann}/coupons", headers=h("admin")).json()) == 1

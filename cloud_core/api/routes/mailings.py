@@ -10,12 +10,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud_core import mailings
+from cloud_core import coupons, mailings
 from cloud_core.api.auth import ApiContext, Principal
 from cloud_core.api.deps import ERRORS, AdminOrTenant, Ctx, Limit, Offset, now
 from cloud_core.config import Ident
 from cloud_core.engagement_config import MailingSettings
-from cloud_core.errors import InvalidInput
+from cloud_core.errors import Forbidden, InvalidInput
 
 router = APIRouter(tags=["mailings"], responses=ERRORS)
 
@@ -71,6 +71,12 @@ class MailingIn(BaseModel):
         min_length=1, max_length=3, description="Where to deliver (configured channels only)."
     )
     selection: SelectionIn = Field(default_factory=SelectionIn, description="Who, beyond consent.")
+    coupon_series: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A coupon series of the sender (e.g. one valid on one given day): each "
+        "recipient is issued one coupon of it when the mailing is sent, and the message names it.",
+    )
 
 
 class PreviewIn(BaseModel):
@@ -115,6 +121,9 @@ class MailingOut(BaseModel):
     channels: list[str]
     selection: SelectionIn
     status: str = Field(description="`draft` or `sending` (queued; see `deliveries`).")
+    coupon_series: str | None = Field(
+        default=None, description="The coupon series each recipient is issued one of."
+    )
     audience: int = Field(description="Shoppers it was queued for (0 for a draft).")
     created_at: datetime
     sent_at: datetime | None
@@ -191,6 +200,7 @@ def _out(ctx: ApiContext, mailing: mailings.Mailing) -> MailingOut:
         created_at=mailing.created_at,
         sent_at=mailing.sent_at,
         deliveries=counts,
+        coupon_series=mailing.coupon_series,
     )
 
 
@@ -231,8 +241,13 @@ def create_mailing(body: MailingIn, ctx: Ctx, caller: AdminOrTenant) -> MailingO
         text=body.text,
         channels=tuple(body.channels),
         selection=body.selection.selection(),
+        coupon_series=body.coupon_series,
     )
     with ctx.store.transaction() as conn:
+        if body.coupon_series is not None:
+            series = coupons.get_series(conn, body.coupon_series)  # NotFound: 404
+            if series.owner != sender:
+                raise Forbidden("a mailing carries coupons of its own sender's series only")
         mailing = mailings.create(conn, sender, draft, caller.name, now(ctx))
     return _out(ctx, mailing)
 
