@@ -60,6 +60,28 @@ class SeriesIn(BaseModel):
 
 
 class SeriesOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "saturday-cocoa",
+                    "owner": "bean-bar",
+                    "title": "Hot chocolate -20 %",
+                    "discount": "-20 % on hot chocolate",
+                    "emission_start": "2026-11-23T00:00:00Z",
+                    "emission_end": "2026-12-01T00:00:00Z",
+                    "total_cap": 500,
+                    "per_customer_cap": 1,
+                    "code_mode": "unique",
+                    "valid_from": None,
+                    "valid_until": None,
+                    "valid_day": "2026-11-28",
+                    "price_points": None,
+                    "issued": 42,
+                }
+            ]
+        }
+    )
     id: str
     owner: str
     title: str
@@ -100,6 +122,30 @@ class BuyIn(BaseModel):
 
 
 class CouponOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "series": "saturday-cocoa",
+                    "owner": "bean-bar",
+                    "title": "Hot chocolate -20 %",
+                    "discount": "-20 % on hot chocolate",
+                    "customer": "c5f0c2a9be1d34c7a8b6e0f1d",
+                    "code": "K7QX-2M9D",
+                    "qr": "C1.0193a1b2.c5f0c2a9be1d34c7a8b6e0f1d.0123456789abcdef",
+                    "source": "grant",
+                    "points": 0,
+                    "issued_at": "2026-11-23T10:00:00Z",
+                    "valid_from": None,
+                    "valid_until": None,
+                    "valid_day": "2026-11-28",
+                    "used_at": None,
+                    "used_store": None,
+                }
+            ]
+        }
+    )
     id: str
     series: str
     owner: str
