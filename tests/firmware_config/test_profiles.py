@@ -34,6 +34,7 @@ OTHERS: dict[str, str] = {  # files outside the kind folders: their kind
     "beacon.example.yaml": "tags",
     "demo/store-a.yaml": "nodes",
     "demo/store-b.yaml": "nodes",
+    "demo/mall-node.yaml": "nodes",
 }
 
 
