@@ -4,12 +4,14 @@ into a temp dir, started as a real Mosquitto: the production config as installed
 from __future__ import annotations
 
 import getpass
+import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from mallnet.broker import dynsec_plugin
+from mallnet.pki import CertificateAuthority, CertRole
 from tests.conftest import wait_until
 
 STOCK_CONF = Path("/etc/mosquitto/mosquitto.conf")  # from Debian's mosquitto package
@@ -21,8 +23,9 @@ class Layout:
     conf: Path  # the main mosquitto.conf
     conf_d: Path  # where mallnet.conf (and a mall's mallnet-bridge.conf) go
     data: Path  # /var/lib/mosquitto: persistence and the identities file
-    certs: Path  # ca.crt, server.crt/key from make-certs.sh
+    certs: Path  # ca.crt, server.crt/key issued by the mall's CA (mallnet.pki)
     port: int
+    ca: CertificateAuthority  # issues the devices' client certificates; its CRL is the broker's
 
     @property
     def dynsec_file(self) -> Path:
@@ -31,10 +34,18 @@ class Layout:
 
 def debian_layout(tmp_path: Path, port: int) -> Layout:
     """Debian's stock config with ``mosquitto.prod.conf`` as ``conf.d/mallnet.conf`` listening on
-    loopback ``port`` (TLS, certificates from ``make-certs.sh``); nothing started yet."""
+    loopback ``port`` (TLS with client certificates of the mall's CA, its CRL); nothing started
+    yet."""
     assert STOCK_CONF.exists(), "Debian's mosquitto package installs /etc/mosquitto/mosquitto.conf"
     certs = tmp_path / "certs"
-    subprocess.run(["bash", "mqtt_broker/make-certs.sh", str(certs)], check=True)
+    certs.mkdir(parents=True)
+    ca = CertificateAuthority(tmp_path / "ca")
+    ca.init("test mall CA")
+    [server] = ca.issue("localhost", CertRole.BROKER, out=certs, san=("127.0.0.1",))
+    assert server.key is not None
+    server.cert.rename(certs / "server.crt")
+    server.key.rename(certs / "server.key")
+    shutil.copyfile(ca.ca_cert, certs / "ca.crt")
     etc, data, run, logs = (tmp_path / d for d in ("etc", "var-lib", "run", "log"))
     for folder in (etc / "conf.d", data, run, logs):
         folder.mkdir(parents=True)
@@ -51,6 +62,7 @@ def debian_layout(tmp_path: Path, port: int) -> Layout:
     prod = Path("mqtt_broker/mosquitto.prod.conf").read_text()
     moves = {
         "/var/lib/mosquitto/": f"{data}/",
+        "/etc/mosquitto/certs/crl.pem": str(ca.crl),  # the CA's own, rewritten by revoke
         "/etc/mosquitto/certs/": f"{certs}/",
         "listener 8883": f"listener {port} 127.0.0.1",
     }
@@ -64,7 +76,7 @@ def debian_layout(tmp_path: Path, port: int) -> Layout:
     # additions to the two files)
     test_only = f"user {getpass.getuser()}\nlog_type information\n"
     (etc / "conf.d" / "zz-test-only.conf").write_text(test_only)
-    return Layout(etc / "mosquitto.conf", etc / "conf.d", data, certs, port)
+    return Layout(etc / "mosquitto.conf", etc / "conf.d", data, certs, port, ca)
 
 
 def accepts(port: int) -> bool:

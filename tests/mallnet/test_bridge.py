@@ -29,6 +29,7 @@ from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
 from mallnet.dynsec import BRIDGE_IN, BRIDGE_OUT, DynsecError, Role, add_device
 from mallnet.mqtt import MqttClient
+from mallnet.pki import CertRole
 from mallnet.wire.topics import ALL_TOPICS, CORE_STATUS, PRESENCE, RECEIPTS, TopicSpec
 from tests.conftest import MALL, Collector, settings_for, wait_until
 from tests.mallnet.debian_layout import debian_layout, end, start
@@ -386,7 +387,9 @@ def test_the_production_bridge_runs_in_debians_layout_next_to_the_production_con
         )
         == 0
     )
-    node_password = add_device(layout.dynsec_file, MALL, "store-1", Role.STORE)
+    # production: the node logs in with its certificate (CN = identity = client id)
+    add_device(layout.dynsec_file, MALL, "store-1", Role.STORE, certificate=True)
+    [issued] = layout.ca.issue("store-1", CertRole.STORE, out=tmp_path / "issued")
     proc = start(layout.conf, layout.port)
     try:
         receipts = Collector()
@@ -394,8 +397,9 @@ def test_the_production_bridge_runs_in_debians_layout_next_to_the_production_con
             host="localhost",
             port=layout.port,
             username="store-1",
-            password=node_password,
-            tls=TlsSettings(ca_file=layout.certs / "ca.crt"),
+            tls=TlsSettings(
+                ca_file=layout.certs / "ca.crt", cert_file=issued.cert, key_file=issued.key
+            ),
         )
         node = MqttClient(
             node_settings,
