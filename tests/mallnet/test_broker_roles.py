@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import getpass
 import json
 import shutil
 import ssl
@@ -27,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mallnet.broker import DevBroker, dynsec_plugin, free_port
+from mallnet.broker import DevBroker, free_port
 from mallnet.cli import main
 from mallnet.config import MqttSettings, TlsSettings
 from mallnet.dynsec import (
@@ -55,7 +54,7 @@ from mallnet.wire.topics import (
     TopicSpec,
 )
 from tests.conftest import MALL, wait_until
-from tests.mallnet.debian_layout import PROD_PLUGIN, STOCK_CONF, end, start
+from tests.mallnet.debian_layout import debian_layout, end, start
 
 NODE, OTHER, GATE, KIOSK = "store-bean-bar-1", "store-book-nook-1", "gate-north", "kiosk-atrium"
 CORE, CORE2, MONITOR = "core-1", "core-2", "monitor-ops"  # two core workers, an observer
@@ -218,53 +217,15 @@ def debian_prod_broker(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Target,
     moved into ``tmp_path``; certificates from ``mallnet.pki`` (the broker's, one per identity,
     a rogue CA's), identities written by the same code as ``mallnet broker add-device --cert``.
     Returns the process, the target and the main config file."""
-    assert STOCK_CONF.exists(), "Debian's mosquitto package installs /etc/mosquitto/mosquitto.conf"
-    certs, issued = tmp_path / "certs", tmp_path / "issued"
-    ca = CertificateAuthority(tmp_path / "ca")
-    ca.init("test mall CA")
-    [server] = ca.issue("localhost", CertRole.BROKER, out=certs, san=("127.0.0.1",))
-    assert server.key is not None
-    server.cert.rename(certs / "server.crt")
-    server.key.rename(certs / "server.key")
-    shutil.copyfile(ca.ca_cert, certs / "ca.crt")
+    layout = debian_layout(tmp_path, free_port())  # the broker's certificate, the CA's CRL
+    certs, issued, ca = layout.certs, tmp_path / "issued", layout.ca
     rogue = CertificateAuthority(tmp_path / "rogue-ca")
     rogue.init("rogue CA")
     shutil.copyfile(rogue.ca_cert, certs / "rogue-ca.crt")
-    etc, data, run, logs = (tmp_path / d for d in ("etc", "var-lib", "run", "log"))
-    for folder in (etc / "conf.d", data, run, logs):
-        folder.mkdir(parents=True)
-    main = STOCK_CONF.read_text()
-    for old, new in {
-        "/etc/mosquitto/conf.d": str(etc / "conf.d"),
-        "/var/lib/mosquitto/": f"{data}/",
-        "/run/mosquitto/": f"{run}/",
-        "/var/log/mosquitto/": f"{logs}/",
-    }.items():
-        assert old in main
-        main = main.replace(old, new)
-    (etc / "mosquitto.conf").write_text(main)
-    port = free_port()
-    prod = Path("mqtt_broker/mosquitto.prod.conf").read_text()
-    moves = {
-        "/var/lib/mosquitto/": f"{data}/",
-        "/etc/mosquitto/certs/crl.pem": str(ca.crl),  # the CA's own, rewritten by revoke
-        "/etc/mosquitto/certs/": f"{certs}/",
-        "listener 8883": f"listener {port} 127.0.0.1",
-    }
-    if not Path(PROD_PLUGIN).exists():  # another architecture's multiarch folder
-        moves[PROD_PLUGIN] = str(dynsec_plugin())
-    for old, new in moves.items():
-        assert old in prod
-        prod = prod.replace(old, new)
-    (etc / "conf.d" / "mallnet.conf").write_text(prod)
-    # tests run as this user, not as `mosquitto`, and see reloads in the log (the only
-    # additions to the two files)
-    test_only = f"user {getpass.getuser()}\nlog_type information\n"
-    (etc / "conf.d" / "zz-test-only.conf").write_text(test_only)
     for user, role in IDENTITIES.items():
         ca.issue(user, CertRole(role.value), out=issued)
-        add_device(data / "mallnet-dynsec.json", MALL, user, role, certificate=True)
-    conf = etc / "mosquitto.conf"
+        add_device(layout.dynsec_file, MALL, user, role, certificate=True)
+    conf, port = layout.conf, layout.port
     prod_target = Target("prod", port, {}, certs / "ca.crt", certs, issued, ca)
     return _start(conf, prod_target), prod_target, conf
 
